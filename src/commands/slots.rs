@@ -1,0 +1,136 @@
+//! `slots [--format table|json]`: every provisioned slot, its claim and status.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::commands::Ctx;
+use crate::config::{Profile, WorkerCounts};
+use crate::output::{self, Tone};
+use crate::registry::SlotRecord;
+
+/// `slots --format json`: field names are part of the interface.
+#[derive(Serialize)]
+struct SlotsJson<'a> {
+    pool: &'a str,
+    state_dir: &'a Path,
+    slots: Vec<SlotJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SlotJson<'a> {
+    slot: u32,
+    profile: Profile,
+    project: String,
+    path: &'a Path,
+    ports: &'a std::collections::BTreeMap<String, u16>,
+    workers: &'a WorkerCounts,
+    claimed_by: Option<&'a PathBuf>,
+    claimed_at: Option<DateTime<Utc>>,
+    orphaned: bool,
+    status: &'a str,
+}
+
+pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
+    let pool = ctx.pool()?;
+    let registry = ctx.store(&pool).read()?;
+    let orphaned = |s: &SlotRecord| s.is_orphaned();
+
+    if format == Format::Json {
+        output::json(&SlotsJson {
+            pool: &pool.name,
+            state_dir: &pool.state_dir,
+            slots: registry
+                .slots
+                .values()
+                .map(|s| SlotJson {
+                    slot: s.slot_id,
+                    profile: s.profile,
+                    project: pool.project(s.slot_id),
+                    path: &s.infrastructure_path,
+                    ports: &s.ports,
+                    workers: &s.workers,
+                    claimed_by: s.claimed_by.as_ref(),
+                    claimed_at: s.claimed_at,
+                    orphaned: orphaned(s),
+                    status: &s.status,
+                })
+                .collect(),
+        });
+        return Ok(0);
+    }
+
+    if registry.slots.is_empty() {
+        output::line(&format!(
+            "No slots provisioned in `{}`. Run `docker {} provision` to create them.",
+            pool.state_dir.display(),
+            ctx.invocation.name
+        ));
+        return Ok(0);
+    }
+    // The port people open: `api` where the pool has one, else its first port.
+    let main_port = pool
+        .ports
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .find(|n| *n == "api")
+        .or_else(|| pool.ports.first().map(|(n, _)| n.as_str()))
+        .unwrap_or("api");
+    let port_header = if main_port == "api" {
+        "API Port".to_owned()
+    } else {
+        format!("{main_port} port")
+    };
+    let mut orphans = 0;
+    let rows = registry
+        .slots
+        .values()
+        .map(|s| {
+            let claim = match &s.claimed_by {
+                None => ("-".to_owned(), Tone::Dim),
+                Some(path) if orphaned(s) => {
+                    orphans += 1;
+                    (format!("{} (orphaned)", short_name(path)), Tone::Warn)
+                }
+                Some(path) => (short_name(path), Tone::Plain),
+            };
+            let status_tone = if s.status == "running" {
+                Tone::Good
+            } else {
+                Tone::Dim
+            };
+            vec![
+                (s.slot_id.to_string(), Tone::Plain),
+                (s.profile.to_string(), Tone::Plain),
+                (
+                    s.ports
+                        .get(main_port)
+                        .map_or("-".to_owned(), u16::to_string),
+                    Tone::Plain,
+                ),
+                claim,
+                (s.status.clone(), status_tone),
+            ]
+        })
+        .collect();
+    output::table(
+        &["Slot", "Profile", &port_header, "Claimed By", "Status"],
+        rows,
+    );
+    if orphans > 0 {
+        output::note(&format!(
+            "{orphans} claim(s) orphaned: the worktree that claimed the slot no longer exists."
+        ));
+    }
+    Ok(0)
+}
+
+fn short_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}

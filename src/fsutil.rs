@@ -1,0 +1,134 @@
+//! Files on disk: atomic replace and the exclusive lock around read-modify-write.
+//! It knows nothing of what the files hold.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// Replaces `path` with `contents` so that a reader sees the old file or the new
+/// one, never half of either, and a crash after return keeps the new one.
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let dir = path
+        .parent()
+        .with_context(|| format!("`{}` has no parent folder", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.as_deref().unwrap_or("tmp")))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("failed to replace `{}`", path.display()))?;
+    // The rename itself must reach the disk too, or a crash can undo it.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its parents, naming it when that fails.
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("failed to create folder `{}`", dir.display()))
+}
+
+/// An exclusive lock on a sidecar lock file; released when dropped.
+#[derive(Debug)]
+pub(crate) struct LockGuard {
+    _file: File,
+}
+
+/// Why a lock could not be had.
+#[derive(Debug)]
+pub(crate) struct LockTimeout {
+    pub(crate) path: PathBuf,
+    pub(crate) waited: Duration,
+}
+
+/// Takes an exclusive lock on `path` (created if missing), waiting at most
+/// `timeout`. `on_wait` runs once if the lock is not free at once, so the user
+/// learns why nothing happens.
+pub(crate) fn lock_exclusive(
+    path: &Path,
+    timeout: Duration,
+    on_wait: impl FnOnce(),
+) -> Result<std::result::Result<LockGuard, LockTimeout>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("failed to open lock file `{}`", path.display()))?;
+    let start = Instant::now();
+    let mut on_wait = Some(on_wait);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Ok(LockGuard { _file: file })),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("failed to lock `{}`", path.display()));
+            }
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Ok(Err(LockTimeout {
+                path: path.to_owned(),
+                waited,
+            }));
+        }
+        if waited >= Duration::from_millis(200)
+            && let Some(f) = on_wait.take()
+        {
+            f();
+        }
+        std::thread::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn lock_times_out_while_held_and_is_free_after_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let held = lock_exclusive(&p, Duration::from_secs(1), || {})
+            .unwrap()
+            .unwrap();
+        let mut waited = false;
+        let second = lock_exclusive(&p, Duration::from_millis(300), || waited = true).unwrap();
+        assert!(second.is_err(), "a second lock must not be granted");
+        assert!(waited, "the wait callback runs while blocked");
+        drop(held);
+        assert!(
+            lock_exclusive(&p, Duration::from_millis(300), || {})
+                .unwrap()
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! `docker sandbox`: a Docker CLI plugin that keeps a pool of slots, each an
+//! isolated copy of one Compose stack, and hands them to git worktrees.
+//!
+//! `run` is the whole program: plugin shim, clap, dispatch, exit code.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod fsutil;
+mod output;
+mod plugin;
+mod ports;
+mod registry;
+mod slot;
+mod template;
+mod worktree;
+
+/// Runs the plugin with the process's argv and returns its exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let inv = plugin::parse_argv(args);
+    if inv.metadata {
+        output::line(&plugin::metadata_json());
+        return ExitCode::SUCCESS;
+    }
+    let bin_name = format!("docker {}", inv.name);
+    let parsed = cli::Cli::command()
+        .bin_name(bin_name)
+        .try_get_matches_from(&inv.args)
+        .and_then(|m| cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match commands::dispatch(cli, inv) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            output::error(&err);
+            ExitCode::from(
+                err.chain()
+                    .find_map(|e| e.downcast_ref::<error::UserError>())
+                    .map_or(error::code::FAILURE, |u| u.code),
+            )
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    docker_sandbox::run(std::env::args_os())
+}

@@ -1,0 +1,91 @@
+//! Everything the user reads goes through here: result lines on stdout, notes
+//! and errors on stderr, tables, JSON, and the colour rules (a terminal, and no
+//! `NO_COLOR`). A closed pipe (`| head`) is not an error.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use serde::Serialize;
+
+use crate::error::UserError;
+
+/// Whether stdout gets colour.
+pub(crate) fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        && std::io::stdout().is_terminal()
+}
+
+/// A result line on stdout.
+pub(crate) fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}
+
+/// A note on stderr: progress, warnings, waiting.
+pub(crate) fn note(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// A value as pretty JSON on stdout.
+pub(crate) fn json(value: &impl Serialize) {
+    let text = serde_json::to_string_pretty(value).expect("output serialises");
+    line(&text);
+}
+
+/// A tone for a table cell; colour is applied only when `color()` allows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tone {
+    Plain,
+    Good,
+    Dim,
+    Warn,
+}
+
+/// A table with a header row, sized to the terminal when there is one.
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<(String, Tone)>>) {
+    let colored = color();
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED)
+        .apply_modifier(comfy_table::modifiers::UTF8_ROUND_CORNERS)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers.iter().map(|h| Cell::new(h)));
+    if !colored {
+        t.force_no_tty();
+    }
+    for row in rows {
+        t.add_row(row.into_iter().map(|(text, tone)| {
+            let cell = Cell::new(text);
+            match (colored, tone) {
+                (true, Tone::Good) => cell.fg(Color::Green),
+                (true, Tone::Dim) => cell.fg(Color::DarkGrey),
+                (true, Tone::Warn) => cell.fg(Color::Yellow),
+                _ => cell,
+            }
+        }));
+    }
+    line(&t.to_string());
+}
+
+/// Prints an error with its causes and hint, cargo style.
+pub(crate) fn error(err: &anyhow::Error) {
+    let colored = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stderr().is_terminal();
+    let (red, yellow, reset) = if colored {
+        ("\x1b[1;31m", "\x1b[1;33m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    let mut text = format!("{red}error{reset}: {err}\n");
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("  caused by: {cause}\n"));
+    }
+    if let Some(hint) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<UserError>())
+        .and_then(|u| u.hint.as_ref())
+    {
+        text.push_str(&format!("{yellow}hint{reset}: {hint}\n"));
+    }
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}

