@@ -7,7 +7,6 @@ use std::fmt;
 /// each command's `--help` and in the README.
 pub(crate) mod code {
     pub(crate) const FAILURE: u8 = 1;
-    pub(crate) const USAGE: u8 = 2;
 }
 
 /// An error the user can act on: a message, an optional hint, and the exit code.

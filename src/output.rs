@@ -49,7 +49,7 @@ pub(crate) fn table(headers: &[&str], rows: Vec<Vec<(String, Tone)>>) {
     t.load_preset(presets::UTF8_FULL_CONDENSED)
         .apply_modifier(comfy_table::modifiers::UTF8_ROUND_CORNERS)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers.iter().map(|h| Cell::new(h)));
+        .set_header(headers.iter().map(Cell::new));
     if !colored {
         t.force_no_tty();
     }

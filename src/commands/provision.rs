@@ -21,6 +21,11 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let renderer = Renderer::new(&pool)?;
+    // Every slot renders before anything is written: a template error leaves
+    // the disk as it was.
+    for &id in pool.slots.keys() {
+        slot::render(&pool, &renderer, id)?;
+    }
     let tally = if dry_run {
         // Reads only: not even the state folder is created.
         let registry = store.read()?;

@@ -1,0 +1,205 @@
+//! The test context: a temp root with its own HOME, state folder and `bin/` on
+//! PATH, and helpers to run the built binary in it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_docker-sandbox");
+
+pub struct TestContext {
+    _root: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    /// `DOCKER_SANDBOX_HOME`, unless `use_default_state` was called.
+    pub state: PathBuf,
+    pub bin: PathBuf,
+    pub cwd: PathBuf,
+    state_override: bool,
+}
+
+/// A finished run: exit code and both streams as text.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl TestContext {
+    pub fn new() -> TestContext {
+        let dir = tempfile::Builder::new().prefix("ds-it-").tempdir().unwrap();
+        // Canonical, so paths printed by the binary match paths built here.
+        let root = dir.path().canonicalize().unwrap();
+        let home = root.join("home");
+        let state = root.join("state");
+        let bin = root.join("bin");
+        let cwd = root.join("work");
+        for d in [&home, &bin, &cwd] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        TestContext {
+            _root: dir,
+            root,
+            home,
+            state,
+            bin,
+            cwd,
+            state_override: true,
+        }
+    }
+
+    /// State goes where the tool puts it by default: `$HOME/.ktrdr/sandboxes`.
+    pub fn use_default_state(mut self) -> TestContext {
+        self.state = self.home.join(".ktrdr/sandboxes");
+        self.state_override = false;
+        self
+    }
+
+    /// PATH: our `bin/` first, then the system's.
+    pub fn path_env(&self) -> std::ffi::OsString {
+        let mut paths = vec![self.bin.clone()];
+        paths.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        std::env::join_paths(paths).unwrap()
+    }
+
+    /// A command with this context's environment, running `program`.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.cwd)
+            .env("HOME", &self.home)
+            .env("PATH", self.path_env())
+            .env("NO_COLOR", "1")
+            .env_remove("DOCKER_SANDBOX_CONFIG")
+            .env_remove("DOCKER_SANDBOX_LOCK_TIMEOUT")
+            .env_remove("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND")
+            .env_remove("DOCKER_CLI_PLUGIN_SOCKET")
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_CONFIG");
+        if self.state_override {
+            cmd.env("DOCKER_SANDBOX_HOME", &self.state);
+        } else {
+            cmd.env_remove("DOCKER_SANDBOX_HOME");
+        }
+        cmd
+    }
+
+    /// The plugin binary, run directly.
+    pub fn cmd(&self) -> Command {
+        self.command(BIN)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().unwrap())
+    }
+
+    pub fn run_cmd(mut cmd: Command) -> Run {
+        Run::from(cmd.output().unwrap())
+    }
+
+    /// Makes `cwd` a git repository (so a project file there is found).
+    pub fn git_init(&self) {
+        let st = self
+            .command("git")
+            .args(["init", "-q", "-b", "main"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    pub fn write_project_file(&self, text: &str) -> PathBuf {
+        let p = self.cwd.join("docker-sandbox.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn registry_path(&self) -> PathBuf {
+        self.state.join("registry.json")
+    }
+
+    pub fn registry(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.registry_path()).unwrap()).unwrap()
+    }
+
+    /// Replaces the temp root in output, for snapshots.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.root.display().to_string(), "[ROOT]")
+    }
+}
+
+/// Writes an executable script.
+pub fn write_executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file below `dir` with its bytes, for "nothing changed" checks.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return out;
+    }
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                out.insert(p.clone(), Vec::new());
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Parses an env file into a map (comments and blank lines skipped).
+pub fn env_file(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
