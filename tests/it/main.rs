@@ -2,6 +2,7 @@
 
 mod support;
 
+mod install;
 mod plugin;
 mod provision;
 mod registry;
