@@ -9,8 +9,10 @@ const ABOUT: &str =
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  failure (bad project file, unreadable registry, I/O error, ...)
-  2  usage error";
+  1  failure (bad project file, unreadable registry, no free slot, no engine, ...)
+  2  usage error; for `up`, the startability gate failed
+  3  a port of the slot is in use by something else
+Each command's --help lists its own.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,7 +41,7 @@ Exit codes:
 
     /// List the pool's slots: profile, API port, claim and status
     #[command(after_help = "\
-JSON output (--format json) is an object: {\"pool\", \"state_dir\", \"slots\": [...]};
+JSON output (--format json) is an object: {\"pool\", \"state_dir\", \"live\", \"slots\": [...]};
 each slot has slot, profile, project, path, ports, workers, claimed_by, claimed_at,
 orphaned, status. The README lists every field.
 
@@ -48,6 +50,166 @@ Exit codes:
   1  bad project file, unreadable registry
   2  usage error")]
     Slots(SlotsArgs),
+
+    /// Claim a slot for this worktree (the lightest free one that fits) and write its .env.sandbox
+    #[command(after_help = "\
+Run inside a git worktree; its top folder is the claim's key. Claiming again
+from the same worktree returns the slot it holds. A new claim removes the
+slot's old containers and volumes first.
+
+Exit codes:
+  0  claimed (or already held)
+  1  no free slot, slot taken, not in a git worktree, no engine, lock timeout
+  2  usage error
+  3  a port of the requested slot is in use by something else")]
+    Claim(ClaimArgs),
+
+    /// Start this worktree's slot (claiming one if needed) and wait until it is ready
+    #[command(after_help = "\
+Runs `compose up -d`, then the startability gate: containers running and
+healthy, then the pool's checks (TCP, HTTP status, HTTP list length). On
+failure the stack is taken down with its volumes; the claim is kept.
+
+Exit codes:
+  0  started, and the gate passed (or --no-wait)
+  1  compose up failed; no free slot; no engine or compose; not in a worktree
+  2  the startability gate failed (the report names the check); usage error
+  3  a port of the slot is in use by something else")]
+    Up(UpArgs),
+
+    /// Stop this worktree's slot; the claim is kept
+    #[command(after_help = "\
+Exit codes:
+  0  stopped
+  1  this worktree holds no slot; compose failed
+  2  usage error")]
+    Down(DownArgs),
+
+    /// Show this worktree's slot: URLs, and each container's state and health
+    #[command(after_help = "\
+Exit codes:
+  0  shown
+  1  this worktree holds no slot; no engine
+  2  usage error")]
+    Status(StatusArgs),
+
+    /// Show the logs of this worktree's stack (compose logs)
+    #[command(after_help = "\
+Exit codes: compose's own exit code passes through; 1 when this worktree
+holds no slot; 2 for a usage error.")]
+    Logs(LogsArgs),
+
+    /// Stop a slot, remove its containers and volumes, and free its claim
+    #[command(after_help = "\
+Without SLOT: this worktree's slot. A slot held by another worktree that
+still exists is refused unless --force; an orphaned claim (its worktree is
+gone) is released freely.
+
+Exit codes:
+  0  released (or nothing to release)
+  1  held by another existing worktree (without --force); no engine
+  2  usage error")]
+    Release(ReleaseArgs),
+
+    /// Free orphaned claims and remove this pool's compose projects that no claim owns
+    #[command(after_help = "\
+Exit codes:
+  0  cleaned up (or nothing to do)
+  1  no engine; an engine call failed
+  2  usage error")]
+    Gc(GcArgs),
+}
+
+/// A slot number, 1 to 99.
+fn slot_id(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=99).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a slot number: slots are numbered 1 to 99"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProfileArg {
+    Light,
+    Standard,
+    Heavy,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClaimArgs {
+    /// The lightest profile that will do
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<ProfileArg>,
+    /// This slot and no other
+    #[arg(long, value_parser = slot_id, allow_hyphen_values = true)]
+    pub(crate) slot: Option<u32>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Build images before starting (compose up --build)
+    #[arg(long)]
+    pub(crate) build: bool,
+    /// Do not wait for the startability gate
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    /// Seconds the gate may take in all (default: the pool's, 120)
+    #[arg(long, value_name = "S")]
+    pub(crate) timeout: Option<u64>,
+    /// When claiming: the lightest profile that will do
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<ProfileArg>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DownArgs {
+    /// Also remove the stack's volumes (the database)
+    #[arg(long, short = 'v')]
+    pub(crate) volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// One service only
+    pub(crate) service: Option<String>,
+    /// Follow the logs
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// Lines from the end of each log
+    #[arg(long, short = 'n', value_name = "N")]
+    pub(crate) tail: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseArgs {
+    /// The slot (default: this worktree's)
+    #[arg(value_parser = slot_id, allow_hyphen_values = true)]
+    pub(crate) slot: Option<u32>,
+    /// Release a slot held by another worktree that still exists
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// Show what would be cleaned up; change nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -102,12 +102,9 @@ pub(crate) struct Pool {
     /// Named ports in the order the env file lists them.
     pub(crate) ports: Vec<(String, PortRule)>,
     pub(crate) worker_ports: PortRule,
-    #[cfg_attr(not(test), expect(dead_code, reason = "the gate of `up` is next"))]
     pub(crate) gate: Vec<GateCheck>,
-    #[expect(dead_code, reason = "the gate of `up` is next")]
     pub(crate) gate_timeout: Duration,
     pub(crate) shared_dir: PathBuf,
-    #[expect(dead_code, reason = "init-shared creates these")]
     pub(crate) shared_folders: Vec<String>,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) state_dir: PathBuf,

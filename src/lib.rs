@@ -8,11 +8,16 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
+mod claim;
 mod cli;
 mod commands;
+mod compose;
 mod config;
+mod engine;
 mod error;
 mod fsutil;
+mod gate;
+mod http;
 mod output;
 mod plugin;
 mod ports;

@@ -132,7 +132,6 @@ pub(crate) fn parse_argv(argv: impl IntoIterator<Item = OsString>) -> Invocation
 
 /// The docker binary for child calls: the one docker itself was run as, when it
 /// ran us, else `docker` from PATH.
-#[expect(dead_code, reason = "the lifecycle commands (claim, up) are next")]
 pub(crate) fn docker_binary() -> PathBuf {
     let original = std::env::var_os("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND")
         .filter(|v| !v.is_empty())

@@ -43,7 +43,7 @@ pub(crate) struct SlotPorts {
 }
 
 impl SlotPorts {
-    #[cfg_attr(not(test), expect(dead_code, reason = "the gate reads ports by name"))]
+    #[cfg(test)]
     pub(crate) fn get(&self, name: &str) -> Option<u16> {
         self.named.iter().find(|(n, _)| n == name).map(|(_, p)| *p)
     }
@@ -151,10 +151,6 @@ pub(crate) fn check_pool(pool: &Pool) -> Result<(), PortError> {
 }
 
 /// Whether nothing listens on `port` of the loopback interface: a bind succeeds.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the lifecycle commands (claim, up) are next")
-)]
 pub(crate) fn is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

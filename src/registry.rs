@@ -67,7 +67,6 @@ impl Registry {
     }
 
     /// The slot `worktree` holds, if any.
-    #[cfg_attr(not(test), expect(dead_code, reason = "claim is next"))]
     pub(crate) fn claim_of(&self, worktree: &Path) -> Option<u32> {
         self.slots
             .values()
@@ -77,7 +76,6 @@ impl Registry {
 
     /// The lightest unclaimed slot whose profile is at least `min` and that
     /// `usable` accepts; among equals, the lowest id.
-    #[cfg_attr(not(test), expect(dead_code, reason = "claim is next"))]
     pub(crate) fn pick_free(
         &self,
         min: Profile,

@@ -76,16 +76,15 @@ pub(crate) fn render(pool: &Pool, renderer: &Renderer, slot: u32) -> Result<(Slo
     Ok((ports, rendered))
 }
 
-/// Writes `parts` of a slot. A kept env file keeps its password; a new one gets
-/// a new password.
+/// Writes `parts` of a slot from its rendering. A kept env file keeps its
+/// password; a new one gets the rendering's new password.
 pub(crate) fn write(
     pool: &Pool,
-    renderer: &Renderer,
     registry: &mut Registry,
     slot: u32,
     parts: &[Part],
+    (ports, rendered): &(SlotPorts, Rendered),
 ) -> Result<()> {
-    let (ports, rendered) = render(pool, renderer, slot)?;
     let dir = pool.slot_dir(slot);
     fsutil::create_dir_all(&dir)?;
     if parts.contains(&Part::Compose) {
@@ -95,9 +94,7 @@ pub(crate) fn write(
         fsutil::write_atomic(&dir.join(ENV_FILE), rendered.env.as_bytes(), SECRET_MODE)?;
     }
     if parts.contains(&Part::Record) {
-        registry
-            .slots
-            .insert(slot, record(pool, slot, &dir, &ports));
+        registry.slots.insert(slot, record(pool, slot, &dir, ports));
     }
     Ok(())
 }

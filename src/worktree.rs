@@ -1,7 +1,13 @@
-//! Git worktrees: finding the top level of the checkout we run in. Later, the
-//! git calls (`worktree add/remove`, `info/exclude`) live here too.
+//! Git worktrees: finding the top level of the checkout we run in, and the git
+//! calls we make on it (keeping `.env.sandbox` out of git).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+
+use crate::error::fail;
 
 /// The top level of the git checkout holding `start`: the nearest folder, going
 /// up, with a `.git` entry (a folder in a clone, a file in a linked worktree).
@@ -11,6 +17,62 @@ pub(crate) fn find_top(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .find(|dir| dir.join(".git").exists())
         .map(Path::to_owned)
+}
+
+/// The worktree the user is in: its top level, canonical, as the claim key.
+pub(crate) fn current(cwd: &Path) -> Result<PathBuf> {
+    let top = find_top(cwd).ok_or_else(|| {
+        fail(
+            format!("not inside a git worktree: `{}`", cwd.display()),
+            "run this inside a checkout of your project (a clone or a `git worktree add` folder)",
+        )
+    })?;
+    top.canonicalize()
+        .with_context(|| format!("failed to resolve `{}`", top.display()))
+}
+
+fn git(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).stdin(Stdio::null());
+    cmd
+}
+
+/// Makes git ignore `name` at the top of `worktree`, through the repository's
+/// `info/exclude` (shared by all its worktrees), unless it is ignored already.
+pub(crate) fn exclude(worktree: &Path, name: &str) -> Result<()> {
+    let ignored = git(worktree)
+        .args(["check-ignore", "-q", "--no-index", name])
+        .stderr(Stdio::null())
+        .status()
+        .context("failed to run `git check-ignore`; is git installed?")?;
+    if ignored.success() {
+        return Ok(());
+    }
+    let out = git(worktree)
+        .args(["rev-parse", "--git-common-dir"])
+        .output()
+        .context("failed to run `git rev-parse`")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "`git rev-parse --git-common-dir` failed in `{}`: {}",
+            worktree.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let common = worktree.join(String::from_utf8_lossy(&out.stdout).trim());
+    let info = common.join("info");
+    crate::fsutil::create_dir_all(&info)?;
+    let path = info.join("exclude");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    // One write of one line: appends from several processes do not interleave.
+    file.write_all(
+        format!("\n# docker sandbox: per-worktree env file with a password\n/{name}\n").as_bytes(),
+    )
+    .with_context(|| format!("failed to write `{}`", path.display()))
 }
 
 #[cfg(test)]
@@ -28,5 +90,22 @@ mod tests {
         std::fs::create_dir_all(wt.join("src")).unwrap();
         std::fs::write(wt.join(".git"), "gitdir: ../repo/.git/worktrees/wt\n").unwrap();
         assert_eq!(find_top(&wt.join("src")), Some(wt));
+    }
+
+    #[test]
+    fn exclude_makes_git_ignore_the_file_once() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path();
+        assert!(git(repo).args(["init", "-q"]).status().unwrap().success());
+        std::fs::write(repo.join(".env.sandbox"), "X=1\n").unwrap();
+        exclude(repo, ".env.sandbox").unwrap();
+        exclude(repo, ".env.sandbox").unwrap();
+        let status = git(repo).args(["status", "--porcelain"]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&status.stdout), "");
+        let text = std::fs::read_to_string(repo.join(".git/info/exclude")).unwrap();
+        assert_eq!(text.matches("/.env.sandbox").count(), 1);
+        assert!(current(&repo.join("nowhere/..")).is_ok());
+        let msg = format!("{:#}", current(Path::new("/")).unwrap_err());
+        assert!(msg.contains("not inside a git worktree"), "{msg}");
     }
 }

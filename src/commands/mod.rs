@@ -1,19 +1,34 @@
 //! One file per subcommand. Each turns its clap args into plain values and calls
 //! the domain modules; this file holds what they share.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
-use crate::config::{self, Environment, Pool};
-use crate::plugin::Invocation;
-use crate::registry::Store;
+use crate::claim;
+use crate::cli::{Cli, Command, ProfileArg};
+use crate::compose::{Compose, Project};
+use crate::config::{self, Environment, GateCheck, Pool, Profile};
+use crate::engine::{Docker, Engine};
+use crate::error::fail;
+use crate::plugin::{self, Invocation};
+use crate::registry::{SlotRecord, Store};
+use crate::slot::{COMPOSE_FILE, ENV_FILE};
+use crate::worktree;
 
+mod claim_cmd;
+mod down;
+mod gc;
+mod logs;
 mod provision;
+mod release;
 mod slots;
+mod status;
+mod up;
 
 /// What every command may need, loaded only when asked for.
 pub(crate) struct Ctx {
-    #[allow(dead_code)] // the docker globals are passed on by the lifecycle commands
     pub(crate) invocation: Invocation,
     pub(crate) env: Environment,
 }
@@ -26,9 +41,141 @@ impl Ctx {
     pub(crate) fn store(&self, pool: &Pool) -> Store {
         Store::new(pool, self.env.home.as_deref())
     }
+
+    /// `docker sandbox`, or however the plugin was installed, for hints.
+    pub(crate) fn cmd_name(&self) -> String {
+        format!("docker {}", self.invocation.name)
+    }
+
+    pub(crate) fn docker(&self) -> Docker {
+        Docker {
+            bin: plugin::docker_binary(),
+            globals: self.invocation.globals.clone(),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> Engine {
+        Engine::new(&self.docker())
+    }
+
+    pub(crate) fn compose(&self) -> Result<Compose> {
+        Compose::discover(&self.docker())
+    }
+
+    pub(crate) fn worktree(&self) -> Result<PathBuf> {
+        worktree::current(&self.env.cwd)
+    }
 }
 
-/// Runs the parsed command; returns its exit code.
+pub(crate) fn profile(p: Option<ProfileArg>) -> Option<Profile> {
+    p.map(|p| match p {
+        ProfileArg::Light => Profile::Light,
+        ProfileArg::Standard => Profile::Standard,
+        ProfileArg::Heavy => Profile::Heavy,
+    })
+}
+
+/// The compose project of `slot` run from `directory`, with its env file there
+/// when it exists (a claim's worktree) and the slot's own otherwise.
+pub(crate) fn project(pool: &Pool, slot: u32, directory: &Path) -> Project {
+    let own = directory.join(ENV_FILE);
+    let env_file = if own.is_file() {
+        own
+    } else {
+        pool.slot_dir(slot).join(ENV_FILE)
+    };
+    Project {
+        name: pool.project(slot),
+        directory: directory.to_owned(),
+        env_file,
+        file: pool.slot_dir(slot).join(COMPOSE_FILE),
+    }
+}
+
+/// The slot this worktree holds.
+pub(crate) struct Held {
+    pub(crate) pool: Pool,
+    pub(crate) store: Store,
+    pub(crate) worktree: PathBuf,
+    pub(crate) record: SlotRecord,
+}
+
+impl Held {
+    pub(crate) fn slot(&self) -> u32 {
+        self.record.slot_id
+    }
+
+    pub(crate) fn project(&self) -> Project {
+        project(&self.pool, self.slot(), &self.worktree)
+    }
+}
+
+/// The caller's claim; its env file is written again if it went missing.
+pub(crate) fn held(ctx: &Ctx) -> Result<Held> {
+    let worktree = ctx.worktree()?;
+    let pool = ctx.pool()?;
+    let store = ctx.store(&pool);
+    let registry = store.read()?;
+    let Some(id) = registry.claim_of(&worktree) else {
+        return Err(fail(
+            format!("this worktree holds no slot: `{}`", worktree.display()),
+            format!(
+                "run `{0} up` to claim one and start it, or `{0} slots` to see who holds what",
+                ctx.cmd_name()
+            ),
+        ));
+    };
+    let record = registry.slots[&id].clone();
+    if !worktree.join(ENV_FILE).is_file() {
+        claim::write_env(&pool, id, &record, &worktree)?;
+    }
+    Ok(Held {
+        pool,
+        store,
+        worktree,
+        record,
+    })
+}
+
+/// Sets the registry's status hint of a slot.
+pub(crate) fn mark(store: &Store, slot: u32, status: &str) -> Result<()> {
+    store.update(|reg| {
+        if let Some(rec) = reg.slots.get_mut(&slot) {
+            rec.status = status.to_owned();
+        }
+        Ok(())
+    })
+}
+
+/// Where to reach each named port: an `http://` URL for web ports (those the
+/// gate checks over HTTP, and the usual UI names), `127.0.0.1:port` otherwise.
+pub(crate) fn addresses(pool: &Pool, ports: &BTreeMap<String, u16>) -> Vec<(String, String)> {
+    let http_checked = |name: &str| {
+        pool.gate.iter().any(|g| match g {
+            GateCheck::Http { port, .. } | GateCheck::HttpCount { port, .. } => port == name,
+            GateCheck::Tcp { .. } => false,
+        })
+    };
+    let webby = |name: &str| {
+        ["api", "ui", "web", "http", "grafana", "prometheus"]
+            .iter()
+            .any(|w| name.contains(w))
+    };
+    pool.ports
+        .iter()
+        .filter_map(|(name, _)| ports.get(name).map(|p| (name, *p)))
+        .map(|(name, port)| {
+            let addr = if http_checked(name) || webby(name) {
+                format!("http://127.0.0.1:{port}")
+            } else {
+                format!("127.0.0.1:{port}")
+            };
+            (name.clone(), addr)
+        })
+        .collect()
+}
+
+/// Runs `dispatch`'s command; returns its exit code.
 pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
     let ctx = Ctx {
         invocation,
@@ -37,5 +184,23 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
     match cli.command {
         Command::Provision(args) => provision::exec(&ctx, args.dry_run),
         Command::Slots(args) => slots::exec(&ctx, args.format),
+        Command::Claim(args) => {
+            claim_cmd::exec(&ctx, profile(args.profile), args.slot, args.format)
+        }
+        Command::Up(args) => up::exec(
+            &ctx,
+            up::Options {
+                build: args.build,
+                wait: !args.no_wait,
+                timeout: args.timeout,
+                profile: profile(args.profile),
+                format: args.format,
+            },
+        ),
+        Command::Down(args) => down::exec(&ctx, args.volumes),
+        Command::Status(args) => status::exec(&ctx, args.format),
+        Command::Logs(args) => logs::exec(&ctx, args.service.as_deref(), args.follow, args.tail),
+        Command::Release(args) => release::exec(&ctx, args.slot, args.force),
+        Command::Gc(args) => gc::exec(&ctx, args.dry_run),
     }
 }

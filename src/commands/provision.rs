@@ -1,5 +1,7 @@
 //! `provision [--dry-run]`: create or repair every slot of the pool.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 
 use crate::commands::Ctx;
@@ -23,20 +25,21 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
     let renderer = Renderer::new(&pool)?;
     // Every slot renders before anything is written: a template error leaves
     // the disk as it was.
-    for &id in pool.slots.keys() {
-        slot::render(&pool, &renderer, id)?;
-    }
+    let rendered = pool
+        .slots
+        .keys()
+        .map(|&id| Ok((id, slot::render(&pool, &renderer, id)?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
     let tally = if dry_run {
         // Reads only: not even the state folder is created.
         let registry = store.read()?;
         let mut tally = Tally::default();
-        for &id in pool.slots.keys() {
-            let (ports, _) = slot::render(&pool, &renderer, id)?;
+        for (&id, (ports, _)) in &rendered {
             report(
                 &pool,
                 id,
                 &slot::plan(&pool, &registry, id),
-                Some(&ports),
+                Some(ports),
                 &mut tally,
             );
         }
@@ -44,11 +47,11 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
     } else {
         store.update(|registry: &mut Registry| {
             let mut tally = Tally::default();
-            for &id in pool.slots.keys() {
+            for (&id, files) in &rendered {
                 let plan = slot::plan(&pool, registry, id);
                 match &plan {
-                    Plan::Create => slot::write(&pool, &renderer, registry, id, &Part::ALL)?,
-                    Plan::Repair(parts) => slot::write(&pool, &renderer, registry, id, parts)?,
+                    Plan::Create => slot::write(&pool, registry, id, &Part::ALL, files)?,
+                    Plan::Repair(parts) => slot::write(&pool, registry, id, parts, files)?,
                     Plan::Complete => {}
                 }
                 report(&pool, id, &plan, None, &mut tally);

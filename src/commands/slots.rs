@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::cli::Format;
 use crate::commands::Ctx;
+use crate::commands::status::summarise;
 use crate::config::{Profile, WorkerCounts};
+use crate::engine::Container;
 use crate::output::{self, Tone};
 use crate::registry::SlotRecord;
 
@@ -17,6 +19,8 @@ use crate::registry::SlotRecord;
 struct SlotsJson<'a> {
     pool: &'a str,
     state_dir: &'a Path,
+    /// Whether `status` comes from the engine (else the registry's last hint).
+    live: bool,
     slots: Vec<SlotJson<'a>>,
 }
 
@@ -31,18 +35,43 @@ struct SlotJson<'a> {
     claimed_by: Option<&'a PathBuf>,
     claimed_at: Option<DateTime<Utc>>,
     orphaned: bool,
-    status: &'a str,
+    status: String,
 }
 
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let registry = ctx.store(&pool).read()?;
     let orphaned = |s: &SlotRecord| s.is_orphaned();
+    // One engine query for the whole pool; without an engine, the registry's hint.
+    let live = if registry.slots.is_empty() {
+        None
+    } else {
+        match ctx.engine().containers(None) {
+            Ok(list) => Some(list),
+            Err(e) => {
+                output::note(&format!(
+                    "warning: status is the registry's last known state: {e:#}"
+                ));
+                None
+            }
+        }
+    };
+    let status_of = |s: &SlotRecord| -> String {
+        match &live {
+            Some(list) => {
+                let project = pool.project(s.slot_id);
+                let own: Vec<&Container> = list.iter().filter(|c| c.project == project).collect();
+                summarise(&own).to_owned()
+            }
+            None => s.status.clone(),
+        }
+    };
 
     if format == Format::Json {
         output::json(&SlotsJson {
             pool: &pool.name,
             state_dir: &pool.state_dir,
+            live: live.is_some(),
             slots: registry
                 .slots
                 .values()
@@ -56,7 +85,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                     claimed_by: s.claimed_by.as_ref(),
                     claimed_at: s.claimed_at,
                     orphaned: orphaned(s),
-                    status: &s.status,
+                    status: status_of(s),
                 })
                 .collect(),
         });
@@ -97,10 +126,11 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                 }
                 Some(path) => (short_name(path), Tone::Plain),
             };
-            let status_tone = if s.status == "running" {
-                Tone::Good
-            } else {
-                Tone::Dim
+            let status = status_of(s);
+            let status_tone = match status.as_str() {
+                "running" => Tone::Good,
+                "partial" => Tone::Warn,
+                _ => Tone::Dim,
             };
             vec![
                 (s.slot_id.to_string(), Tone::Plain),
@@ -112,7 +142,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                     Tone::Plain,
                 ),
                 claim,
-                (s.status.clone(), status_tone),
+                (status, status_tone),
             ]
         })
         .collect();
@@ -122,7 +152,9 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     );
     if orphans > 0 {
         output::note(&format!(
-            "{orphans} claim(s) orphaned: the worktree that claimed the slot no longer exists."
+            "{orphans} claim(s) orphaned: the worktree that claimed the slot no longer exists. \
+             `{} gc` frees them.",
+            ctx.cmd_name()
         ));
     }
     Ok(0)

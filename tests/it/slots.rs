@@ -45,13 +45,40 @@ fn claims_and_orphans_are_shown() {
     )
     .unwrap();
 
-    let run = ctx.run(&["slots"]).success();
+    // Without an engine, the status column is the registry's hint, said so.
+    let no_engine = || {
+        let mut cmd = ctx.cmd();
+        cmd.env(
+            "DOCKER_HOST",
+            format!("unix://{}/no-engine.sock", ctx.root.display()),
+        );
+        cmd
+    };
+    let run = TestContext::run_cmd({
+        let mut c = no_engine();
+        c.arg("slots");
+        c
+    })
+    .success();
     insta::assert_snapshot!("slots_claims", run.stdout);
     assert!(run.stderr.contains("1 claim(s) orphaned"), "{}", run.stderr);
+    assert!(run.stderr.contains("gc` frees them"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("warning: status is the registry's last known state"),
+        "{}",
+        run.stderr
+    );
 
-    let run = ctx.run(&["slots", "--format", "json"]).success();
+    let run = TestContext::run_cmd({
+        let mut c = no_engine();
+        c.args(["slots", "--format", "json"]);
+        c
+    })
+    .success();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["pool"], "ktrdr");
+    assert_eq!(v["live"], false);
     assert_eq!(v["state_dir"], serde_json::json!(ctx.state));
     let slots = v["slots"].as_array().unwrap();
     assert_eq!(slots.len(), 6);

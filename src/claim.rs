@@ -1,0 +1,351 @@
+//! Claims: a worktree takes a slot (the lightest free one that fits, whose ports
+//! nothing else holds), gets its own `.env.sandbox`, and gives the slot back.
+//! A new claim starts from clean state; a released slot leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use chrono::Utc;
+
+use crate::config::{Pool, Profile};
+use crate::engine::{Container, Engine, Removed};
+use crate::error::{UserError, code, fail};
+use crate::fsutil;
+use crate::ports;
+use crate::registry::{Registry, SlotRecord, Store};
+use crate::slot::{ENV_FILE, SECRET_MODE};
+use crate::worktree;
+
+/// Exit codes of `claim` (and of `up` when it claims).
+pub(crate) const NO_FREE_SLOT: u8 = code::FAILURE;
+pub(crate) const PORT_CONFLICT: u8 = 3;
+
+/// What a worktree asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Want {
+    pub(crate) profile: Option<Profile>,
+    pub(crate) slot: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub(crate) slot: u32,
+    /// A new claim (else the worktree held it already).
+    pub(crate) fresh: bool,
+    pub(crate) record: SlotRecord,
+    /// What was cleared off the slot before handing it over.
+    pub(crate) cleaned: Removed,
+}
+
+/// A port of a slot that something other than the slot's own containers holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Busy {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    /// The container holding it, when it is a container.
+    pub(crate) holder: Option<String>,
+}
+
+/// The ports of `record` held by anything but the slot's own containers.
+pub(crate) fn busy_ports(pool: &Pool, record: &SlotRecord, containers: &[Container]) -> Vec<Busy> {
+    let own = pool.project(record.slot_id);
+    record
+        .ports
+        .iter()
+        .filter(|(_, port)| !ports::is_free(**port))
+        .filter_map(|(name, port)| {
+            let holder = containers
+                .iter()
+                .find(|c| c.ports.iter().any(|p| p.public == *port));
+            match holder {
+                Some(c) if c.project == own => None,
+                Some(c) => Some(Busy {
+                    name: name.clone(),
+                    port: *port,
+                    holder: Some(format!(
+                        "container `{}` of compose project `{}`",
+                        c.name, c.project
+                    )),
+                }),
+                None => Some(Busy {
+                    name: name.clone(),
+                    port: *port,
+                    holder: None,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The error for busy ports of a slot, exit code 3.
+pub(crate) fn port_conflict(slot: u32, busy: &[Busy]) -> anyhow::Error {
+    let first = &busy[0];
+    let what: Vec<String> = busy
+        .iter()
+        .map(|b| {
+            format!("{} ({})", b.port, b.name)
+                + &b.holder
+                    .as_ref()
+                    .map(|h| format!(", held by {h}"))
+                    .unwrap_or_default()
+        })
+        .collect();
+    UserError::new(
+        PORT_CONFLICT,
+        format!("port {} of slot {slot} is in use by something else: {}", first.port, what.join("; ")),
+    )
+    .hint(format!(
+        "this may be a sandbox the registry does not know, or another program: `ss -ltnp 'sport = :{}'` or `lsof -i :{}` shows its owner",
+        first.port, first.port
+    ))
+    .into()
+}
+
+/// Claims a slot for `worktree` (or returns the one it holds), clears the
+/// slot's old containers and volumes when the claim is new, and writes the
+/// worktree's env file.
+pub(crate) fn claim(
+    pool: &Pool,
+    store: &Store,
+    engine: &Engine,
+    worktree: &Path,
+    want: Want,
+    cmd: &str,
+) -> Result<Claimed> {
+    // One engine query up front: which containers publish which ports.
+    let containers = engine.containers(None)?;
+    let (slot, fresh, record) = store.update(|reg| {
+        if reg.slots.is_empty() {
+            return Err(fail(
+                format!("no slots are provisioned in `{}`", pool.state_dir.display()),
+                format!("run `{cmd} provision` first"),
+            ));
+        }
+        if let Some(id) = reg.claim_of(worktree) {
+            let rec = &reg.slots[&id];
+            if let Some(want_slot) = want.slot.filter(|s| *s != id) {
+                return Err(fail(
+                    format!("this worktree already holds slot {id}, not slot {want_slot}"),
+                    format!("run `{cmd} release` first to change slots"),
+                ));
+            }
+            if let Some(p) = want.profile.filter(|p| *p > rec.profile) {
+                return Err(fail(
+                    format!(
+                        "this worktree holds slot {id} ({}), lighter than `{p}`",
+                        rec.profile
+                    ),
+                    format!("run `{cmd} release`, then claim with `--profile {p}`"),
+                ));
+            }
+            return Ok((id, false, rec.clone()));
+        }
+        let min = want.profile.unwrap_or(Profile::Light);
+        let id = match want.slot {
+            Some(id) => check_requested(pool, reg, id, min, &containers, cmd)?,
+            None => reg
+                .pick_free(min, |rec| busy_ports(pool, rec, &containers).is_empty())
+                .ok_or_else(|| no_free_slot(pool, reg, min, &containers, cmd))?,
+        };
+        let rec = reg.slots.get_mut(&id).expect("picked slot exists");
+        rec.claimed_by = Some(worktree.to_owned());
+        rec.claimed_at = Some(Utc::now());
+        rec.status = "stopped".to_owned();
+        Ok((id, true, rec.clone()))
+    })?;
+
+    let mut cleaned = Removed::default();
+    if fresh {
+        // Whatever an earlier holder left (a database volume with its old
+        // password, above all) goes before the slot is handed over.
+        match engine.remove_project(&pool.project(slot)) {
+            Ok(r) => cleaned = r,
+            Err(e) => {
+                unclaim(store, slot, worktree)?;
+                return Err(e.context(format!(
+                    "failed to clear slot {slot} before handing it over; the claim was undone"
+                )));
+            }
+        }
+    }
+    write_env(pool, slot, &record, worktree)?;
+    Ok(Claimed {
+        slot,
+        fresh,
+        record,
+        cleaned,
+    })
+}
+
+fn check_requested(
+    pool: &Pool,
+    reg: &Registry,
+    id: u32,
+    min: Profile,
+    containers: &[Container],
+    cmd: &str,
+) -> Result<u32> {
+    let Some(rec) = reg.slots.get(&id) else {
+        let ids: Vec<String> = reg.slots.keys().map(u32::to_string).collect();
+        return Err(fail(
+            format!("slot {id} does not exist"),
+            format!("the pool's slots are {}", ids.join(", ")),
+        ));
+    };
+    if let Some(holder) = &rec.claimed_by {
+        let hint = if rec.is_orphaned() {
+            format!("its worktree is gone: `{cmd} release {id}` frees it")
+        } else {
+            format!("pick another slot, or let `{cmd} slots` show the free ones")
+        };
+        return Err(UserError::new(
+            NO_FREE_SLOT,
+            format!("slot {id} is claimed by `{}`", holder.display()),
+        )
+        .hint(hint)
+        .into());
+    }
+    if rec.profile < min {
+        return Err(fail(
+            format!(
+                "slot {id} is `{}`, lighter than the `{min}` asked for",
+                rec.profile
+            ),
+            "leave out --slot to get the lightest slot that fits",
+        ));
+    }
+    let busy = busy_ports(pool, rec, containers);
+    if !busy.is_empty() {
+        return Err(port_conflict(id, &busy));
+    }
+    Ok(id)
+}
+
+fn no_free_slot(
+    pool: &Pool,
+    reg: &Registry,
+    min: Profile,
+    containers: &[Container],
+    cmd: &str,
+) -> anyhow::Error {
+    let mut lines = Vec::new();
+    for rec in reg.slots.values() {
+        let why = match &rec.claimed_by {
+            Some(p) if rec.is_orphaned() => format!(
+                "claimed by `{}` (orphaned: the worktree is gone)",
+                p.display()
+            ),
+            Some(p) => format!("claimed by `{}`", p.display()),
+            None if rec.profile < min => "too light".to_owned(),
+            None => match busy_ports(pool, rec, containers).first() {
+                Some(b) => format!("port {} ({}) is in use", b.port, b.name),
+                None => "free".to_owned(),
+            },
+        };
+        lines.push(format!("  slot {} ({}): {why}", rec.slot_id, rec.profile));
+    }
+    UserError::new(
+        NO_FREE_SLOT,
+        format!(
+            "no free slot with profile `{min}` or heavier:\n{}",
+            lines.join("\n")
+        ),
+    )
+    .hint(format!(
+        "release a slot with `{cmd} release SLOT`, or free orphaned claims with `{cmd} gc`"
+    ))
+    .into()
+}
+
+/// Frees `slot` if `worktree` still holds it.
+fn unclaim(store: &Store, slot: u32, worktree: &Path) -> Result<()> {
+    store.update(|reg| {
+        if let Some(rec) = reg.slots.get_mut(&slot)
+            && rec.claimed_by.as_deref() == Some(worktree)
+        {
+            rec.claimed_by = None;
+            rec.claimed_at = None;
+            rec.status = "stopped".to_owned();
+        }
+        Ok(())
+    })
+}
+
+/// The worktree's `.env.sandbox`: the slot's values and this claim's identity.
+/// Written on every claim, so a lost file comes back with the same content.
+pub(crate) fn write_env(
+    pool: &Pool,
+    slot: u32,
+    record: &SlotRecord,
+    worktree: &Path,
+) -> Result<()> {
+    let slot_env = pool.slot_dir(slot).join(ENV_FILE);
+    let mut text = std::fs::read_to_string(&slot_env).map_err(|e| {
+        fail(
+            format!("cannot read `{}`: {e}", slot_env.display()),
+            "run `docker sandbox provision` to repair the slot",
+        )
+    })?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let instance = worktree
+        .file_name()
+        .map_or_else(|| pool.project(slot), |n| n.to_string_lossy().into_owned());
+    let created = record
+        .claimed_at
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    text.push_str(&format!(
+        "# This worktree's claim\nINSTANCE_ID={instance}\nSANDBOX_WORKTREE={}\nCREATED_AT={created}\nSANDBOX_VERSION={}\n",
+        worktree.display(),
+        env!("CARGO_PKG_VERSION")
+    ));
+    let path = worktree.join(ENV_FILE);
+    fsutil::write_atomic(&path, text.as_bytes(), SECRET_MODE)?;
+    worktree::exclude(worktree, ENV_FILE)
+}
+
+/// Checks that `caller` may release `slot`: its own claim, an orphan, or `force`.
+pub(crate) fn may_release(
+    reg: &Registry,
+    slot: u32,
+    caller: Option<&Path>,
+    force: bool,
+    cmd: &str,
+) -> Result<Option<PathBuf>> {
+    let Some(rec) = reg.slots.get(&slot) else {
+        let ids: Vec<String> = reg.slots.keys().map(u32::to_string).collect();
+        return Err(fail(
+            format!("slot {slot} does not exist"),
+            format!("the pool's slots are {}", ids.join(", ")),
+        ));
+    };
+    let Some(holder) = rec.claimed_by.clone() else {
+        return Ok(None);
+    };
+    if holder.exists() && caller != Some(holder.as_path()) && !force {
+        return Err(fail(
+            format!(
+                "slot {slot} is claimed by `{}` which still exists",
+                holder.display()
+            ),
+            format!("run `{cmd} release {slot} --force` to free it anyway"),
+        ));
+    }
+    Ok(Some(holder))
+}
+
+/// Frees a claim after its stack is down: the registry entry, and the
+/// holder's env file when the holder still exists.
+pub(crate) fn finish_release(store: &Store, slot: u32, holder: &Path) -> Result<()> {
+    unclaim(store, slot, holder)?;
+    let env = holder.join(ENV_FILE);
+    match std::fs::remove_file(&env) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("failed to remove `{}`", env.display())))
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `claim [--profile P] [--slot N]`: take a slot for this worktree.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::claim::{self, Want};
+use crate::cli::Format;
+use crate::commands::{Ctx, addresses};
+use crate::config::Profile;
+use crate::output;
+use crate::slot::ENV_FILE;
+
+/// `claim --format json` (and the `claim` part of `up --format json`).
+#[derive(Serialize)]
+pub(crate) struct ClaimJson {
+    pub(crate) slot: u32,
+    pub(crate) profile: Profile,
+    pub(crate) project: String,
+    pub(crate) worktree: std::path::PathBuf,
+    pub(crate) env_file: std::path::PathBuf,
+    /// A new claim; false when the worktree held the slot already.
+    pub(crate) fresh: bool,
+    pub(crate) ports: std::collections::BTreeMap<String, u16>,
+}
+
+pub(crate) fn exec(
+    ctx: &Ctx,
+    profile: Option<Profile>,
+    slot: Option<u32>,
+    format: Format,
+) -> Result<u8> {
+    let worktree = ctx.worktree()?;
+    let pool = ctx.pool()?;
+    let store = ctx.store(&pool);
+    let engine = ctx.engine();
+    engine.ping()?;
+    let c = claim::claim(
+        &pool,
+        &store,
+        &engine,
+        &worktree,
+        Want { profile, slot },
+        &ctx.cmd_name(),
+    )?;
+    if format == Format::Json {
+        output::json(&ClaimJson {
+            slot: c.slot,
+            profile: c.record.profile,
+            project: pool.project(c.slot),
+            env_file: worktree.join(ENV_FILE),
+            worktree,
+            fresh: c.fresh,
+            ports: c.record.ports.clone(),
+        });
+        return Ok(0);
+    }
+    if c.fresh {
+        output::line(&format!(
+            "Claimed slot {} ({}) for `{}`",
+            c.slot,
+            c.record.profile,
+            worktree.display()
+        ));
+        let r = &c.cleaned;
+        if r.containers + r.volumes + r.networks > 0 {
+            output::note(&format!(
+                "Cleared what the slot's last holder left: {} container(s), {} volume(s), {} network(s)",
+                r.containers, r.volumes, r.networks
+            ));
+        }
+    } else {
+        output::line(&format!(
+            "This worktree already holds slot {} ({})",
+            c.slot, c.record.profile
+        ));
+    }
+    for (name, addr) in addresses(&pool, &c.record.ports) {
+        output::line(&format!("  {name:<18} {addr}"));
+    }
+    output::line(&format!("Env file: {}", worktree.join(ENV_FILE).display()));
+    output::note(&format!("Next: `{} up` starts the stack", ctx.cmd_name()));
+    Ok(0)
+}

@@ -1,0 +1,44 @@
+//! `down [--volumes]`: stop this worktree's stack; the claim stays.
+
+use std::process::Stdio;
+
+use anyhow::{Context, Result};
+
+use crate::commands::{Ctx, held, mark};
+use crate::compose;
+use crate::error::fail;
+use crate::output;
+
+pub(crate) fn exec(ctx: &Ctx, volumes: bool) -> Result<u8> {
+    let held = held(ctx)?;
+    let compose = ctx.compose()?;
+    let project = held.project();
+    let mut args = vec!["down", "--remove-orphans"];
+    if volumes {
+        args.push("--volumes");
+    }
+    let mut down = compose.command(&project, &args);
+    let status = down
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .with_context(|| format!("failed to run `{}`", compose::display(&down)))?;
+    if !status.success() {
+        return Err(fail(
+            format!("`compose down` failed for slot {} ({status})", held.slot()),
+            format!("the command was: {}", compose::display(&down)),
+        ));
+    }
+    mark(&held.store, held.slot(), "stopped")?;
+    let what = if volumes {
+        " and removed its volumes"
+    } else {
+        ""
+    };
+    output::line(&format!(
+        "Stopped slot {}{what}; this worktree still holds it (`{} release` frees it)",
+        held.slot(),
+        ctx.cmd_name()
+    ));
+    Ok(0)
+}

@@ -1,0 +1,28 @@
+//! `logs [SERVICE] [-f] [--tail N]`: compose logs; its exit code passes through.
+
+use anyhow::{Context, Result};
+
+use crate::commands::{Ctx, held};
+use crate::compose;
+
+pub(crate) fn exec(
+    ctx: &Ctx,
+    service: Option<&str>,
+    follow: bool,
+    tail: Option<u32>,
+) -> Result<u8> {
+    let held = held(ctx)?;
+    let compose = ctx.compose()?;
+    let tail = tail.map(|n| format!("--tail={n}"));
+    let mut args = vec!["logs"];
+    if follow {
+        args.push("--follow");
+    }
+    args.extend(tail.as_deref());
+    args.extend(service);
+    let mut logs = compose.command(&held.project(), &args);
+    let status = logs
+        .status()
+        .with_context(|| format!("failed to run `{}`", compose::display(&logs)))?;
+    Ok(status.code().map_or(1, |c| c.clamp(0, 255) as u8))
+}

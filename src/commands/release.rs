@@ -1,0 +1,84 @@
+//! `release [SLOT] [--force]`: stop a slot, remove its containers and volumes,
+//! free its claim, and remove the worktree's env file.
+
+use anyhow::Result;
+
+use crate::claim;
+use crate::commands::{Ctx, project};
+use crate::engine::Engine;
+use crate::output;
+
+pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool) -> Result<u8> {
+    let pool = ctx.pool()?;
+    let store = ctx.store(&pool);
+    let cmd = ctx.cmd_name();
+    let caller = match slot {
+        None => Some(ctx.worktree()?),
+        Some(_) => ctx.worktree().ok(),
+    };
+    let registry = store.read()?;
+    let slot = match slot {
+        Some(s) => s,
+        None => {
+            let wt = caller.as_deref().expect("a worktree when no slot is given");
+            match registry.claim_of(wt) {
+                Some(s) => s,
+                None => {
+                    output::line(&format!(
+                        "This worktree holds no slot: nothing to release (`{}`)",
+                        wt.display()
+                    ));
+                    return Ok(0);
+                }
+            }
+        }
+    };
+    let Some(holder) = claim::may_release(&registry, slot, caller.as_deref(), force, &cmd)? else {
+        output::line(&format!("Slot {slot} is not claimed: nothing to release"));
+        return Ok(0);
+    };
+    let engine = ctx.engine();
+    engine.ping()?;
+    let removed = stop_and_remove(ctx, &pool, &engine, slot, &holder)?;
+    claim::finish_release(&store, slot, &holder)?;
+    output::line(&format!(
+        "Released slot {slot} (claimed by `{}`): removed {} container(s), {} volume(s), {} network(s)",
+        holder.display(),
+        removed.containers,
+        removed.volumes,
+        removed.networks
+    ));
+    Ok(0)
+}
+
+/// `compose down -v --remove-orphans` where compose can still run the project,
+/// then everything else carrying the project's label.
+pub(crate) fn stop_and_remove(
+    ctx: &Ctx,
+    pool: &crate::config::Pool,
+    engine: &Engine,
+    slot: u32,
+    holder: &std::path::Path,
+) -> Result<crate::engine::Removed> {
+    let name = pool.project(slot);
+    let before = engine.containers(Some(&name))?.len();
+    let volumes_before = engine.volumes(Some(&name))?.len();
+    let networks_before = engine.networks(Some(&name))?.len();
+    if before + volumes_before + networks_before > 0 {
+        let dir = if holder.is_dir() {
+            holder.to_owned()
+        } else {
+            pool.slot_dir(slot)
+        };
+        let project = project(pool, slot, &dir);
+        if project.file.is_file() && project.env_file.is_file() {
+            crate::commands::up::compose_down(&ctx.compose()?, &project);
+        }
+    }
+    engine.remove_project(&name)?;
+    Ok(crate::engine::Removed {
+        containers: before,
+        volumes: volumes_before,
+        networks: networks_before,
+    })
+}

@@ -1,0 +1,117 @@
+//! `status [--format json]`: this worktree's slot, its URLs, and each
+//! container's state and health, from one engine query.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::commands::{Ctx, addresses, held};
+use crate::config::Profile;
+use crate::engine::Container;
+use crate::output::{self, Tone};
+
+/// `status --format json`.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    slot: u32,
+    profile: Profile,
+    project: &'a str,
+    worktree: &'a std::path::Path,
+    claimed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `running` (every container runs), `partial`, or `stopped`.
+    status: &'static str,
+    ports: &'a std::collections::BTreeMap<String, u16>,
+    urls: std::collections::BTreeMap<String, String>,
+    containers: Vec<ContainerJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ContainerJson<'a> {
+    service: &'a str,
+    name: &'a str,
+    state: &'a str,
+    health: Option<&'static str>,
+    status: &'a str,
+    ports: Vec<u16>,
+}
+
+/// A stack's state from its containers.
+pub(crate) fn summarise(containers: &[&Container]) -> &'static str {
+    let running = containers.iter().filter(|c| c.state == "running").count();
+    match running {
+        0 => "stopped",
+        n if n == containers.len() => "running",
+        _ => "partial",
+    }
+}
+
+pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
+    let held = held(ctx)?;
+    let engine = ctx.engine();
+    let project = held.pool.project(held.slot());
+    let mut containers = engine.containers(Some(&project))?;
+    containers.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
+    let refs: Vec<&Container> = containers.iter().collect();
+    let state = summarise(&refs);
+    let urls = addresses(&held.pool, &held.record.ports);
+    if format == Format::Json {
+        output::json(&StatusJson {
+            slot: held.slot(),
+            profile: held.record.profile,
+            project: &project,
+            worktree: &held.worktree,
+            claimed_at: held.record.claimed_at,
+            status: state,
+            ports: &held.record.ports,
+            urls: urls.into_iter().collect(),
+            containers: containers
+                .iter()
+                .map(|c| ContainerJson {
+                    service: &c.service,
+                    name: &c.name,
+                    state: &c.state,
+                    health: c.health(),
+                    status: &c.status,
+                    ports: c.ports.iter().map(|p| p.public).collect(),
+                })
+                .collect(),
+        });
+        return Ok(0);
+    }
+    output::line(&format!(
+        "Slot {} ({}) of `{}`: {state}, project {project}",
+        held.slot(),
+        held.record.profile,
+        held.worktree.display()
+    ));
+    for (name, addr) in urls {
+        output::line(&format!("  {name:<18} {addr}"));
+    }
+    if containers.is_empty() {
+        output::line(&format!(
+            "No containers: `{} up` starts the stack.",
+            ctx.cmd_name()
+        ));
+        return Ok(0);
+    }
+    let rows = containers
+        .iter()
+        .map(|c| {
+            let tone = match (c.state.as_str(), c.health()) {
+                ("running", None | Some("healthy")) => Tone::Good,
+                ("running", _) => Tone::Warn,
+                _ => Tone::Dim,
+            };
+            let ports: Vec<String> = c.ports.iter().map(|p| p.public.to_string()).collect();
+            vec![
+                (c.service.clone(), Tone::Plain),
+                (c.state.clone(), tone),
+                (c.health().unwrap_or("-").to_owned(), tone),
+                (ports.join(", "), Tone::Plain),
+                (c.status.clone(), Tone::Dim),
+            ]
+        })
+        .collect();
+    output::table(&["Service", "State", "Health", "Ports", "Status"], rows);
+    Ok(0)
+}

@@ -1,0 +1,296 @@
+//! `up`: claim if needed, check ports, `compose up -d`, then the startability
+//! gate; on failure, report and leave no half-started stack behind.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::claim::{self, Want};
+use crate::cli::Format;
+use crate::commands::{Ctx, addresses, mark, project};
+use crate::compose::{self, Compose, Project};
+use crate::config::Profile;
+use crate::engine::Engine;
+use crate::error::{UserError, code};
+use crate::gate::{self, Outcome, Report};
+use crate::output;
+
+pub(crate) const GATE_FAILED: u8 = 2;
+
+pub(crate) struct Options {
+    pub(crate) build: bool,
+    pub(crate) wait: bool,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) profile: Option<Profile>,
+    pub(crate) format: Format,
+}
+
+/// `up --format json`.
+#[derive(Serialize)]
+struct UpJson {
+    slot: u32,
+    profile: Profile,
+    project: String,
+    worktree: std::path::PathBuf,
+    /// `started`, `already-up` or `started-no-wait`.
+    result: &'static str,
+    seconds: f64,
+    urls: std::collections::BTreeMap<String, String>,
+    checks: Vec<CheckJson>,
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    check: String,
+    passed: bool,
+    detail: String,
+}
+
+pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
+    let start = std::time::Instant::now();
+    let worktree = ctx.worktree()?;
+    let pool = ctx.pool()?;
+    let store = ctx.store(&pool);
+    let engine = ctx.engine();
+    engine.ping()?;
+    let compose = ctx.compose()?;
+    let cmd = ctx.cmd_name();
+    let claimed = claim::claim(
+        &pool,
+        &store,
+        &engine,
+        &worktree,
+        Want {
+            profile: opts.profile,
+            slot: None,
+        },
+        &cmd,
+    )?;
+    let slot = claimed.slot;
+    let record = &claimed.record;
+    if claimed.fresh {
+        output::note(&format!(
+            "Claimed slot {slot} ({}) for `{}`",
+            record.profile,
+            worktree.display()
+        ));
+    }
+    let project = project(&pool, slot, &worktree);
+
+    let containers = engine.containers(None)?;
+    let busy = claim::busy_ports(&pool, record, &containers);
+    if !busy.is_empty() {
+        return Err(claim::port_conflict(slot, &busy));
+    }
+
+    let target = gate::Target {
+        engine: &engine,
+        project: &project.name,
+        ports: &record.ports,
+        workers: record.workers.values().sum(),
+        checks: &pool.gate,
+    };
+    let finish = |result: &'static str, report: Option<&Report>| -> Result<u8> {
+        mark(&store, slot, "running")?;
+        let urls = addresses(&pool, &record.ports);
+        if opts.format == Format::Json {
+            output::json(&UpJson {
+                slot,
+                profile: record.profile,
+                project: project.name.clone(),
+                worktree: worktree.clone(),
+                result,
+                seconds: start.elapsed().as_secs_f64(),
+                urls: urls.into_iter().collect(),
+                checks: report.map(checks_json).unwrap_or_default(),
+            });
+        } else {
+            let how = match result {
+                "already-up" => "is already up",
+                "started-no-wait" => "started (the gate was not run)",
+                _ => "is up and ready",
+            };
+            output::line(&format!(
+                "Slot {slot} ({}) {how}: project {} in {:.1}s",
+                record.profile,
+                project.name,
+                start.elapsed().as_secs_f64()
+            ));
+            for (name, addr) in urls {
+                output::line(&format!("  {name:<18} {addr}"));
+            }
+        }
+        Ok(0)
+    };
+
+    // A running, healthy stack that passes every check at once is left as it is.
+    let own: Vec<_> = containers
+        .iter()
+        .filter(|c| c.project == project.name)
+        .collect();
+    if !opts.build && opts.wait && !own.is_empty() && own.iter().all(|c| c.state == "running") {
+        let report = gate::run(&target, Duration::ZERO, |_| {});
+        if report.passed() {
+            return finish("already-up", Some(&report));
+        }
+    }
+
+    // The template mounts the shared folders; made here, they belong to the
+    // user rather than to the root-owned folders docker would create.
+    for folder in &pool.shared_folders {
+        crate::fsutil::create_dir_all(&pool.shared_dir.join(folder))?;
+    }
+    let mut args = vec!["up", "-d", "--remove-orphans"];
+    if opts.build {
+        args.push("--build");
+    }
+    let mut up = compose.command(&project, &args);
+    output::note(&format!(
+        "Starting slot {slot} with {}: {}",
+        compose.describe(),
+        compose::display(&up)
+    ));
+    // Compose's progress goes to stderr, keeping stdout for our result.
+    let status = up
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .with_context(|| format!("failed to run `{}`", compose::display(&up)))?;
+    if !status.success() {
+        take_down(&compose, &project, &engine);
+        mark(&store, slot, "stopped")?;
+        return Err(UserError::new(
+            code::FAILURE,
+            format!("`compose up` failed for slot {slot} ({status}); its containers and volumes were removed"),
+        )
+        .hint(format!(
+            "the claim is kept: fix the stack and run `{cmd} up` again. The command was: {}",
+            compose::display(&up)
+        ))
+        .into());
+    }
+    if !opts.wait {
+        return finish("started-no-wait", None);
+    }
+
+    let timeout = Duration::from_secs(opts.timeout.unwrap_or(pool.gate_timeout.as_secs()));
+    output::note(&format!(
+        "Waiting for slot {slot} to be ready (at most {}s):",
+        timeout.as_secs()
+    ));
+    let report = gate::run(&target, timeout, output::note);
+    if report.passed() {
+        return finish("started", Some(&report));
+    }
+    print_failure(&report, &compose, &project);
+    take_down(&compose, &project, &engine);
+    mark(&store, slot, "stopped")?;
+    let failed = report
+        .results
+        .iter()
+        .find(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .map_or_else(String::new, |r| r.label.clone());
+    if opts.format == Format::Json {
+        output::json(&serde_json::json!({
+            "slot": slot, "project": project.name, "result": "gate-failed",
+            "seconds": start.elapsed().as_secs_f64(), "checks": checks_json(&report),
+        }));
+    }
+    Err(UserError::new(
+        GATE_FAILED,
+        format!(
+            "slot {slot} did not become ready: {failed}; the stack was taken down with its volumes"
+        ),
+    )
+    .hint(format!(
+        "the claim is kept: fix the cause above and run `{cmd} up` again"
+    ))
+    .into())
+}
+
+/// `compose down -v --remove-orphans`, quiet unless it fails; whatever it
+/// leaves is removed by label afterwards.
+pub(crate) fn compose_down(compose: &Compose, project: &Project) {
+    let mut down = compose.command(project, &["down", "-v", "--remove-orphans"]);
+    match down.stdin(Stdio::null()).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => output::note(&format!(
+            "warning: `{}` failed ({}); removing the project's resources directly\n{}",
+            compose::display(&down),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        )),
+        Err(e) => output::note(&format!(
+            "warning: could not run compose ({e}); removing the project's resources directly"
+        )),
+    }
+}
+
+fn checks_json(report: &Report) -> Vec<CheckJson> {
+    report
+        .results
+        .iter()
+        .map(|r| {
+            let (passed, detail) = match &r.outcome {
+                Outcome::Passed(d) => (true, d.clone()),
+                Outcome::Failed(d) => (false, d.clone()),
+            };
+            CheckJson {
+                check: r.label.clone(),
+                passed,
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// The gate's report, and the last log lines of the services behind failures.
+fn print_failure(report: &Report, compose: &Compose, project: &Project) {
+    let mut text = format!(
+        "Startability gate: FAILED after {:.1}s\n",
+        report.elapsed.as_secs_f64()
+    );
+    for r in &report.results {
+        match &r.outcome {
+            Outcome::Passed(d) => text.push_str(&format!("  ✓ {} ({d})\n", r.label)),
+            Outcome::Failed(d) => text.push_str(&format!("  ✗ {}\n      → {d}\n", r.label)),
+        }
+    }
+    let services = report.failing_services();
+    let mut args: Vec<&str> = vec!["logs", "--no-color", "--tail=15"];
+    args.extend(services.iter().map(String::as_str));
+    let logs = compose
+        .command(project, &args)
+        .stdin(Stdio::null())
+        .output();
+    let which = if services.is_empty() {
+        "all services".to_owned()
+    } else {
+        services.join(", ")
+    };
+    match logs {
+        Ok(out) => {
+            text.push_str(&format!("Last log lines ({which}):\n"));
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                text.push_str(&format!("    {line}\n"));
+            }
+        }
+        Err(e) => text.push_str(&format!("(could not read the logs: {e})\n")),
+    }
+    output::note(text.trim_end());
+}
+
+/// Leaves no half-started stack: compose down with volumes, then whatever
+/// still carries the project's label.
+pub(crate) fn take_down(compose: &Compose, project: &Project, engine: &Engine) {
+    output::note(&format!("Taking down `{}` with its volumes", project.name));
+    compose_down(compose, project);
+    if let Err(e) = engine.remove_project(&project.name) {
+        output::note(&format!(
+            "warning: could not remove all of `{}`: {e:#}",
+            project.name
+        ));
+    }
+}

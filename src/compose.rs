@@ -1,0 +1,362 @@
+//! Every compose call is built here: discovery of the compose binary (`docker
+//! compose` v2 and later, else a standalone `docker-compose`, v2 or the legacy
+//! v1), and the one command line all verbs share:
+//! `docker [globals] compose -p P --project-directory W --env-file E -f F <verb>`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+
+use crate::engine::Docker;
+use crate::error::fail;
+
+/// Which compose program runs the verbs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Program {
+    /// `docker [globals] compose`.
+    Plugin,
+    /// A `docker-compose` binary, v2 standalone or the legacy v1.
+    Standalone(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Compose {
+    pub(crate) docker: Docker,
+    pub(crate) program: Program,
+    /// As `version --short` prints it: `2.29.7`, `5.0.1`, `1.29.2`.
+    pub(crate) version: String,
+}
+
+/// One slot's compose project, with absolute paths.
+#[derive(Debug, Clone)]
+pub(crate) struct Project {
+    pub(crate) name: String,
+    pub(crate) directory: PathBuf,
+    pub(crate) env_file: PathBuf,
+    pub(crate) file: PathBuf,
+}
+
+impl Compose {
+    /// Finds compose: `DOCKER_SANDBOX_COMPOSE` if set (`plugin` for `docker
+    /// compose`, else a standalone binary's name or path), else `docker compose
+    /// version --short`, else `docker-compose`.
+    pub(crate) fn discover(docker: &Docker) -> Result<Compose> {
+        match std::env::var_os("DOCKER_SANDBOX_COMPOSE").filter(|v| !v.is_empty()) {
+            Some(choice) if choice == "plugin" => Self::plugin(docker).ok_or_else(|| {
+                fail(
+                    "DOCKER_SANDBOX_COMPOSE=plugin, but `docker compose version --short` does not answer",
+                    "install the compose plugin, or unset DOCKER_SANDBOX_COMPOSE to use `docker-compose`",
+                )
+            }),
+            Some(choice) => {
+                let bin = which::which(&choice).map_err(|e| {
+                    fail(
+                        format!("DOCKER_SANDBOX_COMPOSE=`{}`: {e}", choice.to_string_lossy()),
+                        "set it to `plugin` or to a docker-compose binary, or unset it",
+                    )
+                })?;
+                Self::standalone(docker, bin.clone())?.ok_or_else(|| {
+                    fail(
+                        format!("`{} version --short` does not answer like compose", bin.display()),
+                        "set DOCKER_SANDBOX_COMPOSE to `plugin` or to a docker-compose binary, or unset it",
+                    )
+                })
+            }
+            None => {
+                if let Some(c) = Self::plugin(docker) {
+                    return Ok(c);
+                }
+                if let Ok(bin) = which::which("docker-compose")
+                    && let Some(c) = Self::standalone(docker, bin)?
+                {
+                    return Ok(c);
+                }
+                Err(fail(
+                    "no Docker Compose found: neither `docker compose` nor `docker-compose` answers `version --short`",
+                    "install the compose plugin (Debian/Ubuntu: docker-compose-plugin; or Docker Desktop), or a `docker-compose` binary on PATH",
+                ))
+            }
+        }
+    }
+
+    fn plugin(docker: &Docker) -> Option<Compose> {
+        let out = docker
+            .command()
+            .args(["compose", "version", "--short"])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let version = parse_version(&out.stdout).filter(|_| out.status.success())?;
+        Some(Compose {
+            docker: docker.clone(),
+            program: Program::Plugin,
+            version,
+        })
+    }
+
+    fn standalone(docker: &Docker, bin: PathBuf) -> Result<Option<Compose>> {
+        let out = Command::new(&bin)
+            .args(["version", "--short"])
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("failed to run `{}`", bin.display()))?;
+        Ok(parse_version(&out.stdout)
+            .filter(|_| out.status.success())
+            .map(|version| Compose {
+                docker: docker.clone(),
+                program: Program::Standalone(bin),
+                version,
+            }))
+    }
+
+    /// A one-line description for `doctor` and messages.
+    pub(crate) fn describe(&self) -> String {
+        match &self.program {
+            Program::Plugin => format!("docker compose {}", self.version),
+            Program::Standalone(bin) => format!("{} {}", bin.display(), self.version),
+        }
+    }
+
+    /// `... compose -p P --project-directory W --env-file E -f F <args>`.
+    ///
+    /// Variables the env file defines are removed from the child's environment:
+    /// compose lets the shell override `--env-file`, and a shell that ran
+    /// `eval "$(docker sandbox env)"` in another worktree would otherwise give
+    /// this stack the other slot's ports.
+    pub(crate) fn command(&self, project: &Project, args: &[&str]) -> Command {
+        let mut cmd = match &self.program {
+            Program::Plugin => {
+                let mut c = self.docker.command();
+                c.arg("compose");
+                c
+            }
+            Program::Standalone(bin) => {
+                let mut c = Command::new(bin);
+                self.globals_as_env(&mut c);
+                c
+            }
+        };
+        cmd.arg("-p")
+            .arg(&project.name)
+            .arg("--project-directory")
+            .arg(&project.directory)
+            .arg("--env-file")
+            .arg(&project.env_file)
+            .arg("-f")
+            .arg(&project.file)
+            .args(args);
+        for key in env_keys(&project.env_file) {
+            cmd.env_remove(key);
+        }
+        cmd.env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE");
+        cmd
+    }
+
+    /// A standalone compose takes no docker global flags; their environment
+    /// variables say the same to both compose v1 and v2.
+    fn globals_as_env(&self, cmd: &mut Command) {
+        let g: Vec<String> = self
+            .docker
+            .globals
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut i = 0;
+        while i < g.len() {
+            let (flag, inline) = match g[i].split_once('=') {
+                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+                None => (g[i].clone(), None),
+            };
+            let takes_value = matches!(
+                flag.as_str(),
+                "-H" | "--host"
+                    | "-c"
+                    | "--context"
+                    | "--config"
+                    | "-l"
+                    | "--log-level"
+                    | "--tlscacert"
+                    | "--tlscert"
+                    | "--tlskey"
+            );
+            let value = if takes_value && inline.is_none() {
+                i += 1;
+                g.get(i).cloned()
+            } else {
+                inline
+            };
+            match (flag.as_str(), value) {
+                ("-H" | "--host", Some(v)) => {
+                    cmd.env("DOCKER_HOST", v);
+                }
+                ("-c" | "--context", Some(v)) => {
+                    cmd.env("DOCKER_CONTEXT", v);
+                }
+                ("--config", Some(v)) => {
+                    cmd.env("DOCKER_CONFIG", v);
+                }
+                ("--tlsverify", v) if v.as_deref() != Some("false") => {
+                    cmd.env("DOCKER_TLS_VERIFY", "1");
+                }
+                ("--tlscacert", Some(v)) => {
+                    if let Some(dir) = Path::new(&v).parent() {
+                        cmd.env("DOCKER_CERT_PATH", dir);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+}
+
+/// The keys an env file defines.
+pub(crate) fn env_keys(path: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_start_matches("export ").trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+/// `v2.29.7`, `2.29.7-desktop.1`, `1.29.2` -> the version text, if it is one.
+fn parse_version(stdout: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stdout);
+    let v = text.trim().trim_start_matches('v');
+    v.chars().next().filter(char::is_ascii_digit)?;
+    Some(v.to_owned())
+}
+
+/// Shows a command line as the user could type it, for error messages.
+pub(crate) fn display(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| {
+            let s = a.to_string_lossy();
+            if s.is_empty() || s.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            } else {
+                s.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn compose(program: Program, globals: &[&str]) -> Compose {
+        Compose {
+            docker: Docker {
+                bin: "/usr/bin/docker".into(),
+                globals: globals.iter().map(OsString::from).collect(),
+            },
+            program,
+            version: "2.29.7".into(),
+        }
+    }
+
+    fn project(dir: &Path) -> Project {
+        Project {
+            name: "ktrdr-slot-2".into(),
+            directory: "/src/app--feat".into(),
+            env_file: dir.join(".env.sandbox"),
+            file: "/state/slot-2/docker-compose.yml".into(),
+        }
+    }
+
+    fn argv(cmd: &Command) -> Vec<String> {
+        std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_plugin_gets_globals_and_absolute_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = compose(Program::Plugin, &["--context", "x"]);
+        let cmd = c.command(&project(dir.path()), &["up", "-d"]);
+        let env = dir.path().join(".env.sandbox").display().to_string();
+        assert_eq!(
+            argv(&cmd),
+            [
+                "/usr/bin/docker",
+                "--context",
+                "x",
+                "compose",
+                "-p",
+                "ktrdr-slot-2",
+                "--project-directory",
+                "/src/app--feat",
+                "--env-file",
+                &env,
+                "-f",
+                "/state/slot-2/docker-compose.yml",
+                "up",
+                "-d",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_standalone_compose_gets_globals_as_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env.sandbox"),
+            "# c\nKTRDR_API_PORT=8002\nDB_PASSWORD=x\n",
+        )
+        .unwrap();
+        let c = compose(
+            Program::Standalone("/usr/bin/docker-compose".into()),
+            &["-H", "tcp://h:2375", "--context=c", "--debug"],
+        );
+        let cmd = c.command(&project(dir.path()), &["down"]);
+        assert_eq!(argv(&cmd)[0], "/usr/bin/docker-compose");
+        assert_eq!(argv(&cmd)[1], "-p");
+        let envs: Vec<(String, Option<String>)> = cmd
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert!(envs.contains(&("DOCKER_HOST".into(), Some("tcp://h:2375".into()))));
+        assert!(envs.contains(&("DOCKER_CONTEXT".into(), Some("c".into()))));
+        // The env file's own keys are taken out of the inherited environment.
+        assert!(envs.contains(&("KTRDR_API_PORT".into(), None)));
+        assert!(envs.contains(&("DB_PASSWORD".into(), None)));
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version(b"v2.29.7\n").as_deref(), Some("2.29.7"));
+        assert_eq!(parse_version(b"5.0.1").as_deref(), Some("5.0.1"));
+        assert_eq!(parse_version(b"1.29.2\n").as_deref(), Some("1.29.2"));
+        assert_eq!(parse_version(b"unknown command").as_deref(), None);
+        assert!(
+            compose(Program::Plugin, &[])
+                .describe()
+                .contains("docker compose 2.29.7")
+        );
+    }
+
+    #[test]
+    fn command_lines_display_quoted() {
+        let mut cmd = Command::new("docker");
+        cmd.args(["compose", "-f", "/a b/c.yml", "it's"]);
+        assert_eq!(display(&cmd), "docker compose -f '/a b/c.yml' 'it'\\''s'");
+    }
+}

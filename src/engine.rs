@@ -1,0 +1,665 @@
+//! What runs, asked of the Docker engine: compose containers, volumes and
+//! networks by label, their removal, and whether the engine answers at all.
+//!
+//! The engine API on a local unix socket answers in about a millisecond, where a
+//! `docker ps` costs a process and 100 ms or more; so the socket is used when the
+//! endpoint is a local socket, and the docker CLI (with docker's global flags)
+//! for anything else: tcp or ssh hosts, TLS, other contexts.
+
+use std::ffi::OsString;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::fail;
+use crate::http;
+
+pub(crate) const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub(crate) const SERVICE_LABEL: &str = "com.docker.compose.service";
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// The docker CLI and docker's global flags, for every docker call we make.
+#[derive(Debug, Clone)]
+pub(crate) struct Docker {
+    pub(crate) bin: PathBuf,
+    pub(crate) globals: Vec<OsString>,
+}
+
+impl Docker {
+    /// `docker [globals]`, ready for more arguments.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.globals);
+        cmd
+    }
+
+    /// The value of a global flag, last one winning (`--host x`, `-H=x`).
+    fn global(&self, names: &[&str]) -> Option<String> {
+        let mut found = None;
+        let mut it = self
+            .globals
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .peekable();
+        while let Some(arg) = it.next() {
+            if let Some((flag, value)) = arg.split_once('=') {
+                if names.contains(&flag) {
+                    found = Some(value.to_owned());
+                }
+            } else if names.contains(&arg.as_str()) {
+                found = it.next();
+            }
+        }
+        found
+    }
+
+    fn has_global(&self, names: &[&str]) -> bool {
+        self.globals.iter().any(|a| {
+            let a = a.to_string_lossy();
+            names.contains(&a.split_once('=').map_or(a.as_ref(), |(f, _)| f))
+        })
+    }
+}
+
+/// A port a container publishes on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Published {
+    pub(crate) ip: String,
+    pub(crate) public: u16,
+    pub(crate) private: u16,
+}
+
+/// A compose container as the engine lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Container {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) project: String,
+    pub(crate) service: String,
+    /// `running`, `exited`, `created`, `restarting`, `paused`, `dead`.
+    pub(crate) state: String,
+    /// Docker's human status: `Up 3 seconds (healthy)`, `Exited (1) 2 minutes ago`.
+    pub(crate) status: String,
+    pub(crate) ports: Vec<Published>,
+}
+
+impl Container {
+    /// `healthy`, `unhealthy` or `starting` where the container has a healthcheck.
+    pub(crate) fn health(&self) -> Option<&'static str> {
+        let s = &self.status;
+        if s.contains("(healthy)") {
+            Some("healthy")
+        } else if s.contains("(unhealthy)") {
+            Some("unhealthy")
+        } else if s.contains("(health: starting)") {
+            Some("starting")
+        } else {
+            None
+        }
+    }
+
+    /// The exit code of an exited container.
+    pub(crate) fn exit_code(&self) -> Option<i32> {
+        let rest = self.status.strip_prefix("Exited (")?;
+        rest.split(')').next()?.parse().ok()
+    }
+}
+
+/// A volume or network, with the compose project that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resource {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) project: String,
+}
+
+/// What `remove_project` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Removed {
+    pub(crate) containers: usize,
+    pub(crate) volumes: usize,
+    pub(crate) networks: usize,
+}
+
+/// How we reach the engine.
+#[derive(Debug, Clone)]
+pub(crate) enum Engine {
+    Socket { path: PathBuf, docker: Docker },
+    Cli(Docker),
+}
+
+impl Engine {
+    /// Decides how to reach the engine docker would use, with its globals.
+    pub(crate) fn new(docker: &Docker) -> Engine {
+        let socket = |path: PathBuf| Engine::Socket {
+            path,
+            docker: docker.clone(),
+        };
+        let cli = || Engine::Cli(docker.clone());
+        if docker.has_global(&[
+            "--tls",
+            "--tlsverify",
+            "--tlscacert",
+            "--tlscert",
+            "--tlskey",
+        ]) {
+            return cli();
+        }
+        let host = docker
+            .global(&["-H", "--host"])
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
+        if let Some(host) = host {
+            return match host.strip_prefix("unix://") {
+                Some(path) => socket(PathBuf::from(path)),
+                None => cli(),
+            };
+        }
+        let context = docker
+            .global(&["-c", "--context"])
+            .or_else(|| std::env::var("DOCKER_CONTEXT").ok())
+            .or_else(|| current_context(docker));
+        match context.as_deref() {
+            None | Some("" | "default") => socket(PathBuf::from(DEFAULT_SOCKET)),
+            Some(_) => cli(),
+        }
+    }
+
+    fn docker(&self) -> &Docker {
+        match self {
+            Engine::Socket { docker, .. } | Engine::Cli(docker) => docker,
+        }
+    }
+
+    /// Fails with a clear message when no engine answers.
+    pub(crate) fn ping(&self) -> Result<()> {
+        match self {
+            Engine::Socket { path, .. } => {
+                let r = self
+                    .api("GET", "/_ping")
+                    .map_err(|e| no_engine(&format!("unix://{}", path.display()), &e))?;
+                if r.status != 200 {
+                    return Err(no_engine(
+                        &format!("unix://{}", path.display()),
+                        &anyhow::anyhow!("/_ping answered {}", r.status),
+                    ));
+                }
+                Ok(())
+            }
+            Engine::Cli(docker) => {
+                let out = docker
+                    .command()
+                    .args(["version", "--format", "{{.Server.Version}}"])
+                    .output()
+                    .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+                if !out.status.success() {
+                    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                    return Err(no_engine(
+                        "the docker CLI's endpoint",
+                        &anyhow::anyhow!(err),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn api(&self, method: &str, path: &str) -> Result<http::Response> {
+        let Engine::Socket { path: socket, .. } = self else {
+            unreachable!("api() is only called on the socket engine");
+        };
+        let stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        http::request(stream, method, "docker", path)
+    }
+
+    fn api_json(&self, path: &str) -> Result<Value> {
+        let r = self.api("GET", path).map_err(|e| match self {
+            Engine::Socket { path, .. } => no_engine(&format!("unix://{}", path.display()), &e),
+            Engine::Cli(_) => e,
+        })?;
+        if r.status != 200 {
+            bail!(
+                "engine API `{path}` answered {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body).trim()
+            );
+        }
+        serde_json::from_slice(&r.body)
+            .with_context(|| format!("engine API `{path}` answered with invalid JSON"))
+    }
+
+    /// Runs `docker [globals] <args> --format {{json .}}` and parses each line.
+    fn cli_lines(&self, args: &[&str]) -> Result<Vec<Value>> {
+        let docker = self.docker();
+        let out = docker
+            .command()
+            .args(args)
+            .args(["--format", "{{json .}}"])
+            .output()
+            .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            return Err(no_engine(
+                "the docker CLI's endpoint",
+                &anyhow::anyhow!("`docker {}` failed: {err}", args.join(" ")),
+            ));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .with_context(|| format!("docker printed a line that is not JSON: `{l}`"))
+            })
+            .collect()
+    }
+
+    /// Compose containers, running or not; of one project, or of all.
+    pub(crate) fn containers(&self, project: Option<&str>) -> Result<Vec<Container>> {
+        let filter = label_filter(project);
+        match self {
+            Engine::Socket { .. } => {
+                let v = self.api_json(&format!(
+                    "/containers/json?all=1&filters={}",
+                    encode(&api_filters(&filter))
+                ))?;
+                let list: Vec<ApiContainer> =
+                    serde_json::from_value(v).context("unexpected /containers/json answer")?;
+                Ok(list.into_iter().map(ApiContainer::into_container).collect())
+            }
+            Engine::Cli(_) => self
+                .cli_lines(&[
+                    "ps",
+                    "-a",
+                    "--no-trunc",
+                    "--filter",
+                    &format!("label={filter}"),
+                ])?
+                .iter()
+                .map(cli_container)
+                .collect(),
+        }
+    }
+
+    /// Compose volumes; of one project, or of all.
+    pub(crate) fn volumes(&self, project: Option<&str>) -> Result<Vec<Resource>> {
+        let filter = label_filter(project);
+        match self {
+            Engine::Socket { .. } => {
+                let v = self.api_json(&format!(
+                    "/volumes?filters={}",
+                    encode(&api_filters(&filter))
+                ))?;
+                Ok(v["Volumes"]
+                    .as_array()
+                    .map(|a| a.iter().map(|v| api_resource(v, "Name")).collect())
+                    .unwrap_or_default())
+            }
+            Engine::Cli(_) => Ok(self
+                .cli_lines(&["volume", "ls", "--filter", &format!("label={filter}")])?
+                .iter()
+                .map(|v| cli_resource(v, "Name"))
+                .collect()),
+        }
+    }
+
+    /// Compose networks; of one project, or of all.
+    pub(crate) fn networks(&self, project: Option<&str>) -> Result<Vec<Resource>> {
+        let filter = label_filter(project);
+        match self {
+            Engine::Socket { .. } => {
+                let v = self.api_json(&format!(
+                    "/networks?filters={}",
+                    encode(&api_filters(&filter))
+                ))?;
+                Ok(v.as_array()
+                    .map(|a| a.iter().map(|v| api_resource(v, "Id")).collect())
+                    .unwrap_or_default())
+            }
+            Engine::Cli(_) => Ok(self
+                .cli_lines(&[
+                    "network",
+                    "ls",
+                    "--no-trunc",
+                    "--filter",
+                    &format!("label={filter}"),
+                ])?
+                .iter()
+                .map(|v| cli_resource(v, "ID"))
+                .collect()),
+        }
+    }
+
+    /// Removes every container, volume and network labelled with `project`:
+    /// what `compose down -v` leaves when the compose file changed or is gone.
+    pub(crate) fn remove_project(&self, project: &str) -> Result<Removed> {
+        let containers = self.containers(Some(project))?;
+        let mut removed = Removed::default();
+        for c in &containers {
+            self.remove("container", &c.id)?;
+            removed.containers += 1;
+        }
+        for v in self.volumes(Some(project))? {
+            self.remove("volume", &v.name)?;
+            removed.volumes += 1;
+        }
+        for n in self.networks(Some(project))? {
+            self.remove("network", &n.id)?;
+            removed.networks += 1;
+        }
+        Ok(removed)
+    }
+
+    fn remove(&self, kind: &str, id: &str) -> Result<()> {
+        match self {
+            Engine::Socket { .. } => {
+                let path = match kind {
+                    "container" => format!("/containers/{id}?force=1&v=1"),
+                    "volume" => format!("/volumes/{id}?force=1"),
+                    _ => format!("/networks/{id}"),
+                };
+                let r = self.api("DELETE", &path)?;
+                // 404: already gone, which is what we wanted.
+                if !matches!(r.status, 200 | 204 | 404) {
+                    bail!(
+                        "failed to remove {kind} `{id}`: {}",
+                        String::from_utf8_lossy(&r.body).trim()
+                    );
+                }
+                Ok(())
+            }
+            Engine::Cli(docker) => {
+                let mut cmd = docker.command();
+                match kind {
+                    "container" => cmd.args(["rm", "-f", "-v", id]),
+                    "volume" => cmd.args(["volume", "rm", "-f", id]),
+                    _ => cmd.args(["network", "rm", id]),
+                };
+                let out = cmd
+                    .output()
+                    .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+                let err = String::from_utf8_lossy(&out.stderr);
+                if !out.status.success() && !err.contains("No such") && !err.contains("not found") {
+                    bail!("failed to remove {kind} `{id}`: {}", err.trim());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn no_engine(endpoint: &str, cause: &anyhow::Error) -> anyhow::Error {
+    fail(
+        format!("cannot reach the Docker engine at {endpoint}: {cause}"),
+        "start Docker (`systemctl start docker`, or Docker Desktop), or point DOCKER_HOST or --context at a running engine",
+    )
+}
+
+/// `docker context use x` writes `currentContext` into the CLI's config.json.
+fn current_context(docker: &Docker) -> Option<String> {
+    let dir = docker
+        .global(&["--config"])
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("DOCKER_CONFIG").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("currentContext")?.as_str().map(str::to_owned)
+}
+
+fn label_filter(project: Option<&str>) -> String {
+    match project {
+        Some(p) => format!("{PROJECT_LABEL}={p}"),
+        None => PROJECT_LABEL.to_owned(),
+    }
+}
+
+fn api_filters(label: &str) -> String {
+    serde_json::json!({ "label": [label] }).to_string()
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApiContainer {
+    id: String,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    labels: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    ports: Vec<ApiPort>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApiPort {
+    #[serde(rename = "IP", default)]
+    ip: String,
+    #[serde(default)]
+    private_port: u16,
+    #[serde(default)]
+    public_port: u16,
+}
+
+impl ApiContainer {
+    fn into_container(self) -> Container {
+        let label = |k: &str| self.labels.get(k).cloned().unwrap_or_default();
+        let mut ports: Vec<Published> = self
+            .ports
+            .iter()
+            .filter(|p| p.public_port != 0)
+            .map(|p| Published {
+                ip: p.ip.clone(),
+                public: p.public_port,
+                private: p.private_port,
+            })
+            .collect();
+        ports.dedup();
+        Container {
+            project: label(PROJECT_LABEL),
+            service: label(SERVICE_LABEL),
+            name: self
+                .names
+                .first()
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_default(),
+            id: self.id,
+            state: self.state,
+            status: self.status,
+            ports,
+        }
+    }
+}
+
+fn api_resource(v: &Value, id_key: &str) -> Resource {
+    Resource {
+        id: v[id_key].as_str().unwrap_or_default().to_owned(),
+        name: v["Name"].as_str().unwrap_or_default().to_owned(),
+        project: v["Labels"][PROJECT_LABEL]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// The CLI prints labels as `k=v,k2=v2`.
+fn cli_label(labels: &str, key: &str) -> String {
+    labels
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+fn cli_resource(v: &Value, id_key: &str) -> Resource {
+    Resource {
+        id: v[id_key].as_str().unwrap_or_default().to_owned(),
+        name: v["Name"].as_str().unwrap_or_default().to_owned(),
+        project: cli_label(v["Labels"].as_str().unwrap_or_default(), PROJECT_LABEL),
+    }
+}
+
+fn cli_container(v: &Value) -> Result<Container> {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let labels = s("Labels");
+    Ok(Container {
+        id: s("ID"),
+        name: s("Names").split(',').next().unwrap_or_default().to_owned(),
+        project: cli_label(&labels, PROJECT_LABEL),
+        service: cli_label(&labels, SERVICE_LABEL),
+        state: s("State"),
+        status: s("Status"),
+        ports: parse_cli_ports(&s("Ports")),
+    })
+}
+
+/// `127.0.0.1:8001->8000/tcp, 0.0.0.0:5010-5011->5010-5011/tcp, 9000/tcp`.
+fn parse_cli_ports(text: &str) -> Vec<Published> {
+    let mut out = Vec::new();
+    for item in text.split(", ").filter(|s| !s.is_empty()) {
+        let Some((host, inner)) = item.split_once("->") else {
+            continue;
+        };
+        let inner = inner.split('/').next().unwrap_or_default();
+        let Some((ip, public)) = host.rsplit_once(':') else {
+            continue;
+        };
+        let range = |r: &str| -> Option<(u16, u16)> {
+            match r.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => r.parse().ok().map(|p| (p, p)),
+            }
+        };
+        let (Some((p0, p1)), Some((i0, _))) = (range(public), range(inner)) else {
+            continue;
+        };
+        for (k, p) in (p0..=p1).enumerate() {
+            let published = Published {
+                ip: ip.trim_matches(['[', ']']).to_owned(),
+                public: p,
+                private: i0 + k as u16,
+            };
+            if !out.contains(&published) {
+                out.push(published);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docker(globals: &[&str]) -> Docker {
+        Docker {
+            bin: "docker".into(),
+            globals: globals.iter().map(OsString::from).collect(),
+        }
+    }
+
+    #[test]
+    fn globals_are_read_in_both_forms() {
+        let d = docker(&["--context", "a", "-H=unix:///x.sock", "--debug"]);
+        assert_eq!(d.global(&["-c", "--context"]).as_deref(), Some("a"));
+        assert_eq!(
+            d.global(&["-H", "--host"]).as_deref(),
+            Some("unix:///x.sock")
+        );
+        assert!(d.has_global(&["--debug"]));
+        assert!(!d.has_global(&["--tls"]));
+    }
+
+    #[test]
+    fn a_unix_host_uses_the_socket_and_others_the_cli() {
+        assert!(
+            matches!(Engine::new(&docker(&["-H", "unix:///tmp/d.sock"])), Engine::Socket { path, .. } if path == Path::new("/tmp/d.sock"))
+        );
+        assert!(matches!(
+            Engine::new(&docker(&["-H", "tcp://10.0.0.1:2375"])),
+            Engine::Cli(_)
+        ));
+        assert!(matches!(
+            Engine::new(&docker(&["-H", "unix:///s", "--tlsverify"])),
+            Engine::Cli(_)
+        ));
+        assert!(matches!(
+            Engine::new(&docker(&["--context", "remote"])),
+            Engine::Cli(_)
+        ));
+    }
+
+    #[test]
+    fn health_and_exit_codes_come_from_the_status() {
+        let c = |status: &str| Container {
+            id: "x".into(),
+            name: "n".into(),
+            project: "p".into(),
+            service: "s".into(),
+            state: "running".into(),
+            status: status.into(),
+            ports: vec![],
+        };
+        assert_eq!(c("Up 3 seconds (healthy)").health(), Some("healthy"));
+        assert_eq!(
+            c("Up 3 seconds (health: starting)").health(),
+            Some("starting")
+        );
+        assert_eq!(c("Up 1 minute (unhealthy)").health(), Some("unhealthy"));
+        assert_eq!(c("Up 1 minute").health(), None);
+        assert_eq!(c("Exited (137) 2 seconds ago").exit_code(), Some(137));
+        assert_eq!(c("Up 1 minute").exit_code(), None);
+    }
+
+    #[test]
+    fn cli_ports_and_labels_parse() {
+        let p = parse_cli_ports(
+            "127.0.0.1:8001->8000/tcp, 0.0.0.0:5010-5011->5010-5011/tcp, 9000/tcp, [::]:8001->8000/tcp",
+        );
+        let got: Vec<(String, u16, u16)> =
+            p.into_iter().map(|p| (p.ip, p.public, p.private)).collect();
+        assert_eq!(
+            got,
+            [
+                ("127.0.0.1".into(), 8001, 8000),
+                ("0.0.0.0".into(), 5010, 5010),
+                ("0.0.0.0".into(), 5011, 5011),
+                ("::".into(), 8001, 8000),
+            ]
+        );
+        let labels = "com.docker.compose.project=ktrdr-slot-1,com.docker.compose.service=db,x=y";
+        assert_eq!(cli_label(labels, PROJECT_LABEL), "ktrdr-slot-1");
+        assert_eq!(cli_label(labels, SERVICE_LABEL), "db");
+        assert_eq!(cli_label(labels, "nope"), "");
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            encode(r#"{"label":["a=b"]}"#),
+            "%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"
+        );
+    }
+}
