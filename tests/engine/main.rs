@@ -1,0 +1,1 @@
+//! The real-engine suite: real compose, real containers.
