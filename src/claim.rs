@@ -177,6 +177,33 @@ pub(crate) fn claim(
     })
 }
 
+/// Fails as `claim` would when no slot could be had, without claiming: lets
+/// `create` refuse before it makes a worktree.
+pub(crate) fn check_available(
+    pool: &Pool,
+    store: &Store,
+    engine: &Engine,
+    want: Want,
+    cmd: &str,
+) -> Result<()> {
+    let containers = engine.containers(None)?;
+    let reg = store.read()?;
+    if reg.slots.is_empty() {
+        return Err(fail(
+            format!("no slots are provisioned in `{}`", pool.state_dir.display()),
+            format!("run `{cmd} provision` first"),
+        ));
+    }
+    let min = want.profile.unwrap_or(Profile::Light);
+    match want.slot {
+        Some(id) => check_requested(pool, &reg, id, min, &containers, cmd).map(drop),
+        None => reg
+            .pick_free(min, |rec| busy_ports(pool, rec, &containers).is_empty())
+            .map(drop)
+            .ok_or_else(|| no_free_slot(pool, &reg, min, &containers, cmd)),
+    }
+}
+
 fn check_requested(
     pool: &Pool,
     reg: &Registry,

@@ -118,6 +118,217 @@ Exit codes:
   1  no engine; an engine call failed
   2  usage error")]
     Gc(GcArgs),
+
+    /// Create a git worktree beside the main checkout (<repo>--NAME) and claim a slot for it
+    #[command(after_help = "\
+The branch is --branch if given (checked out if it exists, else created
+from HEAD), else a new branch NAME. Nothing is created when no slot is free.
+
+Exit codes:
+  0  created (and, with --up, started)
+  1  no free slot, or a port conflict; with --up, as `up`
+  2  git failed (for example: the branch is checked out elsewhere); usage error
+  3  the folder already exists")]
+    Create(CreateArgs),
+
+    /// Claim a slot for this existing clone or worktree
+    #[command(after_help = "\
+Exit codes:
+  0  initialised
+  1  already initialised (this worktree holds a slot); no free slot
+  2  not inside a git repository; usage error
+  3  a port of the requested slot is in use")]
+    Init(InitArgs),
+
+    /// Release this worktree's slot, then remove the worktree
+    #[command(after_help = "\
+A worktree with uncommitted changes is refused unless --force; the main
+checkout is never removed (use --keep-worktree to release its slot). The
+branch is kept.
+
+Exit codes:
+  0  destroyed
+  1  uncommitted changes (without --force); the main checkout; git failed
+  2  usage error")]
+    Destroy(DestroyArgs),
+
+    /// List worktrees with their slots, URLs and state
+    #[command(after_help = "\
+Exit codes:
+  0  listed
+  1  bad project file, unreadable registry
+  2  usage error")]
+    List(ListArgs),
+
+    /// Print this worktree's slot environment: eval \"$(docker sandbox env)\"
+    #[command(after_help = "\
+Exit codes:
+  0  printed
+  1  this worktree holds no slot
+  2  usage error")]
+    Env(EnvArgs),
+
+    /// Run a command with this worktree's slot environment
+    #[command(after_help = "\
+Example: docker sandbox run -- pytest tests/e2e
+
+Exit codes: the command's own exit code (128+N when killed by signal N);
+127 when it cannot be started; 1 when this worktree holds no slot.")]
+    Run(RunArgs),
+
+    /// Create the shared data folders (data, models, strategies) and fill them from a checkout
+    #[command(after_help = "\
+Copies from --from PATH, else from this checkout's own folders of those
+names; --minimal creates the empty folders only. Existing files are kept.
+
+Exit codes:
+  0  done
+  1  --from PATH does not exist; I/O error
+  2  usage error")]
+    InitShared(InitSharedArgs),
+
+    /// Check the engine, compose, the plugin's installation, the registry, ports and templates
+    #[command(after_help = "\
+Exit codes:
+  0  no problem found (warnings allowed)
+  1  at least one check failed
+  2  usage error")]
+    Doctor(DoctorArgs),
+
+    /// Print a shell completion script
+    #[command(after_help = "\
+Example: docker-sandbox completion bash > ~/.local/share/bash-completion/completions/docker-sandbox")]
+    Completion(CompletionArgs),
+}
+
+/// A worktree name: lowercase letters, digits, `.`, `_` and `-`, at most 63.
+fn worktree_name(s: &str) -> Result<String, String> {
+    let why = if s.is_empty() {
+        "it is empty"
+    } else if s.len() > 63 {
+        "it is longer than 63 characters"
+    } else if s.contains('/') {
+        "it contains `/`"
+    } else if s.contains("..") {
+        "it contains `..`"
+    } else if s.chars().any(char::is_whitespace) {
+        "it contains a space"
+    } else if s.chars().any(|c| c.is_ascii_uppercase()) {
+        "it contains upper case"
+    } else if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
+        "only a-z, 0-9, `.`, `_` and `-` are allowed"
+    } else if !s.as_bytes()[0].is_ascii_alphanumeric() {
+        "it must start with a letter or a digit"
+    } else {
+        return Ok(s.to_owned());
+    };
+    Err(format!("`{s}` is not a worktree name: {why}"))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// The worktree's name: the folder is <repo>--NAME beside the main checkout
+    #[arg(value_parser = worktree_name)]
+    pub(crate) name: String,
+    /// The branch to check out (default: a new branch NAME)
+    #[arg(long)]
+    pub(crate) branch: Option<String>,
+    /// The lightest profile that will do
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<ProfileArg>,
+    /// This slot and no other
+    #[arg(long, value_parser = slot_id, allow_hyphen_values = true)]
+    pub(crate) slot: Option<u32>,
+    /// Start the stack too (as `up`)
+    #[arg(long)]
+    pub(crate) up: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// This slot and no other
+    #[arg(long, value_parser = slot_id, allow_hyphen_values = true)]
+    pub(crate) slot: Option<u32>,
+    /// The lightest profile that will do
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<ProfileArg>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DestroyArgs {
+    /// Release the slot but keep the worktree folder
+    #[arg(long)]
+    pub(crate) keep_worktree: bool,
+    /// Remove the worktree even with uncommitted changes
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EnvFormat {
+    Shell,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnvArgs {
+    /// Output format: `export` lines, or a JSON object
+    #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+    pub(crate) format: EnvFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The command and its arguments (after `--`)
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitSharedArgs {
+    /// A checkout to copy data, models and strategies from
+    #[arg(long, value_name = "PATH")]
+    pub(crate) from: Option<std::path::PathBuf>,
+    /// Create the empty folders only
+    #[arg(long, conflicts_with = "from")]
+    pub(crate) minimal: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub(crate) shell: ShellArg,
 }
 
 /// A slot number, 1 to 99.

@@ -169,6 +169,14 @@ impl Engine {
         }
     }
 
+    /// Where queries go, for `doctor`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Engine::Socket { path, .. } => format!("the engine API at unix://{}", path.display()),
+            Engine::Cli(_) => "the docker CLI (a remote host or another context)".to_owned(),
+        }
+    }
+
     fn docker(&self) -> &Docker {
         match self {
             Engine::Socket { docker, .. } | Engine::Cli(docker) => docker,

@@ -22,6 +22,11 @@ pub(crate) fn line(text: &str) {
     let _ = writeln!(out, "{text}");
 }
 
+/// Text on stdout, as it is.
+pub(crate) fn text(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// A note on stderr: progress, warnings, waiting.
 pub(crate) fn note(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");

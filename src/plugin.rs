@@ -47,8 +47,7 @@ pub(crate) fn metadata_json() -> String {
     serde_json::to_string_pretty(&map).expect("metadata serialises")
 }
 
-/// The vendor string install.sh compares to tell our plugin from another one.
-#[cfg(test)]
+/// The vendor string that tells our plugin from another one of the same name.
 pub(crate) fn vendor() -> String {
     let map: serde_json::Value = serde_json::from_str(METADATA).unwrap();
     map["Vendor"].as_str().unwrap().to_owned()

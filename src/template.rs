@@ -147,6 +147,18 @@ impl Renderer {
     }
 }
 
+/// The pool's compose template, as written.
+pub(crate) fn compose_text(pool: &Pool) -> Result<String> {
+    match &pool.templates {
+        Templates::Embedded => Ok(EMBEDDED_COMPOSE.to_owned()),
+        Templates::Dir(dir) => {
+            let p = dir.join(COMPOSE_TEMPLATE);
+            std::fs::read_to_string(&p)
+                .with_context(|| format!("failed to read template `{}`", p.display()))
+        }
+    }
+}
+
 /// A random password: 32 letters and digits, safe in env files, YAML and URLs.
 pub(crate) fn random_password() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -75,6 +75,135 @@ pub(crate) fn exclude(worktree: &Path, name: &str) -> Result<()> {
     .with_context(|| format!("failed to write `{}`", path.display()))
 }
 
+/// A failed git command: its command line and what it said.
+pub(crate) fn git_error(what: &str, out: &std::process::Output) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`git {what}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+/// The main checkout of the repository holding `worktree`.
+pub(crate) fn main_checkout(worktree: &Path) -> Result<PathBuf> {
+    let out = git(worktree)
+        .args(["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .output()
+        .context("failed to run git")?;
+    if !out.status.success() {
+        return Err(git_error("rev-parse --git-common-dir", &out));
+    }
+    let common = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let main = if common.file_name().is_some_and(|n| n == ".git") {
+        common.parent().map(Path::to_owned).unwrap_or(common)
+    } else {
+        common
+    };
+    Ok(main.canonicalize().unwrap_or(main))
+}
+
+pub(crate) fn branch_exists(repo: &Path, branch: &str) -> bool {
+    git(repo)
+        .args([
+            "show-ref",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `git worktree add`: check out `branch`, or create it from HEAD when `new`.
+pub(crate) fn add(repo: &Path, path: &Path, branch: &str, new: bool) -> Result<(), anyhow::Error> {
+    let mut cmd = git(repo);
+    cmd.args(["worktree", "add", "--quiet"]);
+    if new {
+        cmd.args(["-b", branch]).arg(path);
+    } else {
+        cmd.arg(path).arg(branch);
+    }
+    let out = cmd.output().context("failed to run git")?;
+    if !out.status.success() {
+        return Err(git_error("worktree add", &out));
+    }
+    Ok(())
+}
+
+/// `git worktree remove [--force]`.
+pub(crate) fn remove(repo: &Path, path: &Path, force: bool) -> Result<()> {
+    let mut cmd = git(repo);
+    cmd.args(["worktree", "remove"]);
+    if force {
+        cmd.arg("--force");
+    }
+    let out = cmd.arg(path).output().context("failed to run git")?;
+    if !out.status.success() {
+        return Err(git_error("worktree remove", &out));
+    }
+    Ok(())
+}
+
+pub(crate) fn delete_branch(repo: &Path, branch: &str) -> Result<()> {
+    let out = git(repo)
+        .args(["branch", "-D", branch])
+        .output()
+        .context("failed to run git")?;
+    if !out.status.success() {
+        return Err(git_error("branch -D", &out));
+    }
+    Ok(())
+}
+
+/// Uncommitted changes (ignored files, such as `.env.sandbox`, do not count).
+pub(crate) fn changes(worktree: &Path) -> Result<Vec<String>> {
+    let out = git(worktree)
+        .args(["status", "--porcelain"])
+        .output()
+        .context("failed to run git")?;
+    if !out.status.success() {
+        return Err(git_error("status", &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// One entry of `git worktree list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub(crate) path: PathBuf,
+    /// `main`, or `None` when detached.
+    pub(crate) branch: Option<String>,
+}
+
+pub(crate) fn list(repo: &Path) -> Result<Vec<Listed>> {
+    let out = git(repo)
+        .args(["worktree", "list", "--porcelain"])
+        .output()
+        .context("failed to run git")?;
+    if !out.status.success() {
+        return Err(git_error("worktree list", &out));
+    }
+    let mut found = Vec::new();
+    for block in String::from_utf8_lossy(&out.stdout).split("\n\n") {
+        let mut path = None;
+        let mut branch = None;
+        for line in block.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = Some(PathBuf::from(p));
+            } else if let Some(b) = line.strip_prefix("branch ") {
+                branch = Some(b.trim_start_matches("refs/heads/").to_owned());
+            }
+        }
+        if let Some(path) = path {
+            found.push(Listed { path, branch });
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,18 @@
 //! `claim [--profile P] [--slot N]`: take a slot for this worktree.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::claim::{self, Want};
+use crate::claim::{self, Claimed, Want};
 use crate::cli::Format;
 use crate::commands::{Ctx, addresses};
-use crate::config::Profile;
+use crate::config::{Pool, Profile};
 use crate::output;
 use crate::slot::ENV_FILE;
 
-/// `claim --format json` (and the `claim` part of `up --format json`).
+/// `claim --format json` (also `init`, and `create`'s `claim`).
 #[derive(Serialize)]
 pub(crate) struct ClaimJson {
     pub(crate) slot: u32,
@@ -21,6 +23,48 @@ pub(crate) struct ClaimJson {
     /// A new claim; false when the worktree held the slot already.
     pub(crate) fresh: bool,
     pub(crate) ports: std::collections::BTreeMap<String, u16>,
+}
+
+impl ClaimJson {
+    pub(crate) fn new(pool: &Pool, c: &Claimed, worktree: &Path) -> ClaimJson {
+        ClaimJson {
+            slot: c.slot,
+            profile: c.record.profile,
+            project: pool.project(c.slot),
+            worktree: worktree.to_owned(),
+            env_file: worktree.join(ENV_FILE),
+            fresh: c.fresh,
+            ports: c.record.ports.clone(),
+        }
+    }
+}
+
+/// The lines people read after a claim.
+pub(crate) fn print_claim(pool: &Pool, c: &Claimed, worktree: &Path) {
+    if c.fresh {
+        output::line(&format!(
+            "Claimed slot {} ({}) for `{}`",
+            c.slot,
+            c.record.profile,
+            worktree.display()
+        ));
+        let r = &c.cleaned;
+        if r.containers + r.volumes + r.networks > 0 {
+            output::note(&format!(
+                "Cleared what the slot's last holder left: {} container(s), {} volume(s), {} network(s)",
+                r.containers, r.volumes, r.networks
+            ));
+        }
+    } else {
+        output::line(&format!(
+            "This worktree already holds slot {} ({})",
+            c.slot, c.record.profile
+        ));
+    }
+    for (name, addr) in addresses(pool, &c.record.ports) {
+        output::line(&format!("  {name:<18} {addr}"));
+    }
+    output::line(&format!("Env file: {}", worktree.join(ENV_FILE).display()));
 }
 
 pub(crate) fn exec(
@@ -43,41 +87,10 @@ pub(crate) fn exec(
         &ctx.cmd_name(),
     )?;
     if format == Format::Json {
-        output::json(&ClaimJson {
-            slot: c.slot,
-            profile: c.record.profile,
-            project: pool.project(c.slot),
-            env_file: worktree.join(ENV_FILE),
-            worktree,
-            fresh: c.fresh,
-            ports: c.record.ports.clone(),
-        });
+        output::json(&ClaimJson::new(&pool, &c, &worktree));
         return Ok(0);
     }
-    if c.fresh {
-        output::line(&format!(
-            "Claimed slot {} ({}) for `{}`",
-            c.slot,
-            c.record.profile,
-            worktree.display()
-        ));
-        let r = &c.cleaned;
-        if r.containers + r.volumes + r.networks > 0 {
-            output::note(&format!(
-                "Cleared what the slot's last holder left: {} container(s), {} volume(s), {} network(s)",
-                r.containers, r.volumes, r.networks
-            ));
-        }
-    } else {
-        output::line(&format!(
-            "This worktree already holds slot {} ({})",
-            c.slot, c.record.profile
-        ));
-    }
-    for (name, addr) in addresses(&pool, &c.record.ports) {
-        output::line(&format!("  {name:<18} {addr}"));
-    }
-    output::line(&format!("Env file: {}", worktree.join(ENV_FILE).display()));
+    print_claim(&pool, &c, &worktree);
     output::note(&format!("Next: `{} up` starts the stack", ctx.cmd_name()));
     Ok(0)
 }

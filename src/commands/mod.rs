@@ -18,11 +18,20 @@ use crate::slot::{COMPOSE_FILE, ENV_FILE};
 use crate::worktree;
 
 mod claim_cmd;
+mod completion;
+mod create;
+mod destroy;
+mod doctor;
 mod down;
+mod env;
 mod gc;
+mod init;
+mod init_shared;
+mod list;
 mod logs;
 mod provision;
 mod release;
+mod run;
 mod slots;
 mod status;
 mod up;
@@ -202,5 +211,24 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
         Command::Logs(args) => logs::exec(&ctx, args.service.as_deref(), args.follow, args.tail),
         Command::Release(args) => release::exec(&ctx, args.slot, args.force),
         Command::Gc(args) => gc::exec(&ctx, args.dry_run),
+        Command::Create(args) => create::exec(
+            &ctx,
+            create::Options {
+                name: args.name,
+                branch: args.branch,
+                profile: profile(args.profile),
+                slot: args.slot,
+                up: args.up,
+                format: args.format,
+            },
+        ),
+        Command::Init(args) => init::exec(&ctx, args.slot, profile(args.profile), args.format),
+        Command::Destroy(args) => destroy::exec(&ctx, args.keep_worktree, args.force),
+        Command::List(args) => list::exec(&ctx, args.format),
+        Command::Env(args) => env::exec(&ctx, args.format),
+        Command::Run(args) => run::exec(&ctx, &args.command),
+        Command::InitShared(args) => init_shared::exec(&ctx, args.from, args.minimal),
+        Command::Doctor(args) => doctor::exec(&ctx, args.format),
+        Command::Completion(args) => completion::exec(&ctx, args.shell),
     }
 }

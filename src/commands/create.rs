@@ -1,0 +1,125 @@
+//! `create NAME [--branch B] [--profile P] [--slot N] [--up]`: a git worktree
+//! beside the main checkout, with a slot claimed for it.
+
+use anyhow::Result;
+
+use crate::claim::{self, Want};
+use crate::cli::Format;
+use crate::commands::claim_cmd::{ClaimJson, print_claim};
+use crate::commands::{Ctx, up};
+use crate::config::{Environment, Profile};
+use crate::error::{UserError, code};
+use crate::slot::ENV_FILE;
+use crate::{output, worktree};
+
+pub(crate) const GIT_FAILED: u8 = 2;
+pub(crate) const EXISTS: u8 = 3;
+
+pub(crate) struct Options {
+    pub(crate) name: String,
+    pub(crate) branch: Option<String>,
+    pub(crate) profile: Option<Profile>,
+    pub(crate) slot: Option<u32>,
+    pub(crate) up: bool,
+    pub(crate) format: Format,
+}
+
+pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
+    let here = ctx.worktree().map_err(|e| recode(e, GIT_FAILED))?;
+    let main =
+        worktree::main_checkout(&here).map_err(|e| UserError::new(GIT_FAILED, format!("{e:#}")))?;
+    let repo_name = main
+        .file_name()
+        .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
+    let parent = main.parent().unwrap_or(&main);
+    let path = parent.join(format!("{repo_name}--{}", opts.name));
+    if path.exists() {
+        return Err(
+            UserError::new(EXISTS, format!("`{}` already exists", path.display()))
+                .hint("pick another name, or `cd` there and run `docker sandbox init`")
+                .into(),
+        );
+    }
+    let pool = ctx.pool()?;
+    let store = ctx.store(&pool);
+    let engine = ctx.engine();
+    engine.ping()?;
+    let cmd = ctx.cmd_name();
+    let want = Want {
+        profile: opts.profile,
+        slot: opts.slot,
+    };
+    // Nothing is created when no slot could be had.
+    claim::check_available(&pool, &store, &engine, want, &cmd)
+        .map_err(|e| recode(e, code::FAILURE))?;
+
+    let branch = opts.branch.clone().unwrap_or_else(|| opts.name.clone());
+    let new_branch = !worktree::branch_exists(&main, &branch);
+    worktree::add(&main, &path, &branch, new_branch).map_err(|e| {
+        UserError::new(
+            GIT_FAILED,
+            format!("cannot create worktree `{}`: {e:#}", path.display()),
+        )
+        .hint("a branch can be checked out in one worktree only: give another with --branch")
+    })?;
+    let path = path.canonicalize().unwrap_or(path);
+    let claimed = match claim::claim(&pool, &store, &engine, &path, want, &cmd) {
+        Ok(c) => c,
+        Err(e) => {
+            // Undo the worktree, so a failed create leaves nothing behind.
+            let _ = std::fs::remove_file(path.join(ENV_FILE));
+            let _ = worktree::remove(&main, &path, true);
+            if new_branch {
+                let _ = worktree::delete_branch(&main, &branch);
+            }
+            return Err(recode(e, code::FAILURE));
+        }
+    };
+    if opts.format == Format::Json && !opts.up {
+        output::json(&serde_json::json!({
+            "worktree": path,
+            "branch": branch,
+            "new_branch": new_branch,
+            "claim": ClaimJson::new(&pool, &claimed, &path),
+        }));
+    } else if opts.format != Format::Json {
+        let how = if new_branch { "new branch" } else { "branch" };
+        output::line(&format!(
+            "Created worktree `{}` on {how} `{branch}`",
+            path.display()
+        ));
+        print_claim(&pool, &claimed, &path);
+    }
+    if !opts.up {
+        if opts.format != Format::Json {
+            output::note(&format!("Next: cd {} && {cmd} up", path.display()));
+        }
+        return Ok(0);
+    }
+    let there = Ctx {
+        invocation: ctx.invocation.clone(),
+        env: Environment {
+            cwd: path,
+            ..ctx.env.clone()
+        },
+    };
+    up::exec(
+        &there,
+        up::Options {
+            build: false,
+            wait: true,
+            timeout: None,
+            profile: opts.profile,
+            format: opts.format,
+        },
+    )
+}
+
+/// Gives a claim error `create`'s exit code: seed 003 has one code for "no
+/// slot or port conflict".
+fn recode(mut e: anyhow::Error, to: u8) -> anyhow::Error {
+    if let Some(u) = e.downcast_mut::<UserError>() {
+        u.code = to;
+    }
+    e
+}

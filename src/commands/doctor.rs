@@ -1,0 +1,393 @@
+//! `doctor`: the engine, compose, the plugin's installation, the pool, the
+//! registry, every slot's ports, orphaned claims, and the templates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::claim::busy_ports;
+use crate::cli::Format;
+use crate::commands::Ctx;
+use crate::compose::Compose;
+use crate::output;
+use crate::template;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Serialize)]
+struct Check {
+    check: &'static str,
+    level: Level,
+    detail: String,
+    hint: Option<String>,
+}
+
+fn check(
+    check: &'static str,
+    level: Level,
+    detail: impl Into<String>,
+    hint: Option<String>,
+) -> Check {
+    Check {
+        check,
+        level,
+        detail: detail.into(),
+        hint,
+    }
+}
+
+pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
+    let cmd = ctx.cmd_name();
+    let mut checks = Vec::new();
+
+    let engine = ctx.engine();
+    let engine_ok = match engine.ping() {
+        Ok(()) => {
+            checks.push(check(
+                "engine",
+                Level::Ok,
+                format!("reachable through {}", engine.describe()),
+                None,
+            ));
+            true
+        }
+        Err(e) => {
+            checks.push(check(
+                "engine",
+                Level::Fail,
+                format!("{e:#}"),
+                Some("start Docker, or check DOCKER_HOST / --context".into()),
+            ));
+            false
+        }
+    };
+    match Compose::discover(&ctx.docker()) {
+        Ok(c) if c.version.starts_with("1.") => checks.push(check(
+            "compose",
+            Level::Warn,
+            format!(
+                "{}: the legacy v1 works, compose v2 is faster",
+                c.describe()
+            ),
+            Some("install the compose plugin (docker-compose-plugin)".into()),
+        )),
+        Ok(c) => checks.push(check("compose", Level::Ok, c.describe(), None)),
+        Err(e) => checks.push(check(
+            "compose",
+            Level::Fail,
+            format!("{e:#}"),
+            Some("install the compose plugin".into()),
+        )),
+    }
+    checks.push(plugin_check(ctx));
+
+    let pool = match ctx.pool() {
+        Ok(p) => {
+            checks.push(check(
+                "pool",
+                Level::Ok,
+                format!(
+                    "`{}` from {}: {} slot(s)",
+                    p.name,
+                    p.origin(),
+                    p.slots.len()
+                ),
+                None,
+            ));
+            Some(p)
+        }
+        Err(e) => {
+            checks.push(check("pool", Level::Fail, format!("{e:#}"), None));
+            None
+        }
+    };
+    if let Some(pool) = &pool {
+        match ctx.store(pool).read() {
+            Ok(reg) if reg.slots.is_empty() => checks.push(check(
+                "registry",
+                Level::Warn,
+                format!("no slots provisioned in `{}`", pool.state_dir.display()),
+                Some(format!("run `{cmd} provision`")),
+            )),
+            Ok(reg) => {
+                let claimed = reg
+                    .slots
+                    .values()
+                    .filter(|r| r.claimed_by.is_some())
+                    .count();
+                checks.push(check(
+                    "registry",
+                    Level::Ok,
+                    format!("{} slot(s), {claimed} claimed", reg.slots.len()),
+                    None,
+                ));
+                if engine_ok {
+                    let containers = engine.containers(None).unwrap_or_default();
+                    let busy: Vec<String> = reg
+                        .slots
+                        .values()
+                        .flat_map(|r| {
+                            busy_ports(pool, r, &containers)
+                                .into_iter()
+                                .map(move |b| (r.slot_id, b))
+                        })
+                        .map(|(id, b)| {
+                            format!(
+                                "slot {id}: port {} ({}) held by {}",
+                                b.port,
+                                b.name,
+                                b.holder.unwrap_or_else(|| "another program".into())
+                            )
+                        })
+                        .collect();
+                    if busy.is_empty() {
+                        checks.push(check(
+                            "ports",
+                            Level::Ok,
+                            "every slot's ports are free or its own",
+                            None,
+                        ));
+                    } else {
+                        checks.push(check(
+                            "ports",
+                            Level::Warn,
+                            busy.join("; "),
+                            Some("`ss -ltnp` shows who listens; claims skip such slots".into()),
+                        ));
+                    }
+                }
+                let orphans: Vec<String> = reg
+                    .slots
+                    .values()
+                    .filter(|r| r.is_orphaned())
+                    .map(|r| {
+                        format!(
+                            "slot {} (`{}`)",
+                            r.slot_id,
+                            r.claimed_by.as_deref().unwrap_or(Path::new("")).display()
+                        )
+                    })
+                    .collect();
+                if orphans.is_empty() {
+                    checks.push(check(
+                        "orphans",
+                        Level::Ok,
+                        "no claim of a vanished worktree",
+                        None,
+                    ));
+                } else {
+                    checks.push(check(
+                        "orphans",
+                        Level::Warn,
+                        format!("claims of vanished worktrees: {}", orphans.join(", ")),
+                        Some(format!("run `{cmd} gc`")),
+                    ));
+                }
+            }
+            Err(e) => checks.push(check("registry", Level::Fail, format!("{e:#}"), None)),
+        }
+        match template::compose_text(pool) {
+            Ok(text) => {
+                let found = lint_compose(&text);
+                if found.is_empty() {
+                    checks.push(check(
+                        "templates",
+                        Level::Ok,
+                        "no fixed container names or host ports",
+                        None,
+                    ));
+                } else {
+                    checks.push(check(
+                        "templates",
+                        Level::Warn,
+                        found.join("; "),
+                        Some("fixed names and host ports collide between slots: take ports from the slot's env file (${PREFIX_NAME_PORT})".into()),
+                    ));
+                }
+            }
+            Err(e) => checks.push(check("templates", Level::Fail, format!("{e:#}"), None)),
+        }
+    }
+
+    let failed = checks.iter().any(|c| c.level == Level::Fail);
+    if format == Format::Json {
+        output::json(&serde_json::json!({ "ok": !failed, "checks": checks }));
+    } else {
+        for c in &checks {
+            let mark = match c.level {
+                Level::Ok => "✓",
+                Level::Warn => "!",
+                Level::Fail => "✗",
+            };
+            output::line(&format!("{mark} {:<10} {}", c.check, c.detail));
+            if let (Some(h), false) = (&c.hint, c.level == Level::Ok) {
+                output::line(&format!("  {:<10} hint: {h}", ""));
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Where docker looks for `docker-<name>`, in its order: `cliPluginsExtraDirs`
+/// of its config, the user's plugin folder, then the system's.
+fn plugin_dirs(ctx: &Ctx) -> Vec<PathBuf> {
+    let config = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| ctx.env.home.as_ref().map(|h| h.join(".docker")));
+    let mut dirs = Vec::new();
+    if let Some(cfg) = &config
+        && let Ok(text) = std::fs::read_to_string(cfg.join("config.json"))
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        && let Some(extra) = v["cliPluginsExtraDirs"].as_array()
+    {
+        dirs.extend(extra.iter().filter_map(|d| d.as_str()).map(PathBuf::from));
+    }
+    if let Some(cfg) = config {
+        dirs.push(cfg.join("cli-plugins"));
+    }
+    for d in [
+        "/usr/local/lib/docker/cli-plugins",
+        "/usr/local/libexec/docker/cli-plugins",
+        "/usr/lib/docker/cli-plugins",
+        "/usr/libexec/docker/cli-plugins",
+    ] {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs
+}
+
+fn plugin_check(ctx: &Ctx) -> Check {
+    let name = &ctx.invocation.name;
+    let file = format!("docker-{name}");
+    let Some(found) = plugin_dirs(ctx)
+        .into_iter()
+        .map(|d| d.join(&file))
+        .find(|p| p.is_file())
+    else {
+        return check(
+            "plugin",
+            Level::Warn,
+            format!("no `{file}` in docker's plugin folders: `docker {name}` will not find it"),
+            Some("run ./install.sh".into()),
+        );
+    };
+    let vendor = std::process::Command::new(&found)
+        .arg("docker-cli-plugin-metadata")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["Vendor"].as_str().map(str::to_owned));
+    let ours = crate::plugin::vendor();
+    match vendor {
+        Some(v) if v == ours => check(
+            "plugin",
+            Level::Ok,
+            format!("`docker {name}` runs `{}`", found.display()),
+            None,
+        ),
+        other => check(
+            "plugin",
+            Level::Fail,
+            format!(
+                "`docker {name}` runs `{}`, which is another plugin (vendor {})",
+                found.display(),
+                other.map_or_else(|| "unknown".to_owned(), |v| format!("\"{v}\""))
+            ),
+            Some("install ours under another name: ./install.sh --name devslots".into()),
+        ),
+    }
+}
+
+/// Fixed `container_name:` and literal host ports in a compose template.
+pub(crate) fn lint_compose(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut ports_indent: Option<usize> = None;
+    for (i, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if t.starts_with("container_name:") {
+            found.push(format!("line {}: fixed `container_name`", i + 1));
+        }
+        if let Some(pi) = ports_indent {
+            if indent <= pi && !t.starts_with('-') {
+                ports_indent = None;
+            } else if let Some(host) = host_port(t) {
+                found.push(format!("line {}: fixed host port {host}", i + 1));
+            }
+        }
+        if t == "ports:" {
+            ports_indent = Some(indent);
+        }
+    }
+    found
+}
+
+/// The literal host port of a `ports:` entry, if it has one.
+fn host_port(entry: &str) -> Option<String> {
+    let spec = entry.strip_prefix('-').map(str::trim).unwrap_or(entry);
+    if let Some(p) = spec.strip_prefix("published:") {
+        let p = p.trim().trim_matches(['"', '\'']);
+        return p
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| p.to_owned())
+            .filter(|p| !p.is_empty());
+    }
+    if !entry.starts_with('-') {
+        return None;
+    }
+    let spec = spec.trim_matches(['"', '\'']);
+    let parts: Vec<&str> = spec.split(':').collect();
+    let host = match parts.len() {
+        3 => parts[1],
+        2 => parts[0],
+        _ => return None,
+    };
+    let host = host.split('-').next().unwrap_or(host);
+    (!host.is_empty() && host.bytes().all(|b| b.is_ascii_digit())).then(|| host.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_names_and_ports_are_found() {
+        let text = "services:\n  a:\n    container_name: app\n    ports:\n      - \"127.0.0.1:8080:80\"\n      - \"${X_PORT}:80\"\n      - 9000:9000\n      - \"127.0.0.1:${ {{~env~}} }:1\"\n      - 5000\n    image: x\n  b:\n    ports:\n      - target: 80\n        published: 8443\n";
+        let found = lint_compose(text);
+        assert_eq!(
+            found,
+            [
+                "line 3: fixed `container_name`",
+                "line 5: fixed host port 8080",
+                "line 7: fixed host port 9000",
+                "line 14: fixed host port 8443",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_template_is_clean() {
+        let env = crate::config::Environment {
+            home: Some("/h".into()),
+            cwd: "/".into(),
+            ..Default::default()
+        };
+        let pool = crate::config::from_toml("", None, &env).unwrap();
+        assert_eq!(
+            lint_compose(&template::compose_text(&pool).unwrap()),
+            Vec::<String>::new()
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! `env [--format shell|json]`: the worktree's slot environment, for
+//! `eval "$(docker sandbox env)"` and for scripts.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+
+use crate::cli::EnvFormat;
+use crate::commands::{Ctx, Held, held};
+use crate::output;
+use crate::slot::ENV_FILE;
+
+/// The variables of the worktree's env file, in file order.
+pub(crate) fn variables(held: &Held) -> Result<Vec<(String, String)>> {
+    let path = held.worktree.join(ENV_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// A value quoted for POSIX shells.
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+pub(crate) fn exec(ctx: &Ctx, format: EnvFormat) -> Result<u8> {
+    let held = held(ctx)?;
+    let vars = variables(&held)?;
+    match format {
+        EnvFormat::Json => {
+            let map: BTreeMap<&str, &str> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            output::json(&map);
+        }
+        EnvFormat::Shell => {
+            let text: String = vars
+                .iter()
+                .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+                .collect();
+            output::text(&text);
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_for_the_shell() {
+        assert_eq!(shell_quote("plain"), "'plain'");
+        assert_eq!(shell_quote("it's $HOME"), "'it'\\''s $HOME'");
+    }
+}

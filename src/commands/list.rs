@@ -1,0 +1,151 @@
+//! `list [--format json]`: this repository's worktrees and every claimed
+//! worktree, with their slots, URLs and live state.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::commands::status::summarise;
+use crate::commands::{Ctx, addresses};
+use crate::config::Profile;
+use crate::engine::Container;
+use crate::output::{self, Tone};
+use crate::worktree;
+
+#[derive(Serialize)]
+struct ListJson {
+    pool: String,
+    live: bool,
+    worktrees: Vec<Row>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    path: PathBuf,
+    branch: Option<String>,
+    slot: Option<u32>,
+    profile: Option<Profile>,
+    project: Option<String>,
+    urls: std::collections::BTreeMap<String, String>,
+    /// `running`, `partial`, `stopped`; `null` without a slot.
+    status: Option<String>,
+    claimed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The worktree's folder is gone (its claim is orphaned).
+    orphaned: bool,
+}
+
+pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
+    let pool = ctx.pool()?;
+    let registry = ctx.store(&pool).read()?;
+    let mut found: Vec<(PathBuf, Option<String>)> = worktree::find_top(&ctx.env.cwd)
+        .and_then(|top| worktree::list(&top).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| (w.path.canonicalize().unwrap_or(w.path), w.branch))
+        .collect();
+    for rec in registry.slots.values() {
+        if let Some(p) = &rec.claimed_by
+            && !found.iter().any(|(f, _)| f == p)
+        {
+            found.push((p.clone(), None));
+        }
+    }
+    let live = if registry.slots.values().any(|r| r.claimed_by.is_some()) {
+        ctx.engine().containers(None).ok()
+    } else {
+        Some(Vec::new())
+    };
+    let rows: Vec<Row> = found
+        .into_iter()
+        .map(|(path, branch)| {
+            let rec = registry.claim_of(&path).map(|id| &registry.slots[&id]);
+            let status = rec.map(|r| match &live {
+                Some(list) => {
+                    let project = pool.project(r.slot_id);
+                    let own: Vec<&Container> =
+                        list.iter().filter(|c| c.project == project).collect();
+                    summarise(&own).to_owned()
+                }
+                None => r.status.clone(),
+            });
+            Row {
+                orphaned: !path.exists(),
+                branch,
+                slot: rec.map(|r| r.slot_id),
+                profile: rec.map(|r| r.profile),
+                project: rec.map(|r| pool.project(r.slot_id)),
+                urls: rec
+                    .map(|r| addresses(&pool, &r.ports).into_iter().collect())
+                    .unwrap_or_default(),
+                status,
+                claimed_at: rec.and_then(|r| r.claimed_at),
+                path,
+            }
+        })
+        .collect();
+    if format == Format::Json {
+        output::json(&ListJson {
+            pool: pool.name.clone(),
+            live: live.is_some(),
+            worktrees: rows,
+        });
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        output::line(&format!(
+            "No worktrees here and no claims. `{} create NAME` makes one.",
+            ctx.cmd_name()
+        ));
+        return Ok(0);
+    }
+    let table = rows
+        .iter()
+        .map(|r| {
+            let name = short(&r.path) + if r.orphaned { " (orphaned)" } else { "" };
+            let status = r.status.clone().unwrap_or_else(|| "-".to_owned());
+            let tone = match status.as_str() {
+                "running" => Tone::Good,
+                "partial" => Tone::Warn,
+                _ => Tone::Dim,
+            };
+            vec![
+                (name, if r.orphaned { Tone::Warn } else { Tone::Plain }),
+                (
+                    r.branch.clone().unwrap_or_else(|| "-".to_owned()),
+                    Tone::Plain,
+                ),
+                (
+                    r.slot.map_or("-".to_owned(), |s| s.to_string()),
+                    Tone::Plain,
+                ),
+                (
+                    r.profile.map_or("-".to_owned(), |p| p.to_string()),
+                    Tone::Plain,
+                ),
+                (
+                    r.urls
+                        .get("api")
+                        .or_else(|| r.urls.values().next())
+                        .cloned()
+                        .unwrap_or_else(|| "-".to_owned()),
+                    Tone::Plain,
+                ),
+                (status, tone),
+            ]
+        })
+        .collect();
+    output::table(
+        &["Worktree", "Branch", "Slot", "Profile", "URL", "State"],
+        table,
+    );
+    Ok(0)
+}
+
+fn short(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
