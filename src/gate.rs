@@ -91,13 +91,21 @@ impl GateCheck {
     }
 }
 
+/// What the gate tells its caller while it runs.
+pub(crate) enum Event<'a> {
+    /// A check passed: a line to keep.
+    Passed(&'a str),
+    /// Still waiting: what for, and what was seen.
+    Waiting(&'a str),
+}
+
 /// Runs every check in order until it passes, the deadline passes, or a
 /// container fails for good; after a failure, the remaining checks are polled
-/// once each for the report. `progress` gets a line per passed check.
+/// once each for the report. `progress` hears of each pass and each wait.
 pub(crate) fn run(
     target: &Target<'_>,
     timeout: Duration,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(Event<'_>),
 ) -> Report {
     let start = Instant::now();
     let deadline = start + timeout;
@@ -131,7 +139,7 @@ pub(crate) fn run(
             let poll = poll_once();
             match poll {
                 Poll::Pass(detail) => {
-                    progress(&format!("  ✓ {label} ({detail})"));
+                    progress(Event::Passed(&format!("  ✓ {label} ({detail})")));
                     break CheckResult {
                         label,
                         outcome: Outcome::Passed(detail),
@@ -146,6 +154,7 @@ pub(crate) fn run(
                     };
                 }
                 Poll::Wait(detail, services) => {
+                    progress(Event::Waiting(&format!("{label}: {detail}")));
                     let now = Instant::now();
                     if now >= deadline {
                         let detail =

@@ -3,6 +3,9 @@
 //! `NO_COLOR`). A closed pipe (`| head`) is not an error.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use serde::Serialize;
@@ -93,4 +96,86 @@ pub(crate) fn error(err: &anyhow::Error) {
         text.push_str(&format!("{yellow}hint{reset}: {hint}\n"));
     }
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// A spinner line on stderr while something is awaited, on a terminal only;
+/// elsewhere (a pipe, a log, CI) only the permanent lines are printed.
+pub(crate) struct Spinner {
+    live: Option<Live>,
+}
+
+/// The spinner's text, its stop flag and its drawing thread.
+type Live = (
+    Arc<Mutex<String>>,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<()>,
+);
+
+impl Spinner {
+    pub(crate) fn start(text: &str) -> Spinner {
+        let tty =
+            std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+        if !tty {
+            return Spinner { live: None };
+        }
+        let shown = Arc::new(Mutex::new(text.to_owned()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (Arc::clone(&shown), Arc::clone(&stop));
+        let handle = std::thread::spawn(move || {
+            const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            let start = std::time::Instant::now();
+            let mut i = 0;
+            while !st.load(Ordering::Relaxed) {
+                if let Ok(text) = s.lock() {
+                    let _ = write!(
+                        std::io::stderr().lock(),
+                        "\r\x1b[2K{} {} ({}s)",
+                        FRAMES[i % FRAMES.len()],
+                        text,
+                        start.elapsed().as_secs()
+                    );
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(80));
+            }
+        });
+        Spinner {
+            live: Some((shown, stop, handle)),
+        }
+    }
+
+    /// What is being waited for now; cut to fit one line of a narrow terminal,
+    /// since a wrapped line cannot be redrawn in place.
+    pub(crate) fn set(&self, text: &str) {
+        const WIDTH: usize = 70;
+        if let Some((shown, ..)) = &self.live
+            && let Ok(mut t) = shown.lock()
+        {
+            *t = match text.char_indices().nth(WIDTH) {
+                Some((cut, _)) => format!("{}…", &text[..cut]),
+                None => text.to_owned(),
+            };
+        }
+    }
+
+    /// A line that stays, printed above the spinner.
+    pub(crate) fn line(&self, text: &str) {
+        match &self.live {
+            Some((shown, ..)) => {
+                if let Ok(mut t) = shown.lock() {
+                    let _ = writeln!(std::io::stderr().lock(), "\r\x1b[2K{text}");
+                    "checking".clone_into(&mut t);
+                }
+            }
+            None => note(text),
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        if let Some((_, stop, handle)) = self.live {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+        }
+    }
 }

@@ -131,7 +131,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         .filter(|c| c.project == project.name)
         .collect();
     if !opts.build && opts.wait && !own.is_empty() && own.iter().all(|c| c.state == "running") {
-        let report = gate::run(&target, Duration::ZERO, |_| {});
+        let report = gate::run(&target, Duration::ZERO, |_| ());
         if report.passed() {
             return finish("already-up", Some(&report));
         }
@@ -180,7 +180,12 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         "Waiting for slot {slot} to be ready (at most {}s):",
         timeout.as_secs()
     ));
-    let report = gate::run(&target, timeout, output::note);
+    let spinner = output::Spinner::start("waiting for the containers");
+    let report = gate::run(&target, timeout, |event| match event {
+        gate::Event::Passed(line) => spinner.line(line),
+        gate::Event::Waiting(what) => spinner.set(what),
+    });
+    spinner.finish();
     if report.passed() {
         return finish("started", Some(&report));
     }
