@@ -385,6 +385,9 @@ pub(crate) struct DownArgs {
     /// Also remove the stack's volumes (the database)
     #[arg(long, short = 'v')]
     pub(crate) volumes: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -414,6 +417,9 @@ pub(crate) struct ReleaseArgs {
     /// Release a slot held by another worktree that still exists
     #[arg(long)]
     pub(crate) force: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -421,6 +427,9 @@ pub(crate) struct GcArgs {
     /// Show what would be cleaned up; change nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -428,6 +437,9 @@ pub(crate) struct ProvisionArgs {
     /// Show what would be created or repaired; touch nothing on disk
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -193,7 +193,8 @@ impl Compose {
                     cmd.env("DOCKER_HOST", v);
                 }
                 ("-c" | "--context", Some(v)) => {
-                    cmd.env("DOCKER_CONTEXT", v);
+                    // An inherited DOCKER_HOST would win over the context.
+                    cmd.env("DOCKER_CONTEXT", v).env_remove("DOCKER_HOST");
                 }
                 ("--config", Some(v)) => {
                     cmd.env("DOCKER_CONFIG", v);

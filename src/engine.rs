@@ -119,7 +119,7 @@ pub(crate) struct Resource {
 }
 
 /// What `remove_project` removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct Removed {
     pub(crate) containers: usize,
     pub(crate) volumes: usize,
@@ -134,7 +134,9 @@ pub(crate) enum Engine {
 }
 
 impl Engine {
-    /// Decides how to reach the engine docker would use, with its globals.
+    /// Decides how to reach the engine docker would use, with its globals, in
+    /// docker's own order: `--context`, then `-H`, then `$DOCKER_HOST`, then
+    /// `$DOCKER_CONTEXT`, then the config's `currentContext`.
     pub(crate) fn new(docker: &Docker) -> Engine {
         let socket = |path: PathBuf| Engine::Socket {
             path,
@@ -150,6 +152,10 @@ impl Engine {
         ]) {
             return cli();
         }
+        let context_flag = docker.global(&["-c", "--context"]);
+        if context_flag.as_deref().is_some_and(|c| c != "default") {
+            return cli();
+        }
         let host = docker
             .global(&["-H", "--host"])
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
@@ -159,9 +165,11 @@ impl Engine {
                 None => cli(),
             };
         }
-        let context = docker
-            .global(&["-c", "--context"])
-            .or_else(|| std::env::var("DOCKER_CONTEXT").ok())
+        if context_flag.is_some() {
+            return socket(PathBuf::from(DEFAULT_SOCKET));
+        }
+        let context = std::env::var("DOCKER_CONTEXT")
+            .ok()
             .or_else(|| current_context(docker));
         match context.as_deref() {
             None | Some("" | "default") => socket(PathBuf::from(DEFAULT_SOCKET)),

@@ -160,7 +160,9 @@ impl Store {
     /// the lock no writer is running, so every one of them is stale.
     fn sweep_temp_files(&self, dir: &Path) {
         let prefix = format!(".{FILE}.");
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();

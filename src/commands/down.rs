@@ -4,12 +4,13 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result};
 
+use crate::cli::Format;
 use crate::commands::{Ctx, held, mark};
 use crate::compose;
 use crate::error::fail;
 use crate::output;
 
-pub(crate) fn exec(ctx: &Ctx, volumes: bool) -> Result<u8> {
+pub(crate) fn exec(ctx: &Ctx, volumes: bool, format: Format) -> Result<u8> {
     let held = held(ctx)?;
     let compose = ctx.compose()?;
     let project = held.project();
@@ -30,6 +31,12 @@ pub(crate) fn exec(ctx: &Ctx, volumes: bool) -> Result<u8> {
         ));
     }
     mark(&held.store, held.slot(), "stopped")?;
+    if format == Format::Json {
+        output::json(&serde_json::json!({
+            "slot": held.slot(), "project": project.name, "worktree": held.worktree, "volumes_removed": volumes,
+        }));
+        return Ok(0);
+    }
     let what = if volumes {
         " and removed its volumes"
     } else {

@@ -2,22 +2,59 @@
 //! compose projects (containers, volumes, networks) that no claim owns.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use anyhow::Result;
+use serde::Serialize;
 
 use crate::claim;
+use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::release::stop_and_remove;
+use crate::engine::Removed;
 use crate::output;
+use crate::registry::Registry;
 
-pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
+/// `gc --format json`.
+#[derive(Serialize, Default)]
+struct GcJson {
+    dry_run: bool,
+    /// Orphaned claims freed (or, on a dry run, to be freed).
+    freed: Vec<Freed>,
+    /// Compose projects of this pool that no claim owned.
+    removed_projects: Vec<RemovedProject>,
+}
+
+#[derive(Serialize)]
+struct Freed {
+    slot: u32,
+    claimed_by: PathBuf,
+    removed: Option<Removed>,
+}
+
+#[derive(Serialize)]
+struct RemovedProject {
+    project: String,
+    removed: Option<Removed>,
+}
+
+pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
+    let json = format == Format::Json;
+    let say = |text: String| {
+        if !json {
+            output::line(&text);
+        }
+    };
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let engine = ctx.engine();
     engine.ping()?;
     let registry = store.read()?;
     let verb = if dry_run { "Would free" } else { "Freed" };
-    let mut did = 0;
+    let mut report = GcJson {
+        dry_run,
+        ..GcJson::default()
+    };
 
     let orphans: Vec<_> = registry
         .slots
@@ -27,60 +64,82 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
         .collect();
     for rec in &orphans {
         let holder = rec.claimed_by.clone().expect("an orphan has a holder");
-        if !dry_run {
+        let gone = format!(
+            "{verb} slot {} (its worktree `{}` is gone)",
+            rec.slot_id,
+            holder.display()
+        );
+        let removed = if dry_run {
+            say(gone);
+            None
+        } else {
             let removed = stop_and_remove(ctx, &pool, &engine, rec.slot_id, &holder)?;
             claim::finish_release(&store, rec.slot_id, &holder)?;
-            output::line(&format!(
-                "{verb} slot {} (its worktree `{}` is gone): removed {} container(s), {} volume(s)",
-                rec.slot_id,
-                holder.display(),
-                removed.containers,
-                removed.volumes
+            say(format!(
+                "{gone}: removed {} container(s), {} volume(s)",
+                removed.containers, removed.volumes
             ));
-        } else {
-            output::line(&format!(
-                "{verb} slot {} (its worktree `{}` is gone)",
-                rec.slot_id,
-                holder.display()
-            ));
-        }
-        did += 1;
+            Some(removed)
+        };
+        report.freed.push(Freed {
+            slot: rec.slot_id,
+            claimed_by: holder,
+            removed,
+        });
     }
 
-    // Projects named like this pool's slots that no live claim owns.
-    let owned: BTreeSet<String> = registry
-        .slots
-        .values()
-        .filter(|r| r.claimed_by.is_some() && !r.is_orphaned())
-        .map(|r| pool.project(r.slot_id))
-        .collect();
-    let freed: BTreeSet<String> = orphans.iter().map(|r| pool.project(r.slot_id)).collect();
+    // Projects named like this pool's slots that no live claim owns, decided
+    // and removed under the registry lock: a claim made meanwhile waits, and
+    // one made before is seen as owned.
     let prefix = format!("{}-slot-", pool.name);
-    let mut projects = BTreeSet::new();
-    projects.extend(engine.containers(None)?.into_iter().map(|c| c.project));
-    projects.extend(engine.volumes(None)?.into_iter().map(|v| v.project));
-    projects.extend(engine.networks(None)?.into_iter().map(|n| n.project));
-    for name in projects {
-        let ours = name
-            .strip_prefix(&prefix)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !ours || owned.contains(&name) || freed.contains(&name) {
-            continue;
+    let freed: BTreeSet<String> = report.freed.iter().map(|f| pool.project(f.slot)).collect();
+    let sweep = |reg: &Registry| -> Result<Vec<RemovedProject>> {
+        let owned: BTreeSet<String> = reg
+            .slots
+            .values()
+            .filter(|r| r.claimed_by.is_some() && !r.is_orphaned())
+            .map(|r| pool.project(r.slot_id))
+            .collect();
+        let mut projects = BTreeSet::new();
+        projects.extend(engine.containers(None)?.into_iter().map(|c| c.project));
+        projects.extend(engine.volumes(None)?.into_iter().map(|v| v.project));
+        projects.extend(engine.networks(None)?.into_iter().map(|n| n.project));
+        let mut done = Vec::new();
+        for name in projects {
+            let ours = name
+                .strip_prefix(&prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !ours || owned.contains(&name) || freed.contains(&name) {
+                continue;
+            }
+            let removed = if dry_run {
+                say(format!(
+                    "Would remove compose project `{name}`: no claim owns it"
+                ));
+                None
+            } else {
+                let r = engine.remove_project(&name)?;
+                say(format!(
+                    "Removed compose project `{name}` (no claim owns it): {} container(s), {} volume(s), {} network(s)",
+                    r.containers, r.volumes, r.networks
+                ));
+                Some(r)
+            };
+            done.push(RemovedProject {
+                project: name,
+                removed,
+            });
         }
-        if dry_run {
-            output::line(&format!(
-                "Would remove compose project `{name}`: no claim owns it"
-            ));
-        } else {
-            let r = engine.remove_project(&name)?;
-            output::line(&format!(
-                "Removed compose project `{name}` (no claim owns it): {} container(s), {} volume(s), {} network(s)",
-                r.containers, r.volumes, r.networks
-            ));
-        }
-        did += 1;
-    }
-    if did == 0 {
+        Ok(done)
+    };
+    report.removed_projects = if dry_run {
+        sweep(&registry)?
+    } else {
+        store.update(|reg| sweep(reg))?
+    };
+    if json {
+        output::json(&report);
+    } else if report.freed.is_empty() && report.removed_projects.is_empty() {
         output::line("Nothing to clean up");
     }
     Ok(0)

@@ -191,7 +191,7 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
         env: Environment::from_process()?,
     };
     match cli.command {
-        Command::Provision(args) => provision::exec(&ctx, args.dry_run),
+        Command::Provision(args) => provision::exec(&ctx, args.dry_run, args.format),
         Command::Slots(args) => slots::exec(&ctx, args.format),
         Command::Claim(args) => {
             claim_cmd::exec(&ctx, profile(args.profile), args.slot, args.format)
@@ -206,11 +206,11 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
                 format: args.format,
             },
         ),
-        Command::Down(args) => down::exec(&ctx, args.volumes),
+        Command::Down(args) => down::exec(&ctx, args.volumes, args.format),
         Command::Status(args) => status::exec(&ctx, args.format),
         Command::Logs(args) => logs::exec(&ctx, args.service.as_deref(), args.follow, args.tail),
-        Command::Release(args) => release::exec(&ctx, args.slot, args.force),
-        Command::Gc(args) => gc::exec(&ctx, args.dry_run),
+        Command::Release(args) => release::exec(&ctx, args.slot, args.force, args.format),
+        Command::Gc(args) => gc::exec(&ctx, args.dry_run, args.format),
         Command::Create(args) => create::exec(
             &ctx,
             create::Options {

@@ -1,25 +1,42 @@
 //! `provision [--dry-run]`: create or repair every slot of the pool.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::Result;
+use serde::Serialize;
 
+use crate::cli::Format;
 use crate::commands::Ctx;
-use crate::config::Pool;
+use crate::config::{Pool, Profile};
 use crate::output;
 use crate::ports::SlotPorts;
 use crate::registry::Registry;
 use crate::slot::{self, Part, Plan};
 use crate::template::Renderer;
 
-#[derive(Default)]
-struct Tally {
-    created: usize,
-    repaired: usize,
-    skipped: usize,
+/// `provision --format json`.
+#[derive(Serialize)]
+struct ProvisionJson {
+    pool: String,
+    state_dir: PathBuf,
+    dry_run: bool,
+    slots: Vec<SlotJson>,
 }
 
-pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
+#[derive(Serialize)]
+struct SlotJson {
+    slot: u32,
+    profile: Profile,
+    /// `created`, `repaired` or `skipped` (on a dry run: what would be done).
+    action: &'static str,
+    /// The parts that were (or would be) written again, for `repaired`.
+    missing: Vec<&'static str>,
+    path: PathBuf,
+    ports: BTreeMap<String, u16>,
+}
+
+pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let renderer = Renderer::new(&pool)?;
@@ -30,23 +47,16 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
         .keys()
         .map(|&id| Ok((id, slot::render(&pool, &renderer, id)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
-    let tally = if dry_run {
+    let plans: Vec<(u32, Plan)> = if dry_run {
         // Reads only: not even the state folder is created.
         let registry = store.read()?;
-        let mut tally = Tally::default();
-        for (&id, (ports, _)) in &rendered {
-            report(
-                &pool,
-                id,
-                &slot::plan(&pool, &registry, id),
-                Some(ports),
-                &mut tally,
-            );
-        }
-        tally
+        rendered
+            .keys()
+            .map(|&id| (id, slot::plan(&pool, &registry, id)))
+            .collect()
     } else {
         store.update(|registry: &mut Registry| {
-            let mut tally = Tally::default();
+            let mut plans = Vec::new();
             for (&id, files) in &rendered {
                 let plan = slot::plan(&pool, registry, id);
                 match &plan {
@@ -54,29 +64,53 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool) -> Result<u8> {
                     Plan::Repair(parts) => slot::write(&pool, registry, id, parts, files)?,
                     Plan::Complete => {}
                 }
-                report(&pool, id, &plan, None, &mut tally);
+                plans.push((id, plan));
             }
-            Ok(tally)
+            Ok(plans)
         })?
     };
-    summarise(&tally, dry_run);
+    if format == Format::Json {
+        output::json(&ProvisionJson {
+            pool: pool.name.clone(),
+            state_dir: pool.state_dir.clone(),
+            dry_run,
+            slots: plans
+                .iter()
+                .map(|(id, plan)| {
+                    let (action, missing) = match plan {
+                        Plan::Create => ("created", vec![]),
+                        Plan::Repair(parts) => {
+                            ("repaired", parts.iter().map(|p| p.describe()).collect())
+                        }
+                        Plan::Complete => ("skipped", vec![]),
+                    };
+                    SlotJson {
+                        slot: *id,
+                        profile: pool.slots[id],
+                        action,
+                        missing,
+                        path: pool.slot_dir(*id),
+                        ports: rendered[id].0.all().collect(),
+                    }
+                })
+                .collect(),
+        });
+        return Ok(0);
+    }
+    for (id, plan) in &plans {
+        report(&pool, *id, plan, dry_run.then(|| &rendered[id].0));
+    }
+    summarise(&plans, dry_run);
     Ok(0)
 }
 
 /// One slot's line(s). `ports` is given on a dry run, to show what would be used.
-fn report(pool: &Pool, id: u32, plan: &Plan, ports: Option<&SlotPorts>, tally: &mut Tally) {
+fn report(pool: &Pool, id: u32, plan: &Plan, ports: Option<&SlotPorts>) {
     let profile = pool.slots[&id];
     match (plan, ports) {
-        (Plan::Complete, _) => {
-            tally.skipped += 1;
-            output::line(&format!("Slot {id}: already exists, skipping"));
-        }
-        (Plan::Create, None) => {
-            tally.created += 1;
-            output::line(&format!("Created slot {id} ({profile})"));
-        }
+        (Plan::Complete, _) => output::line(&format!("Slot {id}: already exists, skipping")),
+        (Plan::Create, None) => output::line(&format!("Created slot {id} ({profile})")),
         (Plan::Create, Some(ports)) => {
-            tally.created += 1;
             output::line(&format!(
                 "Would create slot {id} ({profile}) at {}",
                 pool.slot_dir(id).display()
@@ -102,7 +136,6 @@ fn report(pool: &Pool, id: u32, plan: &Plan, ports: Option<&SlotPorts>, tally: &
             }
         }
         (Plan::Repair(parts), dry) => {
-            tally.repaired += 1;
             let what: Vec<&str> = parts.iter().map(|p| p.describe()).collect();
             let verb = if dry.is_some() {
                 "Would repair"
@@ -117,19 +150,23 @@ fn report(pool: &Pool, id: u32, plan: &Plan, ports: Option<&SlotPorts>, tally: &
     }
 }
 
-fn summarise(t: &Tally, dry_run: bool) {
+fn summarise(plans: &[(u32, Plan)], dry_run: bool) {
+    let count = |f: fn(&Plan) -> bool| plans.iter().filter(|(_, p)| f(p)).count();
+    let created = count(|p| matches!(p, Plan::Create));
+    let repaired = count(|p| matches!(p, Plan::Repair(_)));
+    let skipped = count(|p| matches!(p, Plan::Complete));
     let (create, repair) = if dry_run {
         ("Would create", "Would repair")
     } else {
         ("Created", "Repaired")
     };
-    if t.created > 0 {
-        output::line(&format!("{create} {} slot(s)", t.created));
+    if created > 0 {
+        output::line(&format!("{create} {created} slot(s)"));
     }
-    if t.repaired > 0 {
-        output::line(&format!("{repair} {} slot(s)", t.repaired));
+    if repaired > 0 {
+        output::line(&format!("{repair} {repaired} slot(s)"));
     }
-    if t.skipped > 0 {
-        output::line(&format!("Skipped {} existing slot(s)", t.skipped));
+    if skipped > 0 {
+        output::line(&format!("Skipped {skipped} existing slot(s)"));
     }
 }

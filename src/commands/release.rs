@@ -3,12 +3,38 @@
 
 use anyhow::Result;
 
+use serde::Serialize;
+
 use crate::claim;
+use crate::cli::Format;
 use crate::commands::{Ctx, project};
-use crate::engine::Engine;
+use crate::engine::{Engine, Removed};
 use crate::output;
 
-pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool) -> Result<u8> {
+/// `release --format json`.
+#[derive(Serialize)]
+struct ReleaseJson {
+    slot: Option<u32>,
+    /// False when there was nothing to release.
+    released: bool,
+    claimed_by: Option<std::path::PathBuf>,
+    removed: Option<Removed>,
+}
+
+pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) -> Result<u8> {
+    let nothing = |slot: Option<u32>, text: String| {
+        if format == Format::Json {
+            output::json(&ReleaseJson {
+                slot,
+                released: false,
+                claimed_by: None,
+                removed: None,
+            });
+        } else {
+            output::line(&text);
+        }
+        Ok(0)
+    };
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let cmd = ctx.cmd_name();
@@ -24,23 +50,34 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool) -> Result<u8> {
             match registry.claim_of(wt) {
                 Some(s) => s,
                 None => {
-                    output::line(&format!(
+                    let text = format!(
                         "This worktree holds no slot: nothing to release (`{}`)",
                         wt.display()
-                    ));
-                    return Ok(0);
+                    );
+                    return nothing(None, text);
                 }
             }
         }
     };
     let Some(holder) = claim::may_release(&registry, slot, caller.as_deref(), force, &cmd)? else {
-        output::line(&format!("Slot {slot} is not claimed: nothing to release"));
-        return Ok(0);
+        return nothing(
+            Some(slot),
+            format!("Slot {slot} is not claimed: nothing to release"),
+        );
     };
     let engine = ctx.engine();
     engine.ping()?;
     let removed = stop_and_remove(ctx, &pool, &engine, slot, &holder)?;
     claim::finish_release(&store, slot, &holder)?;
+    if format == Format::Json {
+        output::json(&ReleaseJson {
+            slot: Some(slot),
+            released: true,
+            claimed_by: Some(holder),
+            removed: Some(removed),
+        });
+        return Ok(0);
+    }
     output::line(&format!(
         "Released slot {slot} (claimed by `{}`): removed {} container(s), {} volume(s), {} network(s)",
         holder.display(),

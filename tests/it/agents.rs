@@ -15,7 +15,8 @@ static BLOCK: AtomicU32 = AtomicU32::new(0);
 /// The default pool with its ports moved to a block no other test uses, so
 /// the real port probes see free ports.
 pub fn project_file(ctx: &TestContext) -> PathBuf {
-    let b = 50000 + 400 * BLOCK.fetch_add(1, Ordering::Relaxed);
+    // Above the ephemeral range (32768-60999), where no outgoing connection lands.
+    let b = 61000 + 300 * BLOCK.fetch_add(1, Ordering::Relaxed);
     ctx.git_init();
     ctx.write_project_file(&format!(
         "[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\nprometheus = [{}, 1]\n\
@@ -314,10 +315,16 @@ fn slots_asks_the_engine_once_for_the_whole_pool() {
     let engine = FakeEngine::start(&ctx.root);
     let before = engine.requests.load(Ordering::Relaxed);
     let mut cmd = ctx.cmd();
-    cmd.env("DOCKER_SANDBOX_CONFIG", &cfg).env("DOCKER_HOST", engine.host()).args(["slots", "--format", "json"]);
+    cmd.env("DOCKER_SANDBOX_CONFIG", &cfg)
+        .env("DOCKER_HOST", engine.host())
+        .args(["slots", "--format", "json"]);
     let run = TestContext::run_cmd(cmd).success();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["live"], true);
     assert_eq!(v["slots"].as_array().unwrap().len(), 6);
-    assert_eq!(engine.requests.load(Ordering::Relaxed) - before, 1, "one engine query for six slots");
+    assert_eq!(
+        engine.requests.load(Ordering::Relaxed) - before,
+        1,
+        "one engine query for six slots"
+    );
 }

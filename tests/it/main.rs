@@ -2,7 +2,12 @@
 
 mod support;
 
+mod agents;
+mod bad_input;
+mod fake_docker;
+mod fake_engine;
 mod install;
+mod lifecycle;
 mod plugin;
 mod provision;
 mod registry;

@@ -1,0 +1,1677 @@
+//! The slot lifecycle against a fake docker: claim, up, down, logs, release and
+//! gc, with the exact docker and compose command lines each one runs, docker's
+//! global flags, compose discovery, and many claims at once.
+//!
+//! Port probing is real (the plugin binds each port to see if it is free), so
+//! every test moves the whole pool into a port block of its own.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use crate::fake_docker::*;
+use crate::support::*;
+
+const LABEL: &str = "label=com.docker.compose.project";
+
+/// Blocks of 200 ports from 10000 up to 20400: below Linux's ephemeral range
+/// (32768 up), so an outgoing connection never holds one, and below the
+/// real-engine suite's blocks (20500 up).
+static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+fn port_block() -> u16 {
+    let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+    assert!(n < 52, "out of port blocks: give the blocks a smaller size");
+    10_000 + 200 * n
+}
+
+/// The default pool with every port moved to `base`...`base + 197`: named
+/// ports at +1..+46, OTLP at +70..+121, workers at +140..+197.
+fn ports_toml(base: u16) -> String {
+    let b = u32::from(base);
+    format!(
+        "[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\n\
+         prometheus = [{}, 1]\njaeger_otlp_grpc = [{}, 10]\njaeger_otlp_http = [{}, 10]\n\
+         workers = [{}, 10]\n",
+        b + 10,
+        b + 20,
+        b + 30,
+        b + 40,
+        b + 60,
+        b + 61,
+        b + 130,
+    )
+}
+
+/// A provisioned pool in a git repository (the test's cwd), a fake docker on
+/// PATH, and the engine reached through the docker CLI.
+struct Sandbox {
+    ctx: TestContext,
+    fake: FakeDocker,
+    base: u16,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox::with_top("")
+    }
+
+    /// `top` goes before the project file's `[ports]` table (`gate = []`).
+    fn with_top(top: &str) -> Sandbox {
+        let ctx = TestContext::new();
+        ctx.git_init();
+        let base = port_block();
+        ctx.write_project_file(&format!("{top}{}", ports_toml(base)));
+        let fake = FakeDocker::install(&ctx);
+        let sb = Sandbox { ctx, fake, base };
+        sb.run(&["provision"]).success();
+        assert_calls(&sb.fake.calls(), &[]);
+        sb
+    }
+
+    fn project_file(&self) -> PathBuf {
+        self.ctx.cwd.join("docker-sandbox.toml")
+    }
+
+    /// The plugin run in `dir`; a tcp DOCKER_HOST makes it use the docker CLI
+    /// (our fake) for engine queries. Other worktrees share the project file.
+    fn cmd_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = self.ctx.cmd();
+        self.fake.apply(&mut cmd);
+        cmd.current_dir(dir)
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+            .args(args);
+        if dir != self.ctx.cwd {
+            cmd.env("DOCKER_SANDBOX_CONFIG", self.project_file());
+        }
+        cmd
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_in(&self.ctx.cwd, args)
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        TestContext::run_cmd(self.cmd(args))
+    }
+
+    fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        TestContext::run_cmd(self.cmd_in(dir, args))
+    }
+
+    /// The fake's calls so far; forgets them.
+    fn calls(&self) -> Vec<Vec<String>> {
+        let calls = self.fake.calls();
+        self.fake.clear();
+        calls
+    }
+
+    /// Another git repository next to the main one: another worktree.
+    fn worktree(&self, name: &str) -> PathBuf {
+        let dir = self.ctx.root.join(name);
+        if dir.join(".git").exists() {
+            return dir;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = self
+            .ctx
+            .command("git")
+            .current_dir(&dir)
+            .args(["init", "-q", "-b", "main"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        dir
+    }
+
+    fn slot_dir(&self, slot: u32) -> PathBuf {
+        self.ctx.state.join(format!("slot-{slot}"))
+    }
+
+    fn api_port(&self, slot: u32) -> u16 {
+        self.base + slot as u16
+    }
+
+    fn claimed_by(&self, slot: u32) -> serde_json::Value {
+        self.ctx.registry()["slots"][slot.to_string()]["claimed_by"].clone()
+    }
+
+    /// Expected command lines with no docker globals.
+    fn lines(&self) -> Lines<'_> {
+        self.lines_with(self.fake.docker.to_str().unwrap(), &[])
+    }
+
+    fn lines_with(&self, docker: &str, globals: &[&str]) -> Lines<'_> {
+        Lines {
+            sb: self,
+            docker: docker.to_owned(),
+            globals: globals.iter().map(|s| s.to_string()).collect(),
+            compose: None,
+        }
+    }
+}
+
+/// Builds the command lines the plugin should run.
+struct Lines<'a> {
+    sb: &'a Sandbox,
+    docker: String,
+    globals: Vec<String>,
+    /// A standalone `docker-compose` in place of `docker compose`.
+    compose: Option<String>,
+}
+
+type Line = Vec<String>;
+
+impl Lines<'_> {
+    fn standalone(mut self, path: &Path) -> Self {
+        self.compose = Some(path.to_str().unwrap().to_owned());
+        self
+    }
+
+    fn docker(&self, args: &[&str]) -> Line {
+        let mut line = vec![self.docker.clone()];
+        line.extend(self.globals.iter().cloned());
+        line.extend(args.iter().map(|s| s.to_string()));
+        line
+    }
+
+    fn ping(&self) -> Line {
+        self.docker(&["version", "--format", "{{.Server.Version}}"])
+    }
+
+    fn compose_version(&self) -> Line {
+        match &self.compose {
+            None => self.docker(&["compose", "version", "--short"]),
+            Some(bin) => vec![bin.clone(), "version".into(), "--short".into()],
+        }
+    }
+
+    fn label(project: Option<u32>) -> String {
+        match project {
+            Some(slot) => format!("{LABEL}=ktrdr-slot-{slot}"),
+            None => LABEL.to_owned(),
+        }
+    }
+
+    /// `docker ps` of one slot's project, or of every compose project.
+    fn ps(&self, slot: Option<u32>) -> Line {
+        let label = Self::label(slot);
+        self.docker(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &label,
+            "--format",
+            "{{json .}}",
+        ])
+    }
+
+    fn volume_ls(&self, slot: Option<u32>) -> Line {
+        let label = Self::label(slot);
+        self.docker(&["volume", "ls", "--filter", &label, "--format", "{{json .}}"])
+    }
+
+    fn network_ls(&self, slot: Option<u32>) -> Line {
+        let label = Self::label(slot);
+        self.docker(&[
+            "network",
+            "ls",
+            "--no-trunc",
+            "--filter",
+            &label,
+            "--format",
+            "{{json .}}",
+        ])
+    }
+
+    /// Clearing a slot's project that has nothing left.
+    fn clear_empty(&self, slot: u32) -> Vec<Line> {
+        vec![
+            self.ps(Some(slot)),
+            self.volume_ls(Some(slot)),
+            self.network_ls(Some(slot)),
+        ]
+    }
+
+    /// `compose -p ktrdr-slot-N --project-directory DIR --env-file DIR/.env.sandbox
+    /// -f <state>/slot-N/docker-compose.yml <verb>`.
+    fn compose_in(&self, slot: u32, dir: &Path, verb: &[&str]) -> Line {
+        let mut line = match &self.compose {
+            None => self.docker(&["compose"]),
+            Some(bin) => vec![bin.clone()],
+        };
+        let file = self.sb.slot_dir(slot).join("docker-compose.yml");
+        line.extend(
+            [
+                "-p",
+                &format!("ktrdr-slot-{slot}"),
+                "--project-directory",
+                dir.to_str().unwrap(),
+                "--env-file",
+                dir.join(".env.sandbox").to_str().unwrap(),
+                "-f",
+                file.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        line.extend(verb.iter().map(|s| s.to_string()));
+        line
+    }
+
+    /// A compose call of the main worktree.
+    fn compose(&self, slot: u32, verb: &[&str]) -> Line {
+        self.compose_in(slot, &self.sb.ctx.cwd, verb)
+    }
+}
+
+/// Every line `up --no-wait` runs for a fresh claim of an empty slot.
+fn fresh_up(l: &Lines<'_>, slot: u32, verb: &[&str]) -> Vec<Line> {
+    let mut calls = vec![l.ping(), l.compose_version(), l.ps(None)];
+    calls.extend(l.clear_empty(slot));
+    calls.push(l.ps(None));
+    calls.push(l.compose(slot, verb));
+    calls
+}
+
+const UP: &[&str] = &["up", "-d", "--remove-orphans"];
+const DOWN_V: &[&str] = &["down", "-v", "--remove-orphans"];
+
+#[test]
+fn up_claims_writes_the_env_file_and_runs_compose_up() {
+    let sb = Sandbox::new();
+    let cwd = &sb.ctx.cwd;
+    let run = sb.run(&["up", "--no-wait"]).success();
+    let l = sb.lines();
+    assert_calls(&sb.calls(), &fresh_up(&l, 1, UP));
+
+    assert!(
+        run.stdout
+            .starts_with("Slot 1 (light) started (the gate was not run): project ktrdr-slot-1 in "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "  api                http://127.0.0.1:{}\n",
+            sb.api_port(1)
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("Claimed slot 1 (light) for `{}`", cwd.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "Starting slot 1 with docker compose 2.29.7: {}",
+            l.compose(1, UP).join(" ")
+        )),
+        "{}",
+        run.stderr
+    );
+
+    let reg = sb.ctx.registry();
+    let rec = &reg["slots"]["1"];
+    assert_eq!(rec["claimed_by"], serde_json::json!(cwd));
+    assert_eq!(rec["status"], "running");
+
+    // The worktree's env file: the slot's values and the claim's identity.
+    let env_path = cwd.join(".env.sandbox");
+    assert_eq!(mode(&env_path), 0o600);
+    let env = env_file(&env_path);
+    let slot_env = env_file(&sb.slot_dir(1).join(".env.sandbox"));
+    for (k, v) in &slot_env {
+        assert_eq!(env.get(k), Some(v), "the slot's `{k}`");
+    }
+    assert_eq!(env["SLOT_ID"], "1");
+    assert_eq!(env["KTRDR_API_PORT"], sb.api_port(1).to_string());
+    assert_eq!(env["COMPOSE_PROJECT_NAME"], "ktrdr-slot-1");
+    assert!(env["DB_PASSWORD"].len() >= 16);
+    assert_eq!(env["INSTANCE_ID"], "work");
+    assert_eq!(env["SANDBOX_WORKTREE"], cwd.display().to_string());
+    assert_eq!(env["SANDBOX_VERSION"], env!("CARGO_PKG_VERSION"));
+    let claimed_at = rec["claimed_at"].as_str().unwrap();
+    assert_eq!(env["CREATED_AT"].len(), "2026-01-01T00:00:00Z".len());
+    assert_eq!(env["CREATED_AT"][..19], claimed_at[..19]);
+
+    // Git ignores it: it holds a password.
+    let git = |args: &[&str]| sb.ctx.command("git").args(args).output().unwrap();
+    assert!(
+        git(&["check-ignore", "-q", ".env.sandbox"])
+            .status
+            .success()
+    );
+    let status = git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains(".env.sandbox"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+
+    // Again, with --build: the same slot, no new claim, nothing cleared.
+    let run = sb.run(&["up", "--build", "--no-wait"]).success();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.compose_version(),
+            l.ps(None),
+            l.ps(None),
+            l.compose(1, &["up", "-d", "--remove-orphans", "--build"]),
+        ],
+    );
+    assert!(!run.stderr.contains("Claimed"), "{}", run.stderr);
+    assert_eq!(sb.claimed_by(1), serde_json::json!(cwd));
+}
+
+#[test]
+fn a_failed_compose_up_takes_the_stack_down_and_keeps_the_claim() {
+    let sb = Sandbox::new();
+    sb.fake.fail(
+        "compose-up",
+        1,
+        "Error response from daemon: no such image\n",
+    );
+    let run = sb.run(&["up", "--no-wait"]).code(1);
+    let l = sb.lines();
+    let mut expected = fresh_up(&l, 1, UP);
+    expected.push(l.compose(1, DOWN_V));
+    expected.extend(l.clear_empty(1));
+    assert_calls(&sb.calls(), &expected);
+    assert!(
+        run.stderr.contains(
+            "error: `compose up` failed for slot 1 (exit status: 1); its containers and volumes were removed"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: the claim is kept: fix the stack and run `docker sandbox up` again"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("no such image"),
+        "compose's own error is shown: {}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+    assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "stopped");
+    assert!(sb.ctx.cwd.join(".env.sandbox").is_file());
+}
+
+#[test]
+fn down_keeps_the_claim_and_removes_volumes_when_asked() {
+    let sb = Sandbox::new();
+    sb.run(&["up", "--no-wait"]).success();
+    sb.fake.clear();
+    let l = sb.lines();
+
+    let run = sb.run(&["down"]).success();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.compose_version(),
+            l.compose(1, &["down", "--remove-orphans"]),
+        ],
+    );
+    assert_eq!(
+        run.stdout,
+        "Stopped slot 1; this worktree still holds it (`docker sandbox release` frees it)\n"
+    );
+    assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "stopped");
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+
+    for flag in ["--volumes", "-v"] {
+        let run = sb.run(&["down", flag]).success();
+        assert_calls(
+            &sb.calls(),
+            &[
+                l.compose_version(),
+                l.compose(1, &["down", "--remove-orphans", "--volumes"]),
+            ],
+        );
+        assert_eq!(
+            run.stdout,
+            "Stopped slot 1 and removed its volumes; this worktree still holds it (`docker sandbox release` frees it)\n"
+        );
+    }
+
+    sb.fake.fail("compose-down", 3, "");
+    let run = sb.run(&["down"]).code(1);
+    assert!(
+        run.stderr
+            .contains("error: `compose down` failed for slot 1 (exit status: 3)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "the command was: {}",
+            l.compose(1, &["down", "--remove-orphans"]).join(" ")
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn logs_maps_its_flags_and_passes_the_exit_code_through() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    sb.fake.clear();
+    let l = sb.lines();
+
+    let run = sb.run(&["logs"]).success();
+    assert_calls(&sb.calls(), &[l.compose_version(), l.compose(1, &["logs"])]);
+    assert_eq!(run.stdout, "backend-1  | fake log line\n");
+
+    sb.run(&["logs", "backend", "-f", "--tail", "5"]).success();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.compose_version(),
+            l.compose(1, &["logs", "--follow", "--tail=5", "backend"]),
+        ],
+    );
+    sb.run(&["logs", "--follow", "-n", "0", "db"]).success();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.compose_version(),
+            l.compose(1, &["logs", "--follow", "--tail=0", "db"]),
+        ],
+    );
+
+    sb.fake.fail("compose-logs", 7, "");
+    sb.run(&["logs"]).code(7);
+    sb.run(&["logs", "--tail", "x"]).code(2);
+}
+
+#[test]
+fn release_takes_the_stack_down_removes_everything_and_frees_the_claim() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    let api = format!("127.0.0.1:{}->8000/tcp", sb.api_port(1));
+    sb.fake.answer(
+        "ps.jsonl",
+        &[
+            container(
+                "c1",
+                "ktrdr-slot-1",
+                "backend",
+                "running",
+                "Up 2 minutes",
+                &api,
+            ),
+            container(
+                "c2",
+                "ktrdr-slot-2",
+                "backend",
+                "running",
+                "Up 2 minutes",
+                "",
+            ),
+        ],
+    );
+    sb.fake.answer(
+        "volumes.jsonl",
+        &[volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1")],
+    );
+    sb.fake.answer(
+        "networks.jsonl",
+        &[network("n1", "ktrdr-slot-1_default", "ktrdr-slot-1")],
+    );
+    sb.fake.clear();
+
+    let run = sb.run(&["release"]).success();
+    let l = sb.lines();
+    let mut expected = l.clear_empty(1);
+    expected.insert(0, l.ping());
+    expected.extend([
+        l.compose_version(),
+        l.compose(1, DOWN_V),
+        l.ps(Some(1)),
+        l.docker(&["rm", "-f", "-v", "c1"]),
+        l.volume_ls(Some(1)),
+        l.docker(&["volume", "rm", "-f", "ktrdr-slot-1_pgdata"]),
+        l.network_ls(Some(1)),
+        l.docker(&["network", "rm", "n1"]),
+    ]);
+    assert_calls(&sb.calls(), &expected);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Released slot 1 (claimed by `{}`): removed 1 container(s), 1 volume(s), 1 network(s)\n",
+            sb.ctx.cwd.display()
+        )
+    );
+    assert!(!sb.ctx.cwd.join(".env.sandbox").exists());
+    let rec = &sb.ctx.registry()["slots"]["1"];
+    assert_eq!(rec["claimed_by"], serde_json::Value::Null);
+    assert_eq!(rec["claimed_at"], serde_json::Value::Null);
+
+    // Nothing left to release: said so, and docker is not asked.
+    let run = sb.run(&["release"]).success();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "This worktree holds no slot: nothing to release (`{}`)\n",
+            sb.ctx.cwd.display()
+        )
+    );
+    assert_calls(&sb.calls(), &[]);
+}
+
+#[test]
+fn releasing_a_slot_another_live_worktree_holds_needs_force() {
+    let sb = Sandbox::new();
+    let other = sb.worktree("other");
+    sb.run_in(&other, &["claim", "--slot", "2"]).success();
+    sb.fake.clear();
+    let state_before = tree(&sb.ctx.state);
+
+    let run = sb.run(&["release", "2"]).code(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: slot 2 is claimed by `{}` which still exists\n\
+             hint: run `docker sandbox release 2 --force` to free it anyway\n",
+            other.display()
+        )
+    );
+    assert_calls(&sb.calls(), &[]);
+    assert_eq!(tree(&sb.ctx.state), state_before);
+    assert!(other.join(".env.sandbox").is_file());
+
+    let run = sb.run(&["release", "2", "--force"]).success();
+    let l = sb.lines();
+    let mut expected = vec![l.ping()];
+    // Nothing runs in the slot: no compose down, only the label sweep.
+    expected.extend(l.clear_empty(2));
+    expected.extend(l.clear_empty(2));
+    assert_calls(&sb.calls(), &expected);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Released slot 2 (claimed by `{}`): removed 0 container(s), 0 volume(s), 0 network(s)\n",
+            other.display()
+        )
+    );
+    assert_eq!(sb.claimed_by(2), serde_json::Value::Null);
+    assert!(!other.join(".env.sandbox").exists());
+
+    let run = sb.run(&["release", "2"]).success();
+    assert_eq!(run.stdout, "Slot 2 is not claimed: nothing to release\n");
+    let run = sb.run(&["release", "7"]).code(1);
+    assert!(
+        run.stderr.contains("error: slot 7 does not exist"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_orphaned_claim_is_released_without_force() {
+    let sb = Sandbox::new();
+    let gone = sb.worktree("gone");
+    sb.run_in(&gone, &["claim", "--slot", "3"]).success();
+    std::fs::remove_dir_all(&gone).unwrap();
+    sb.fake.clear();
+    let run = sb.run(&["release", "3"]).success();
+    assert!(
+        run.stdout.starts_with("Released slot 3 (claimed by `"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(sb.claimed_by(3), serde_json::Value::Null);
+}
+
+#[test]
+fn docker_globals_before_the_plugin_name_reach_every_docker_call() {
+    let sb = Sandbox::new();
+    let globals = ["--context", "ctx", "--debug", "-l=warn"];
+    let mut cmd = sb.cmd(&[]);
+    // Docker runs the plugin as `docker-sandbox <globals> sandbox <args>`;
+    // a non-default context alone sends engine queries through the CLI.
+    cmd.env_remove("DOCKER_HOST")
+        .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker")
+        .args(globals)
+        .args(["sandbox", "up", "--no-wait"]);
+    TestContext::run_cmd(cmd).success();
+    let l = sb.lines_with(sb.fake.docker.to_str().unwrap(), &globals);
+    let calls = sb.calls();
+    assert_calls(&calls, &fresh_up(&l, 1, UP));
+    assert_eq!(
+        calls.last().unwrap()[..7],
+        [
+            sb.fake.docker.to_str().unwrap(),
+            "--context",
+            "ctx",
+            "--debug",
+            "-l=warn",
+            "compose",
+            "-p"
+        ]
+    );
+
+    for args in [["down"].as_slice(), &["logs"], &["release"]] {
+        let mut cmd = sb.cmd(&[]);
+        cmd.env_remove("DOCKER_HOST")
+            .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker")
+            .args(globals)
+            .arg("sandbox")
+            .args(args);
+        TestContext::run_cmd(cmd).success();
+        let calls = sb.calls();
+        assert!(!calls.is_empty());
+        for call in &calls {
+            assert_eq!(call[1..5], globals, "{args:?}: {call:?}");
+        }
+    }
+}
+
+#[test]
+fn the_docker_that_ran_the_plugin_runs_the_children() {
+    let sb = Sandbox::new();
+    // Not on PATH: only DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND names it.
+    let other = sb.ctx.root.join("docker-cli/docker");
+    write_script(&other);
+    let mut cmd = sb.cmd(&["-H", "tcp://10.9.9.9:2375", "sandbox", "up", "--no-wait"]);
+    cmd.env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", &other);
+    TestContext::run_cmd(cmd).success();
+    let l = sb.lines_with(other.to_str().unwrap(), &["-H", "tcp://10.9.9.9:2375"]);
+    assert_calls(&sb.calls(), &fresh_up(&l, 1, UP));
+}
+
+#[test]
+fn a_standalone_compose_gets_docker_globals_as_environment() {
+    let sb = Sandbox::new();
+    let compose = sb.ctx.root.join("compose-bin/docker-compose");
+    write_script(&compose);
+
+    let mut cmd = sb.cmd(&["--context", "ctx", "sandbox", "up", "--no-wait"]);
+    cmd.env_remove("DOCKER_HOST")
+        .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker")
+        .env("DOCKER_SANDBOX_COMPOSE", &compose);
+    let run = TestContext::run_cmd(cmd).success();
+    let l = sb
+        .lines_with(sb.fake.docker.to_str().unwrap(), &["--context", "ctx"])
+        .standalone(&compose);
+    assert_calls(&sb.calls(), &fresh_up(&l, 1, UP));
+    assert!(
+        run.stderr.contains(&format!(
+            "Starting slot 1 with {} 2.29.7: {}",
+            compose.display(),
+            l.compose(1, UP).join(" ")
+        )),
+        "{}",
+        run.stderr
+    );
+    let env = sb.fake.compose_env();
+    assert_eq!(env.get("DOCKER_CONTEXT").map(String::as_str), Some("ctx"));
+    assert_eq!(env.get("DOCKER_HOST"), None);
+
+    // `-H` becomes DOCKER_HOST, over the one the plugin inherited.
+    let mut cmd = sb.cmd(&["-H", "tcp://x:1", "sandbox", "down"]);
+    cmd.env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker")
+        .env("DOCKER_SANDBOX_COMPOSE", &compose);
+    TestContext::run_cmd(cmd).success();
+    let l = sb
+        .lines_with(sb.fake.docker.to_str().unwrap(), &["-H", "tcp://x:1"])
+        .standalone(&compose);
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.compose_version(),
+            l.compose(1, &["down", "--remove-orphans"]),
+        ],
+    );
+    let env = sb.fake.compose_env();
+    assert_eq!(
+        env.get("DOCKER_HOST").map(String::as_str),
+        Some("tcp://x:1")
+    );
+    assert_eq!(env.get("DOCKER_CONTEXT"), None);
+}
+
+#[test]
+fn without_the_compose_plugin_docker_compose_on_path_is_used() {
+    let sb = Sandbox::new();
+    sb.fake.fail(
+        "compose-version",
+        1,
+        "docker: 'compose' is not a docker command.\n",
+    );
+    let compose = sb.ctx.bin.join("docker-compose");
+    write_script(&compose);
+    std::fs::write(sb.fake.dir.join("compose-version"), "1.29.2\n").unwrap();
+    let run = sb.run(&["up", "--no-wait"]).success();
+    let mut expected = fresh_up(&sb.lines().standalone(&compose), 1, UP);
+    // `docker compose` is asked first.
+    expected.insert(1, sb.lines().compose_version());
+    assert_calls(&sb.calls(), &expected);
+    assert!(
+        run.stderr.contains(&format!(
+            "Starting slot 1 with {} 1.29.2:",
+            compose.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn no_compose_at_all_is_a_clear_error() {
+    let sb = Sandbox::new();
+    sb.fake.fail(
+        "compose-version",
+        1,
+        "docker: 'compose' is not a docker command.\n",
+    );
+    let l = sb.lines();
+
+    // PATH holds only our bin/: no docker-compose of the machine's is found.
+    let mut cmd = sb.cmd(&["up", "--no-wait"]);
+    cmd.env("PATH", &sb.ctx.bin);
+    let run = TestContext::run_cmd(cmd).code(1);
+    assert_eq!(
+        run.stderr,
+        "error: no Docker Compose found: neither `docker compose` nor `docker-compose` answers `version --short`\n\
+         hint: install the compose plugin (Debian/Ubuntu: docker-compose-plugin; or Docker Desktop), or a `docker-compose` binary on PATH\n"
+    );
+    assert_calls(&sb.calls(), &[l.ping(), l.compose_version()]);
+    assert_eq!(sb.claimed_by(1), serde_json::Value::Null, "nothing claimed");
+    assert!(!sb.ctx.cwd.join(".env.sandbox").exists());
+
+    // Asked for the plugin by name: the same, said about the plugin.
+    let mut cmd = sb.cmd(&["up", "--no-wait"]);
+    cmd.env("DOCKER_SANDBOX_COMPOSE", "plugin");
+    let run = TestContext::run_cmd(cmd).code(1);
+    assert!(
+        run.stderr.starts_with(
+            "error: DOCKER_SANDBOX_COMPOSE=plugin, but `docker compose version --short` does not answer\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_calls(&sb.calls(), &[l.ping(), l.compose_version()]);
+
+    // A standalone compose that is not there.
+    let mut cmd = sb.cmd(&["up", "--no-wait"]);
+    cmd.env("DOCKER_SANDBOX_COMPOSE", "no-such-compose");
+    let run = TestContext::run_cmd(cmd).code(1);
+    assert!(
+        run.stderr
+            .starts_with("error: DOCKER_SANDBOX_COMPOSE=`no-such-compose`: "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.claimed_by(1), serde_json::Value::Null);
+}
+
+#[test]
+fn commands_outside_a_git_worktree_say_so() {
+    let sb = Sandbox::new();
+    let outside = sb.ctx.root.join("not-a-repo");
+    std::fs::create_dir_all(&outside).unwrap();
+    for args in [
+        ["up", "--no-wait"].as_slice(),
+        &["claim"],
+        &["down"],
+        &["status"],
+        &["logs"],
+        &["release"],
+    ] {
+        let run = sb.run_in(&outside, args).code(1);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: not inside a git worktree: `{}`\n",
+                outside.display()
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_calls(&sb.calls(), &[]);
+    }
+}
+
+#[test]
+fn commands_need_a_slot_held_by_this_worktree() {
+    let sb = Sandbox::new();
+    for args in [["down"].as_slice(), &["status"], &["logs"]] {
+        let run = sb.run(args).code(1);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "error: this worktree holds no slot: `{}`\n\
+                 hint: run `docker sandbox up` to claim one and start it, or `docker sandbox slots` to see who holds what\n",
+                sb.ctx.cwd.display()
+            ),
+            "{args:?}"
+        );
+        assert_calls(&sb.calls(), &[]);
+    }
+}
+
+#[test]
+fn twelve_worktrees_claim_six_slots_at_once() {
+    let sb = Sandbox::new();
+    let worktrees: Vec<PathBuf> = (1..=12)
+        .map(|i| sb.worktree(&format!("wt-{i:02}")))
+        .collect();
+    let children: Vec<_> = worktrees
+        .iter()
+        .map(|wt| {
+            sb.cmd_in(wt, &["claim", "--format", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut won = Vec::new();
+    let mut lost = 0;
+    for (wt, child) in worktrees.iter().zip(children) {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(v["worktree"], serde_json::json!(wt));
+                assert_eq!(v["fresh"], true);
+                let slot = v["slot"].as_u64().unwrap();
+                let env = env_file(&wt.join(".env.sandbox"));
+                assert_eq!(env["SLOT_ID"], slot.to_string());
+                won.push((slot, wt.clone()));
+            }
+            Some(1) => {
+                assert!(
+                    stderr.contains("error: no free slot with profile `light` or heavier:"),
+                    "{stderr}"
+                );
+                assert!(!wt.join(".env.sandbox").exists());
+                lost += 1;
+            }
+            other => panic!("claim in {} exited {other:?}: {stderr}", wt.display()),
+        }
+    }
+    assert_eq!(won.len(), 6, "{won:?}");
+    assert_eq!(lost, 6);
+    let slots: BTreeSet<u64> = won.iter().map(|(s, _)| *s).collect();
+    assert_eq!(slots, (1..=6).collect());
+
+    let text = std::fs::read_to_string(sb.ctx.registry_path()).unwrap();
+    let reg: serde_json::Value = serde_json::from_str(&text).expect("the registry is whole");
+    let claims: Vec<(u64, PathBuf)> = reg["slots"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| !r["claimed_by"].is_null())
+        .map(|r| {
+            (
+                r["slot_id"].as_u64().unwrap(),
+                PathBuf::from(r["claimed_by"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    won.sort();
+    assert_eq!(claims, won);
+}
+
+#[test]
+fn claims_take_the_lightest_free_slot_that_fits() {
+    let sb = Sandbox::new();
+    let claim = |name: &str, args: &[&str]| {
+        let wt = sb.worktree(name);
+        let mut all = vec!["claim"];
+        all.extend(args);
+        (sb.run_in(&wt, &all), wt)
+    };
+
+    let (run, standard) = claim("standard", &["--profile", "standard"]);
+    let run = run.success();
+    assert!(
+        run.stdout.starts_with(&format!(
+            "Claimed slot 5 (standard) for `{}`\n",
+            standard.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with(&format!(
+            "Env file: {}\n",
+            standard.join(".env.sandbox").display()
+        )),
+        "{}",
+        run.stdout
+    );
+    let (run, _) = claim("heavy", &["--profile", "heavy"]);
+    assert!(run.success().stdout.starts_with("Claimed slot 6 (heavy)"));
+    let (run, _) = claim("heavy-2", &["--profile", "heavy"]);
+    let run = run.code(1);
+    insta::assert_snapshot!("no_free_heavy_slot", sb.ctx.redact(&run.stderr));
+    let (run, _) = claim("three", &["--slot", "3"]);
+    assert!(run.success().stdout.starts_with("Claimed slot 3 (light)"));
+    let (run, light) = claim("light", &[]);
+    assert!(run.success().stdout.starts_with("Claimed slot 1 (light)"));
+
+    // A taken slot, one that does not exist, one too light.
+    let (run, _) = claim("x1", &["--slot", "3"]);
+    assert!(run.code(1).stderr.starts_with(&format!(
+        "error: slot 3 is claimed by `{}`\nhint: pick another slot",
+        sb.ctx.root.join("three").display()
+    )),);
+    let (run, _) = claim("x2", &["--slot", "7"]);
+    assert_eq!(
+        run.code(1).stderr,
+        "error: slot 7 does not exist\nhint: the pool's slots are 1, 2, 3, 4, 5, 6\n"
+    );
+    let (run, _) = claim("x3", &["--slot", "2", "--profile", "standard"]);
+    assert!(
+        run.code(1)
+            .stderr
+            .starts_with("error: slot 2 is `light`, lighter than the `standard` asked for\n"),
+    );
+    // Usage errors: clap's exit code 2.
+    for bad in ["0", "abc", "-1", "100", ""] {
+        let (run, _) = claim("x4", &["--slot", bad]);
+        let run = run.code(2);
+        assert!(
+            run.stderr.contains("is not a slot number"),
+            "{bad}: {}",
+            run.stderr
+        );
+    }
+    let (run, _) = claim("x5", &["--profile", "huge"]);
+    run.code(2);
+
+    // The holder of a slot keeps it, and cannot quietly change it.
+    let again = sb.run_in(&light, &["claim"]).success();
+    assert!(
+        again
+            .stdout
+            .starts_with("This worktree already holds slot 1 (light)\n"),
+        "{}",
+        again.stdout
+    );
+    let run = sb.run_in(&light, &["claim", "--slot", "2"]).code(1);
+    assert!(
+        run.stderr
+            .starts_with("error: this worktree already holds slot 1, not slot 2\n"),
+        "{}",
+        run.stderr
+    );
+    let run = sb.run_in(&light, &["claim", "--profile", "heavy"]).code(1);
+    assert!(
+        run.stderr
+            .starts_with("error: this worktree holds slot 1 (light), lighter than `heavy`\n"),
+        "{}",
+        run.stderr
+    );
+
+    let reg = sb.ctx.registry();
+    let held: Vec<u64> = reg["slots"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| !r["claimed_by"].is_null())
+        .map(|r| r["slot_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(held, [1, 3, 5, 6]);
+}
+
+/// A slot-1 container, volume and network left by an earlier holder, and a
+/// container of slot 2 that must stay.
+fn leftovers(sb: &Sandbox) {
+    sb.fake.answer(
+        "ps.jsonl",
+        &[
+            container(
+                "old1",
+                "ktrdr-slot-1",
+                "db",
+                "exited",
+                "Exited (0) 2 days ago",
+                "",
+            ),
+            container("keep2", "ktrdr-slot-2", "db", "running", "Up 1 hour", ""),
+        ],
+    );
+    sb.fake.answer(
+        "volumes.jsonl",
+        &[volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1")],
+    );
+    sb.fake.answer(
+        "networks.jsonl",
+        &[network("net1", "ktrdr-slot-1_default", "ktrdr-slot-1")],
+    );
+}
+
+#[test]
+fn a_new_claim_clears_what_the_slots_last_holder_left() {
+    let sb = Sandbox::new();
+    leftovers(&sb);
+    let run = sb.run(&["claim"]).success();
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.ps(Some(1)),
+            l.docker(&["rm", "-f", "-v", "old1"]),
+            l.volume_ls(Some(1)),
+            l.docker(&["volume", "rm", "-f", "ktrdr-slot-1_pgdata"]),
+            l.network_ls(Some(1)),
+            l.docker(&["network", "rm", "net1"]),
+        ],
+    );
+    assert!(
+        run.stderr.contains(
+            "Cleared what the slot's last holder left: 1 container(s), 1 volume(s), 1 network(s)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.starts_with("Claimed slot 1 (light)"));
+
+    // The holder claiming again keeps its slot as it is.
+    let run = sb.run(&["claim"]).success();
+    assert_calls(&sb.calls(), &[l.ping(), l.ps(None)]);
+    assert!(!run.stderr.contains("Cleared"), "{}", run.stderr);
+}
+
+#[test]
+fn a_slot_that_cannot_be_cleared_is_not_handed_over() {
+    let sb = Sandbox::new();
+    leftovers(&sb);
+    sb.fake
+        .fail("rm", 1, "Error response from daemon: permission denied\n");
+    let run = sb.run(&["claim"]).code(1);
+    assert!(
+        run.stderr.starts_with(
+            "error: failed to clear slot 1 before handing it over; the claim was undone\n  \
+             caused by: failed to remove container `old1`: Error response from daemon: permission denied\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.claimed_by(1), serde_json::Value::Null);
+    assert!(!sb.ctx.cwd.join(".env.sandbox").exists());
+
+    // A container already gone is what removal wanted.
+    sb.fake.fail(
+        "rm",
+        1,
+        "Error response from daemon: No such container: old1\n",
+    );
+    sb.run(&["claim"]).success();
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+}
+
+#[test]
+fn compose_never_sees_the_env_files_keys_from_the_shell() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd(&["up", "--no-wait"]);
+    // As after `eval "$(docker sandbox env)"` in another worktree's shell.
+    cmd.env("KTRDR_API_PORT", "1")
+        .env("KTRDR_DB_PORT", "2")
+        .env("DB_PASSWORD", "another-slots-password")
+        .env("SLOT_ID", "9")
+        .env("COMPOSE_PROJECT_NAME", "ktrdr-slot-9")
+        .env("COMPOSE_FILE", "/elsewhere/docker-compose.yml")
+        .env("UNRELATED_SETTING", "kept");
+    TestContext::run_cmd(cmd).success();
+    let env = sb.fake.compose_env();
+    let file = env_file(&sb.ctx.cwd.join(".env.sandbox"));
+    assert!(file.contains_key("KTRDR_API_PORT") && file.contains_key("DB_PASSWORD"));
+    let leaked: Vec<&String> = file.keys().filter(|k| env.contains_key(*k)).collect();
+    assert!(leaked.is_empty(), "compose inherited {leaked:?}");
+    assert_eq!(env.get("COMPOSE_FILE"), None);
+    assert_eq!(env.get("COMPOSE_PROJECT_NAME"), None);
+    assert_eq!(env["UNRELATED_SETTING"], "kept");
+}
+
+#[test]
+fn gc_frees_orphaned_claims_and_removes_projects_no_claim_owns() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    // Slot 2 was claimed by a worktree that has since been deleted.
+    let gone = sb.ctx.root.join("ktrdr--feat-gone");
+    let mut reg = sb.ctx.registry();
+    reg["slots"]["2"]["claimed_by"] = serde_json::json!(gone);
+    reg["slots"]["2"]["claimed_at"] = serde_json::json!("2026-11-19T09:00:00Z");
+    std::fs::write(
+        sb.ctx.registry_path(),
+        serde_json::to_string_pretty(&reg).unwrap(),
+    )
+    .unwrap();
+    sb.fake.answer(
+        "ps.jsonl",
+        &[
+            container("c1", "ktrdr-slot-1", "backend", "running", "Up 1 hour", ""),
+            container(
+                "c2",
+                "ktrdr-slot-2",
+                "backend",
+                "exited",
+                "Exited (0) 1 day ago",
+                "",
+            ),
+            container("c4", "ktrdr-slot-4", "db", "running", "Up 3 days", ""),
+            container("o4", "other-slot-4", "db", "running", "Up 3 days", ""),
+            container("x1", "ktrdr-slot-1x", "db", "running", "Up 3 days", ""),
+        ],
+    );
+    sb.fake.answer(
+        "volumes.jsonl",
+        &[
+            volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1"),
+            volume("ktrdr-slot-4_pgdata", "ktrdr-slot-4"),
+        ],
+    );
+    sb.fake.answer(
+        "networks.jsonl",
+        &[network("n4", "ktrdr-slot-4_default", "ktrdr-slot-4")],
+    );
+    sb.fake.clear();
+    let l = sb.lines();
+
+    let state_before = tree(&sb.ctx.state);
+    let run = sb.run(&["gc", "--dry-run"]).success();
+    assert_eq!(
+        sb.ctx.redact(&run.stdout),
+        "Would free slot 2 (its worktree `[ROOT]/ktrdr--feat-gone` is gone)\n\
+         Would remove compose project `ktrdr-slot-4`: no claim owns it\n"
+    );
+    assert_calls(
+        &sb.calls(),
+        &[l.ping(), l.ps(None), l.volume_ls(None), l.network_ls(None)],
+    );
+    assert_eq!(
+        tree(&sb.ctx.state),
+        state_before,
+        "a dry run changes nothing"
+    );
+
+    let run = sb.run(&["gc"]).success();
+    assert_eq!(
+        sb.ctx.redact(&run.stdout),
+        "Freed slot 2 (its worktree `[ROOT]/ktrdr--feat-gone` is gone): removed 1 container(s), 0 volume(s)\n\
+         Removed compose project `ktrdr-slot-4` (no claim owns it): 1 container(s), 1 volume(s), 1 network(s)\n"
+    );
+    // The orphan's stack is taken down from the slot's own folder.
+    let slot2 = sb.slot_dir(2);
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(Some(2)),
+            l.volume_ls(Some(2)),
+            l.network_ls(Some(2)),
+            l.compose_version(),
+            l.compose_in(2, &slot2, DOWN_V),
+            l.ps(Some(2)),
+            l.docker(&["rm", "-f", "-v", "c2"]),
+            l.volume_ls(Some(2)),
+            l.network_ls(Some(2)),
+            l.ps(None),
+            l.volume_ls(None),
+            l.network_ls(None),
+            l.ps(Some(4)),
+            l.docker(&["rm", "-f", "-v", "c4"]),
+            l.volume_ls(Some(4)),
+            l.docker(&["volume", "rm", "-f", "ktrdr-slot-4_pgdata"]),
+            l.network_ls(Some(4)),
+            l.docker(&["network", "rm", "n4"]),
+        ],
+    );
+    assert_eq!(sb.claimed_by(2), serde_json::Value::Null);
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+}
+
+#[test]
+fn gc_with_nothing_to_do_says_so() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    sb.fake.clear();
+    let run = sb.run(&["gc"]).success();
+    assert_eq!(run.stdout, "Nothing to clean up\n");
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[l.ping(), l.ps(None), l.volume_ls(None), l.network_ls(None)],
+    );
+}
+
+#[test]
+fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
+    let sb = Sandbox::with_top("gate = []\n");
+    sb.run(&["claim"]).success();
+    sb.fake.answer(
+        "ps.jsonl",
+        &[container(
+            "c1",
+            "ktrdr-slot-1",
+            "backend",
+            "exited",
+            "Exited (1) 3 seconds ago",
+            "",
+        )],
+    );
+    sb.fake.clear();
+    let run = sb.run(&["up"]).code(2);
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.compose_version(),
+            l.ps(None),
+            l.ps(None),
+            l.compose(1, UP),
+            l.ps(Some(1)),
+            l.compose(1, &["logs", "--no-color", "--tail=15", "backend"]),
+            l.compose(1, DOWN_V),
+            l.ps(Some(1)),
+            l.docker(&["rm", "-f", "-v", "c1"]),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+        ],
+    );
+    for part in [
+        "Startability gate: FAILED after ",
+        "  ✗ containers are running and healthy\n      → service `backend` exited with code 1\n",
+        "Last log lines (backend):\n    backend-1  | fake log line\n",
+        "error: slot 1 did not become ready: containers are running and healthy; the stack was taken down with its volumes\n",
+        "hint: the claim is kept: fix the cause above and run `docker sandbox up` again\n",
+    ] {
+        assert!(run.stderr.contains(part), "{part}\n---\n{}", run.stderr);
+    }
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+    assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "stopped");
+}
+
+#[test]
+fn up_leaves_a_stack_that_is_up_and_ready_alone() {
+    let sb = Sandbox::with_top("gate = []\n");
+    sb.run(&["claim"]).success();
+    sb.fake.answer(
+        "ps.jsonl",
+        &[container(
+            "c1",
+            "ktrdr-slot-1",
+            "backend",
+            "running",
+            "Up 5 minutes (healthy)",
+            &format!("127.0.0.1:{}->8000/tcp", sb.api_port(1)),
+        )],
+    );
+    sb.fake.clear();
+    let run = sb.run(&["up"]).success();
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.compose_version(),
+            l.ps(None),
+            l.ps(None),
+            l.ps(Some(1)),
+        ],
+    );
+    assert!(
+        run.stdout
+            .starts_with("Slot 1 (light) is already up: project ktrdr-slot-1 in "),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "running");
+}
+
+#[test]
+fn status_asks_the_engine_about_this_slot_only() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    sb.fake.answer(
+        "ps.jsonl",
+        &[
+            container(
+                "c1",
+                "ktrdr-slot-1",
+                "backend",
+                "running",
+                "Up 5 minutes (healthy)",
+                &format!("127.0.0.1:{}->8000/tcp", sb.api_port(1)),
+            ),
+            container(
+                "c2",
+                "ktrdr-slot-1",
+                "db",
+                "exited",
+                "Exited (0) 1 minute ago",
+                "",
+            ),
+            container("c9", "ktrdr-slot-2", "db", "running", "Up", ""),
+        ],
+    );
+    sb.fake.clear();
+    let run = sb.run(&["status", "--format", "json"]).success();
+    assert_calls(&sb.calls(), &[sb.lines().ps(Some(1))]);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["slot"], 1);
+    assert_eq!(v["status"], "partial");
+    assert_eq!(v["worktree"], serde_json::json!(sb.ctx.cwd));
+    let services: Vec<&str> = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["backend", "db"]);
+    assert_eq!(v["containers"][0]["health"], "healthy");
+    assert_eq!(
+        v["containers"][0]["ports"],
+        serde_json::json!([sb.api_port(1)])
+    );
+}
+
+#[test]
+fn the_current_docker_context_sends_engine_queries_through_the_cli() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    sb.fake.clear();
+    // Read-only commands here: were the context ignored, they would only read
+    // the machine's engine, and the fake would see no call.
+    let status = |mut cmd: Command| {
+        cmd.env_remove("DOCKER_HOST");
+        TestContext::run_cmd(cmd).success();
+    };
+
+    let mut cmd = sb.cmd(&["status"]);
+    cmd.env("DOCKER_CONTEXT", "remote");
+    status(cmd);
+    assert_calls(&sb.calls(), &[sb.lines().ps(Some(1))]);
+
+    // `docker context use remote` writes currentContext into config.json.
+    let docker_dir = sb.ctx.home.join(".docker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    std::fs::write(
+        docker_dir.join("config.json"),
+        r#"{"auths": {}, "currentContext": "remote"}"#,
+    )
+    .unwrap();
+    status(sb.cmd(&["status"]));
+    assert_calls(&sb.calls(), &[sb.lines().ps(Some(1))]);
+
+    // ...or that of the folder `--config` names.
+    std::fs::remove_file(docker_dir.join("config.json")).unwrap();
+    let config = sb.ctx.root.join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"currentContext": "remote"}"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let mut cmd = sb.cmd(&["--config", config, "sandbox", "status"]);
+    cmd.env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker");
+    status(cmd);
+    let l = sb.lines_with(sb.fake.docker.to_str().unwrap(), &["--config", config]);
+    assert_calls(&sb.calls(), &[l.ps(Some(1))]);
+}
+
+/// Docker gives the `--context` flag precedence over DOCKER_HOST in the
+/// environment (`--context`, then `-H`, then `$DOCKER_HOST`, then
+/// `$DOCKER_CONTEXT`, then config.json's `currentContext`): the plugin's
+/// engine queries follow the same context as its compose calls.
+#[test]
+fn the_context_flag_wins_over_docker_host_from_the_environment() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd(&["--context", "ctx", "sandbox", "up", "--no-wait"]);
+    cmd.env(
+        "DOCKER_HOST",
+        format!("unix://{}/no-engine.sock", sb.ctx.root.display()),
+    )
+    .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker");
+    TestContext::run_cmd(cmd).success();
+    let l = sb.lines_with(sb.fake.docker.to_str().unwrap(), &["--context", "ctx"]);
+    assert_calls(&sb.calls(), &fresh_up(&l, 1, UP));
+}
+
+/// The same precedence for a standalone compose: `--context ctx` becomes
+/// DOCKER_CONTEXT=ctx, and an inherited DOCKER_HOST (which would win over it)
+/// is taken out of compose's environment.
+#[test]
+fn a_standalone_compose_given_a_context_does_not_inherit_docker_host() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    let compose = sb.ctx.root.join("compose-bin/docker-compose");
+    write_script(&compose);
+    let mut cmd = sb.cmd(&["--context", "ctx", "sandbox", "down"]);
+    cmd.env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker")
+        .env("DOCKER_SANDBOX_COMPOSE", &compose);
+    TestContext::run_cmd(cmd).success();
+    let env = sb.fake.compose_env();
+    assert_eq!(env.get("DOCKER_CONTEXT").map(String::as_str), Some("ctx"));
+    assert_eq!(
+        env.get("DOCKER_HOST"),
+        None,
+        "DOCKER_HOST would override the context"
+    );
+}
+
+#[test]
+fn a_port_something_else_holds_is_a_conflict() {
+    let sb = Sandbox::new();
+    let api = sb.api_port(1);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", api)).unwrap();
+
+    // The lightest free slot skips slot 1, whose API port is taken...
+    let run = sb.run(&["claim"]).success();
+    assert!(
+        run.stdout.starts_with("Claimed slot 2 (light)"),
+        "{}",
+        run.stdout
+    );
+    sb.run(&["release"]).success();
+    // ...and asking for slot 1 says what holds it: exit code 3.
+    let run = sb.run(&["claim", "--slot", "1"]).code(3);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: port {api} of slot 1 is in use by something else: {api} (api)\n\
+             hint: this may be a sandbox the registry does not know, or another program: \
+             `ss -ltnp 'sport = :{api}'` or `lsof -i :{api}` shows its owner\n"
+        )
+    );
+    assert_eq!(sb.claimed_by(1), serde_json::Value::Null);
+
+    // Held already, `up` refuses to start over a taken port.
+    drop(listener);
+    sb.run(&["claim", "--slot", "1"]).success();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", api)).unwrap();
+    sb.fake.answer(
+        "ps.jsonl",
+        &[container(
+            "z9",
+            "other",
+            "web",
+            "running",
+            "Up 1 hour",
+            &format!("127.0.0.1:{api}->80/tcp"),
+        )],
+    );
+    sb.fake.clear();
+    let run = sb.run(&["up", "--no-wait"]).code(3);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: port {api} of slot 1 is in use by something else: {api} (api), \
+             held by container `other-web-1` of compose project `other`\n"
+        )),
+        "{}",
+        run.stderr
+    );
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[l.ping(), l.compose_version(), l.ps(None), l.ps(None)],
+    );
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+
+    // The slot's own container holding its port is no conflict.
+    sb.fake.answer(
+        "ps.jsonl",
+        &[container(
+            "c1",
+            "ktrdr-slot-1",
+            "backend",
+            "running",
+            "Up 1 minute",
+            &format!("127.0.0.1:{api}->8000/tcp"),
+        )],
+    );
+    sb.run(&["up", "--no-wait"]).success();
+    assert_eq!(sb.calls().last().unwrap(), &l.compose(1, UP));
+    drop(listener);
+}
+
+#[test]
+fn no_engine_is_a_clear_error_and_claims_nothing() {
+    let sb = Sandbox::new();
+    sb.fake.fail(
+        "version",
+        1,
+        "Cannot connect to the Docker daemon at tcp://127.0.0.1:1. Is the docker daemon running?\n",
+    );
+    for args in [["up", "--no-wait"].as_slice(), &["claim"]] {
+        let run = sb.run(args).code(1);
+        assert!(
+            run.stderr.starts_with(
+                "error: cannot reach the Docker engine at the docker CLI's endpoint: \
+                 Cannot connect to the Docker daemon at tcp://127.0.0.1:1. Is the docker daemon running?\n"
+            ),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hint: start Docker"), "{}", run.stderr);
+        assert_calls(&sb.calls(), &[sb.lines().ping()]);
+    }
+    assert_eq!(sb.claimed_by(1), serde_json::Value::Null);
+    assert!(!sb.ctx.cwd.join(".env.sandbox").exists());
+}
+
+#[test]
+fn a_lost_env_file_comes_back_as_it_was() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    let path = sb.ctx.cwd.join(".env.sandbox");
+    let before = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    sb.fake.clear();
+    sb.run(&["logs"]).success();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    assert_eq!(mode(&path), 0o600);
+    let l = sb.lines();
+    assert_calls(&sb.calls(), &[l.compose_version(), l.compose(1, &["logs"])]);
+    // Claiming again neither duplicates git's exclusion nor changes the file.
+    sb.run(&["claim"]).success();
+    sb.run(&["up", "--no-wait"]).success();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    let exclude = std::fs::read_to_string(sb.ctx.cwd.join(".git/info/exclude")).unwrap();
+    assert_eq!(exclude.matches("/.env.sandbox").count(), 1, "{exclude}");
+}
+
+#[test]
+fn a_linked_git_worktree_is_its_own_claim() {
+    let sb = Sandbox::new();
+    let git = |dir: &Path, args: &[&str]| {
+        let st = sb
+            .ctx
+            .command("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(
+        &sb.ctx.cwd,
+        &["commit", "-q", "--allow-empty", "-m", "init"],
+    );
+    let feat = sb.ctx.root.join("work--feat");
+    git(
+        &sb.ctx.cwd,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feat",
+            feat.to_str().unwrap(),
+        ],
+    );
+    let sub = feat.join("src/deep");
+    std::fs::create_dir_all(&sub).unwrap();
+
+    sb.run(&["claim"]).success();
+    // From a folder inside the linked worktree: the claim is the worktree's.
+    let run = sb.run_in(&sub, &["up", "--no-wait"]).success();
+    assert!(
+        run.stdout.starts_with("Slot 2 (light) started"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(sb.claimed_by(2), serde_json::json!(feat));
+    let l = sb.lines();
+    assert_eq!(
+        sb.calls().last().unwrap(),
+        &l.compose_in(2, &feat, UP),
+        "the project folder is the worktree's top"
+    );
+    let env = env_file(&feat.join(".env.sandbox"));
+    assert_eq!(env["INSTANCE_ID"], "work--feat");
+    assert_eq!(env["SANDBOX_WORKTREE"], feat.display().to_string());
+    // Ignored through the shared info/exclude: both worktrees are clean.
+    for dir in [&sb.ctx.cwd, &feat] {
+        let out = sb
+            .ctx
+            .command("git")
+            .current_dir(dir)
+            .args(["status", "--porcelain"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains(".env.sandbox"), "{}: {text}", dir.display());
+    }
+    let run = sb.run_in(&sub, &["status", "--format", "json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["slot"], 2);
+}
+
+#[test]
+fn up_reports_json_for_scripts() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["up", "--no-wait", "--format", "json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["slot"], 1);
+    assert_eq!(v["profile"], "light");
+    assert_eq!(v["project"], "ktrdr-slot-1");
+    assert_eq!(v["worktree"], serde_json::json!(sb.ctx.cwd));
+    assert_eq!(v["result"], "started-no-wait");
+    assert_eq!(
+        v["urls"]["api"],
+        format!("http://127.0.0.1:{}", sb.api_port(1))
+    );
+    assert_eq!(v["checks"], serde_json::json!([]));
+}
