@@ -193,8 +193,18 @@ impl Compose {
                     cmd.env("DOCKER_HOST", v);
                 }
                 ("-c" | "--context", Some(v)) => {
-                    // An inherited DOCKER_HOST would win over the context.
-                    cmd.env("DOCKER_CONTEXT", v).env_remove("DOCKER_HOST");
+                    cmd.env("DOCKER_CONTEXT", v);
+                    // An inherited DOCKER_HOST would win over the context
+                    // (docker itself refuses -H with --context).
+                    if !self.docker.globals.iter().any(|a| {
+                        let a = a.to_string_lossy();
+                        a == "-H"
+                            || a == "--host"
+                            || a.starts_with("-H=")
+                            || a.starts_with("--host=")
+                    }) {
+                        cmd.env_remove("DOCKER_HOST");
+                    }
                 }
                 ("--config", Some(v)) => {
                     cmd.env("DOCKER_CONFIG", v);
@@ -318,27 +328,33 @@ mod tests {
             "# c\nKTRDR_API_PORT=8002\nDB_PASSWORD=x\n",
         )
         .unwrap();
-        let c = compose(
-            Program::Standalone("/usr/bin/docker-compose".into()),
-            &["-H", "tcp://h:2375", "--context=c", "--debug"],
-        );
-        let cmd = c.command(&project(dir.path()), &["down"]);
-        assert_eq!(argv(&cmd)[0], "/usr/bin/docker-compose");
-        assert_eq!(argv(&cmd)[1], "-p");
-        let envs: Vec<(String, Option<String>)> = cmd
-            .get_envs()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.map(|v| v.to_string_lossy().into_owned()),
-                )
-            })
-            .collect();
-        assert!(envs.contains(&("DOCKER_HOST".into(), Some("tcp://h:2375".into()))));
-        assert!(envs.contains(&("DOCKER_CONTEXT".into(), Some("c".into()))));
+        let envs = |globals: &[&str]| -> Vec<(String, Option<String>)> {
+            let c = compose(
+                Program::Standalone("/usr/bin/docker-compose".into()),
+                globals,
+            );
+            let cmd = c.command(&project(dir.path()), &["down"]);
+            assert_eq!(argv(&cmd)[..2], ["/usr/bin/docker-compose", "-p"]);
+            cmd.get_envs()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.map(|v| v.to_string_lossy().into_owned()),
+                    )
+                })
+                .collect()
+        };
+        let host = envs(&["-H", "tcp://h:2375", "--debug"]);
+        assert!(host.contains(&("DOCKER_HOST".into(), Some("tcp://h:2375".into()))));
         // The env file's own keys are taken out of the inherited environment.
-        assert!(envs.contains(&("KTRDR_API_PORT".into(), None)));
-        assert!(envs.contains(&("DB_PASSWORD".into(), None)));
+        assert!(host.contains(&("KTRDR_API_PORT".into(), None)));
+        assert!(host.contains(&("DB_PASSWORD".into(), None)));
+        let context = envs(&["--context=c"]);
+        assert!(context.contains(&("DOCKER_CONTEXT".into(), Some("c".into()))));
+        assert!(
+            context.contains(&("DOCKER_HOST".into(), None)),
+            "an inherited DOCKER_HOST is removed"
+        );
     }
 
     #[test]
