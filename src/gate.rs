@@ -166,7 +166,9 @@ pub(crate) fn run(
                         };
                     }
                     std::thread::sleep(pause.min(deadline - now));
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                    // A poll costs about a millisecond; a long pause would only
+                    // report readiness late.
+                    pause = (pause * 2).min(Duration::from_millis(200));
                 }
             }
         };
