@@ -44,3 +44,12 @@ impl std::error::Error for UserError {}
 pub(crate) fn fail(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     UserError::new(code::FAILURE, message).hint(hint).into()
 }
+
+/// Gives a user error another exit code (a command whose contract numbers the
+/// same failure differently); other errors pass unchanged.
+pub(crate) fn with_code(mut err: anyhow::Error, code: u8) -> anyhow::Error {
+    if let Some(u) = err.downcast_mut::<UserError>() {
+        u.code = code;
+    }
+    err
+}

@@ -75,22 +75,29 @@ pub(crate) fn exec(
 ) -> Result<u8> {
     let worktree = ctx.worktree()?;
     let pool = ctx.pool()?;
-    let store = ctx.store(&pool);
+    claim_and_report(ctx, &pool, &worktree, Want { profile, slot }, format)?;
+    if format != Format::Json {
+        output::note(&format!("Next: `{} up` starts the stack", ctx.cmd_name()));
+    }
+    Ok(0)
+}
+
+/// Claims for `worktree` and prints the result (`claim`, `init`).
+pub(crate) fn claim_and_report(
+    ctx: &Ctx,
+    pool: &Pool,
+    worktree: &Path,
+    want: Want,
+    format: Format,
+) -> Result<()> {
+    let store = ctx.store(pool);
     let engine = ctx.engine();
     engine.ping()?;
-    let c = claim::claim(
-        &pool,
-        &store,
-        &engine,
-        &worktree,
-        Want { profile, slot },
-        &ctx.cmd_name(),
-    )?;
+    let c = claim::claim(pool, &store, &engine, worktree, want, &ctx.cmd_name())?;
     if format == Format::Json {
-        output::json(&ClaimJson::new(&pool, &c, &worktree));
-        return Ok(0);
+        output::json(&ClaimJson::new(pool, &c, worktree));
+    } else {
+        print_claim(pool, &c, worktree);
     }
-    print_claim(&pool, &c, &worktree);
-    output::note(&format!("Next: `{} up` starts the stack", ctx.cmd_name()));
-    Ok(0)
+    Ok(())
 }

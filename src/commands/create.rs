@@ -8,7 +8,7 @@ use crate::cli::Format;
 use crate::commands::claim_cmd::{ClaimJson, print_claim};
 use crate::commands::{Ctx, up};
 use crate::config::{Environment, Profile};
-use crate::error::{UserError, code};
+use crate::error::{UserError, code, with_code};
 use crate::slot::ENV_FILE;
 use crate::{output, worktree};
 
@@ -25,7 +25,7 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
-    let here = ctx.worktree().map_err(|e| recode(e, GIT_FAILED))?;
+    let here = ctx.worktree().map_err(|e| with_code(e, GIT_FAILED))?;
     let main =
         worktree::main_checkout(&here).map_err(|e| UserError::new(GIT_FAILED, format!("{e:#}")))?;
     let repo_name = main
@@ -49,9 +49,10 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         profile: opts.profile,
         slot: opts.slot,
     };
-    // Nothing is created when no slot could be had.
+    // Nothing is created when no slot could be had. Seed 003 gives `create`
+    // one code, 1, for "no slot" and "port conflict".
     claim::check_available(&pool, &store, &engine, want, &cmd)
-        .map_err(|e| recode(e, code::FAILURE))?;
+        .map_err(|e| with_code(e, code::FAILURE))?;
 
     let branch = opts.branch.clone().unwrap_or_else(|| opts.name.clone());
     let new_branch = !worktree::branch_exists(&main, &branch);
@@ -72,7 +73,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             if new_branch {
                 let _ = worktree::delete_branch(&main, &branch);
             }
-            return Err(recode(e, code::FAILURE));
+            return Err(with_code(e, code::FAILURE));
         }
     };
     if opts.format == Format::Json && !opts.up {
@@ -113,13 +114,4 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             format: opts.format,
         },
     )
-}
-
-/// Gives a claim error `create`'s exit code: seed 003 has one code for "no
-/// slot or port conflict".
-fn recode(mut e: anyhow::Error, to: u8) -> anyhow::Error {
-    if let Some(u) = e.downcast_mut::<UserError>() {
-        u.code = to;
-    }
-    e
 }

@@ -2,13 +2,12 @@
 
 use anyhow::Result;
 
-use crate::claim::{self, Want};
+use crate::claim::Want;
 use crate::cli::Format;
 use crate::commands::Ctx;
-use crate::commands::claim_cmd::{ClaimJson, print_claim};
+use crate::commands::claim_cmd::claim_and_report;
 use crate::config::Profile;
-use crate::error::UserError;
-use crate::output;
+use crate::error::{UserError, with_code};
 
 pub(crate) const ALREADY: u8 = 1;
 pub(crate) const NOT_A_REPO: u8 = 2;
@@ -19,12 +18,7 @@ pub(crate) fn exec(
     profile: Option<Profile>,
     format: Format,
 ) -> Result<u8> {
-    let worktree = ctx.worktree().map_err(|mut e| {
-        if let Some(u) = e.downcast_mut::<UserError>() {
-            u.code = NOT_A_REPO;
-        }
-        e
-    })?;
+    let worktree = ctx.worktree().map_err(|e| with_code(e, NOT_A_REPO))?;
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     if let Some(id) = store.read()?.claim_of(&worktree) {
@@ -42,20 +36,6 @@ pub(crate) fn exec(
         ))
         .into());
     }
-    let engine = ctx.engine();
-    engine.ping()?;
-    let claimed = claim::claim(
-        &pool,
-        &store,
-        &engine,
-        &worktree,
-        Want { profile, slot },
-        &ctx.cmd_name(),
-    )?;
-    if format == Format::Json {
-        output::json(&ClaimJson::new(&pool, &claimed, &worktree));
-    } else {
-        print_claim(&pool, &claimed, &worktree);
-    }
+    claim_and_report(ctx, &pool, &worktree, Want { profile, slot }, format)?;
     Ok(0)
 }
