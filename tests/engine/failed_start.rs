@@ -1,0 +1,119 @@
+//! The original tool's fourth failure: a start that failed left its
+//! containers and volumes behind. Here a failed `up` (a service that exits, a
+//! gate that never passes, a compose that fails) says what failed, with log
+//! lines, leaves nothing of the stack, and keeps the claim for a retry.
+
+use crate::support::*;
+
+/// Nothing of slot 1 runs or is stored, and `worktree` still holds it.
+#[track_caller]
+fn assert_clean_but_claimed(w: &World, worktree: &std::path::Path) {
+    assert_nothing_left(&w.project(1));
+    let slot = w.slot(1);
+    assert_eq!(slot["claimed_by"], worktree.display().to_string(), "{slot}");
+    assert_eq!(slot["status"], "stopped", "{slot}");
+}
+
+#[test]
+fn a_service_that_exits_fails_the_gate_and_leaves_nothing() {
+    let w = World::new(7);
+    let a = w.worktree("a");
+    // compose starts it fine (`up -d`); the backend exits 1 at once.
+    let up = w
+        .run_with(&a, &["up", "--timeout", "30"], &[("BACKEND_FAIL", "exit")])
+        .code(2);
+    up.assert_stderr_contains("Startability gate: FAILED");
+    up.assert_stderr_contains("✗ containers are running and healthy");
+    up.assert_stderr_contains("service `backend` exited with code 1");
+    up.assert_stderr_contains("Last log lines (backend)");
+    up.assert_stderr_contains("backend: BACKEND_FAIL=exit, exiting with status 1");
+    up.assert_stderr_contains("slot 1 did not become ready");
+    assert!(
+        up.elapsed.as_secs() < 25,
+        "an exited service fails the gate at once, not at the deadline: {:?}",
+        up.elapsed
+    );
+    assert_clean_but_claimed(&w, &a);
+
+    // The cause fixed, the same worktree starts on the claim it kept.
+    w.run(&a, &["up"]).success();
+    assert_eq!(w.slot_of(&a), Some(1));
+    assert_healthy(w.port(1, "api"));
+    w.run(&a, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_gate_that_never_passes_names_the_check_and_takes_the_stack_down() {
+    let w = World::new(8);
+    let a = w.worktree("a");
+    let api = w.port(1, "api");
+    // The backend runs but its health endpoint answers 500.
+    let up = w
+        .run_with(
+            &a,
+            &["up", "--timeout", "8", "--format", "json"],
+            &[("BACKEND_FAIL", "1")],
+        )
+        .code(2);
+    up.assert_stderr_contains("Startability gate: FAILED");
+    up.assert_stderr_contains(&format!(
+        "✗ GET http://127.0.0.1:{api}/api/v1/health answers 200"
+    ));
+    up.assert_stderr_contains("returned 500");
+    up.assert_stderr_contains("gave up after 8s");
+    up.assert_stderr_contains("Last log lines");
+    up.assert_stderr_contains("backend: listening on :8000");
+    up.assert_stderr_contains("the stack was taken down with its volumes");
+    assert!(
+        up.elapsed.as_secs() >= 8 && up.elapsed.as_secs() < 40,
+        "--timeout 8 is the gate's deadline: took {:?}",
+        up.elapsed
+    );
+    // Agents read the same report as JSON.
+    let json = up.json();
+    assert_eq!(json["result"], "gate-failed", "{json:#}");
+    let checks = json["checks"].as_array().unwrap();
+    let health = checks
+        .iter()
+        .find(|c| c["check"].as_str().unwrap().contains("/api/v1/health"))
+        .unwrap_or_else(|| panic!("no health check in {json:#}"));
+    assert_eq!(health["passed"], false, "{json:#}");
+    assert_eq!(health["detail"], "returned 500", "{json:#}");
+    assert_clean_but_claimed(&w, &a);
+    w.run(&a, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_compose_up_that_fails_leaves_nothing_and_keeps_the_claim() {
+    let w = World::new(9);
+    let a = w.worktree("a");
+    w.run(&a, &["claim"]).success();
+    // A service whose program does not exist: compose creates the network,
+    // the volume and the containers, then fails to start that one.
+    let file = w.slot_dir(1).join("docker-compose.yml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    let broken = good.replacen(
+        "\nvolumes:\n",
+        &format!(
+            "\n  broken:\n    image: {IMAGE}\n    entrypoint: [\"/no/such/program\"]\n    depends_on:\n      - db\n\nvolumes:\n"
+        ),
+        1,
+    );
+    assert_ne!(broken, good, "the fixture's compose file changed shape");
+    std::fs::write(&file, broken).unwrap();
+
+    let up = w.run(&a, &["up", "--timeout", "30"]).code(1);
+    up.assert_stderr_contains("`compose up` failed for slot 1");
+    up.assert_stderr_contains("/no/such/program");
+    up.assert_stderr_contains("its containers and volumes were removed");
+    up.assert_stderr_contains("the claim is kept");
+    assert_clean_but_claimed(&w, &a);
+
+    std::fs::write(&file, good).unwrap();
+    w.run(&a, &["up"]).success();
+    assert_healthy(w.port(1, "api"));
+    w.run(&a, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}

@@ -1,0 +1,101 @@
+//! The original tool's second failure: a slot handed to a new worktree kept
+//! the old database volume, whose database remembered the old password and
+//! refused the new one. The fixture's db does the same (it exits with
+//! `password authentication failed` on a volume initialised with another
+//! password), so a slot that passes the gate here really started clean.
+
+use crate::support::*;
+
+#[test]
+fn a_released_slot_hands_out_a_fresh_database_even_with_a_new_password() {
+    let w = World::new(4);
+    let project = w.project(1);
+    let db = w.port(1, "db");
+    let a = w.worktree("a");
+    w.run(&a, &["claim", "--slot", "1"]).success();
+    w.run(&a, &["up"]).success();
+    let p1 = w.slot_env(1)["DB_PASSWORD"].clone();
+    assert!(db_auth(db, &p1).ends_with("AUTH OK"));
+
+    // `down` keeps the data: the volume with the first password is the trap.
+    w.run(&a, &["down"]).success();
+    assert!(containers(&project).is_empty());
+    assert_eq!(volumes(&project), [format!("{project}_dbdata")]);
+    w.run(&a, &["release"])
+        .success()
+        .assert_stdout_contains("1 volume(s)");
+    assert_nothing_left(&project);
+
+    // The slot gets a new password: its env file is made again.
+    std::fs::remove_file(w.slot_dir(1).join(".env.sandbox")).unwrap();
+    w.run(&w.repo, &["provision"])
+        .success()
+        .assert_stdout_contains("Repaired slot 1");
+    let p2 = w.slot_env(1)["DB_PASSWORD"].clone();
+    assert_ne!(p1, p2, "provision should give the slot a new password");
+
+    let b = w.worktree("b");
+    w.run(&b, &["claim", "--slot", "1"]).success();
+    assert_eq!(env_file(&b.join(".env.sandbox"))["DB_PASSWORD"], p2);
+    w.run(&b, &["up"]).success();
+    assert!(db_auth(db, &p2).ends_with("AUTH OK"));
+    assert!(db_auth(db, &p1).contains("AUTH FAILED"));
+    assert_eq!(assert_healthy(w.port(1, "api"))["db"], "ok");
+
+    // The control: a holder that keeps its volume across a password change
+    // does get the fixture's failure, so the success above means something.
+    w.run(&b, &["down"]).success();
+    std::fs::remove_file(w.slot_dir(1).join(".env.sandbox")).unwrap();
+    w.run(&w.repo, &["provision"]).success();
+    let broken = w.run(&b, &["up", "--timeout", "30"]).code(2);
+    broken.assert_stderr_contains("password authentication failed");
+    broken.assert_stderr_contains("service `db` exited with code 1");
+    assert_nothing_left(&project);
+    w.run(&b, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_new_claim_clears_what_an_earlier_holder_left_on_the_slot() {
+    let w = World::new(5);
+    // What a crashed tool or a hand-run compose leaves on slots 1 and 2: a
+    // database volume with someone else's password, a container using it,
+    // and the project's network.
+    for slot in [1, 2] {
+        let project = w.project(slot);
+        let vol = stale_db_volume(&project, "password-of-an-earlier-holder");
+        stray_container(&project, "db", &["-v", &format!("{vol}:/data")]);
+        docker_ok(&[
+            "network",
+            "create",
+            "--label",
+            &format!("{PROJECT_LABEL}={project}"),
+            "--label",
+            "com.docker.compose.network=default",
+            &format!("{project}_default"),
+        ]);
+    }
+
+    // `claim` clears slot 1 before handing it over...
+    let a = w.worktree("a");
+    w.run(&a, &["claim", "--slot", "1"])
+        .success()
+        .assert_stderr_contains(
+            "Cleared what the slot's last holder left: 1 container(s), 1 volume(s), 1 network(s)",
+        );
+    assert_nothing_left(&w.project(1));
+    w.run(&a, &["up"]).success();
+    assert!(db_auth(w.port(1, "db"), &w.slot_env(1)["DB_PASSWORD"]).ends_with("AUTH OK"));
+
+    // ...and so does `up` when it claims (slot 2, the next free one).
+    let b = w.worktree("b");
+    w.run(&b, &["up"]).success();
+    assert_eq!(w.slot_of(&b), Some(2));
+    assert!(db_auth(w.port(2, "db"), &w.slot_env(2)["DB_PASSWORD"]).ends_with("AUTH OK"));
+    assert_stack_running(&w.project(2));
+    assert_eq!(volumes(&w.project(2)), [format!("{}_dbdata", w.project(2))]);
+
+    w.run(&a, &["release"]).success();
+    w.run(&b, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
