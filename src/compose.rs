@@ -138,7 +138,10 @@ impl Compose {
                 c
             }
         };
-        cmd.arg("-p")
+        // Run from the project's folder: the caller's may be gone (`destroy`
+        // runs inside the worktree it removes).
+        cmd.current_dir(&project.directory)
+            .arg("-p")
             .arg(&project.name)
             .arg("--project-directory")
             .arg(&project.directory)

@@ -98,15 +98,20 @@ pub(crate) struct Store {
     legacy: Option<PathBuf>,
     pool: String,
     lock_timeout: Duration,
+    slot_lock_timeout: Duration,
 }
+
+/// A slot's lifecycle lock may be held through a whole `up` and its gate.
+const DEFAULT_SLOT_LOCK_TIMEOUT: Duration = Duration::from_secs(900);
+const SLOT_LOCK_FILE: &str = ".lifecycle.lock";
 
 impl Store {
     pub(crate) fn new(pool: &Pool, home: Option<&Path>) -> Store {
-        let lock_timeout = std::env::var("DOCKER_SANDBOX_LOCK_TIMEOUT")
+        let wait = std::env::var("DOCKER_SANDBOX_LOCK_TIMEOUT")
             .ok()
             .and_then(|s| s.parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map_or(DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
+            .map(Duration::from_secs_f64);
         Store {
             path: pool.state_dir.join(FILE),
             lock: pool.state_dir.join(LOCK_FILE),
@@ -116,8 +121,17 @@ impl Store {
                     .join("instances.json")
             }),
             pool: pool.name.clone(),
-            lock_timeout,
+            lock_timeout: wait.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+            slot_lock_timeout: wait.unwrap_or(DEFAULT_SLOT_LOCK_TIMEOUT),
         }
+    }
+
+    /// The lifecycle lock of one slot, held by `up`, `down` and `release` while
+    /// they change the slot's stack, so that two of them on one slot run one
+    /// after the other. Taken before the registry lock, never after.
+    pub(crate) fn slot_lock(&self, slot_dir: &Path) -> Result<fsutil::LockGuard> {
+        fsutil::create_dir_all(slot_dir)?;
+        lock_file(&slot_dir.join(SLOT_LOCK_FILE), self.slot_lock_timeout)
     }
 
     /// The registry as it is now, without locking: writes are atomic renames, so
@@ -173,26 +187,7 @@ impl Store {
     }
 
     fn lock(&self) -> Result<fsutil::LockGuard> {
-        let lock_path = &self.lock;
-        match fsutil::lock_exclusive(lock_path, self.lock_timeout, || {
-            crate::output::note(&format!("waiting for lock on `{}`...", lock_path.display()));
-        })? {
-            Ok(guard) => Ok(guard),
-            Err(t) => Err(UserError::new(
-                code::FAILURE,
-                format!(
-                    "timed out after {:.1}s waiting for the lock on `{}`",
-                    t.waited.as_secs_f64(),
-                    t.path.display()
-                ),
-            )
-            .hint(format!(
-                "another docker sandbox command holds it; `fuser {}` shows which. \
-                 DOCKER_SANDBOX_LOCK_TIMEOUT sets the wait in seconds",
-                t.path.display()
-            ))
-            .into()),
-        }
+        lock_file(&self.lock, self.lock_timeout)
     }
 
     fn save(&self, registry: &Registry) -> Result<()> {
@@ -200,6 +195,30 @@ impl Store {
             serde_json::to_string_pretty(registry).context("failed to serialise the registry")?;
         text.push('\n');
         fsutil::write_atomic(&self.path, text.as_bytes(), 0o644)
+    }
+}
+
+/// An exclusive lock on `path`, saying so while it waits; a clear error when
+/// it waited `timeout` in vain.
+fn lock_file(path: &Path, timeout: Duration) -> Result<fsutil::LockGuard> {
+    match fsutil::lock_exclusive(path, timeout, || {
+        crate::output::note(&format!("waiting for lock on `{}`...", path.display()));
+    })? {
+        Ok(guard) => Ok(guard),
+        Err(t) => Err(UserError::new(
+            code::FAILURE,
+            format!(
+                "timed out after {:.1}s waiting for the lock on `{}`",
+                t.waited.as_secs_f64(),
+                t.path.display()
+            ),
+        )
+        .hint(format!(
+            "another docker sandbox command holds it; `fuser {}` shows which. \
+             DOCKER_SANDBOX_LOCK_TIMEOUT sets the wait in seconds",
+            t.path.display()
+        ))
+        .into()),
     }
 }
 

@@ -84,20 +84,42 @@ pub(crate) fn git_error(what: &str, out: &std::process::Output) -> anyhow::Error
     )
 }
 
-/// The main checkout of the repository holding `worktree`.
-pub(crate) fn main_checkout(worktree: &Path) -> Result<PathBuf> {
+/// Whether `worktree` is its repository's main checkout, not a linked
+/// worktree: its git dir is the common one (also with `--separate-git-dir`).
+pub(crate) fn is_main(worktree: &Path) -> Result<bool> {
     let out = git(worktree)
-        .args(["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .args([
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-dir",
+            "--git-common-dir",
+        ])
         .output()
         .context("failed to run git")?;
     if !out.status.success() {
-        return Err(git_error("rev-parse --git-common-dir", &out));
+        return Err(git_error("rev-parse --git-dir --git-common-dir", &out));
     }
-    let common = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let main = if common.file_name().is_some_and(|n| n == ".git") {
-        common.parent().map(Path::to_owned).unwrap_or(common)
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    Ok(lines.next() == lines.next())
+}
+
+/// The main checkout of the repository holding `worktree`: itself when it is
+/// the main one, else the first entry of `git worktree list`.
+pub(crate) fn main_checkout(worktree: &Path) -> Result<PathBuf> {
+    let main = if is_main(worktree)? {
+        worktree.to_owned()
     } else {
-        common
+        list(worktree)?
+            .into_iter()
+            .next()
+            .map(|w| w.path)
+            .with_context(|| {
+                format!(
+                    "`git worktree list` in `{}` names no main checkout",
+                    worktree.display()
+                )
+            })?
     };
     Ok(main.canonicalize().unwrap_or(main))
 }

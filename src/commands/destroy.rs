@@ -1,11 +1,10 @@
-//! `destroy [--keep-worktree] [--force]`: release the worktree's slot, then
-//! remove the worktree (never the main checkout; the branch stays).
+//! `destroy [--keep-worktree] [--force]`: remove the worktree (never the main
+//! checkout; the branch stays), then release its slot.
 
 use anyhow::Result;
 
-use crate::claim;
 use crate::commands::Ctx;
-use crate::commands::release::stop_and_remove;
+use crate::commands::release::release_slot;
 use crate::error::fail;
 use crate::{output, worktree};
 
@@ -38,11 +37,22 @@ pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool) -> Result<u8> {
     }
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
-    if let Some(slot) = store.read()?.claim_of(&here) {
-        let engine = ctx.engine();
+    let slot = store.read()?.claim_of(&here);
+    let engine = ctx.engine();
+    if slot.is_some() {
         engine.ping()?;
-        let removed = stop_and_remove(ctx, &pool, &engine, slot, &here)?;
-        claim::finish_release(&store, slot, &here)?;
+    }
+    // The worktree goes first: when git refuses (a locked worktree, a
+    // submodule), nothing has been released yet.
+    if !keep_worktree {
+        worktree::remove(&main, &here, force)?;
+        output::line(&format!(
+            "Removed worktree `{}` (its branch is kept)",
+            here.display()
+        ));
+    }
+    if let Some(slot) = slot {
+        let removed = release_slot(ctx, &pool, &store, &engine, slot, &here)?;
         output::line(&format!(
             "Released slot {slot}: removed {} container(s), {} volume(s), {} network(s)",
             removed.containers, removed.volumes, removed.networks
@@ -50,12 +60,6 @@ pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool) -> Result<u8> {
     }
     if keep_worktree {
         output::line(&format!("Kept worktree `{}`", here.display()));
-        return Ok(0);
     }
-    worktree::remove(&main, &here, force)?;
-    output::line(&format!(
-        "Removed worktree `{}` (its branch is kept)",
-        here.display()
-    ));
     Ok(0)
 }

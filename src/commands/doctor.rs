@@ -311,43 +311,58 @@ pub(crate) fn lint_compose(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut ports_indent: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {
-        let indent = line.len() - line.trim_start().len();
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
+        let code = strip_comment(line);
+        let indent = code.len() - code.trim_start().len();
+        let t = code.trim();
+        if t.is_empty() {
             continue;
+        }
+        let mut hosts: Vec<String> = Vec::new();
+        if let Some(pi) = ports_indent {
+            if indent <= pi && !t.starts_with('-') {
+                ports_indent = None;
+            } else if let Some(p) = t.strip_prefix("published:") {
+                let p = p.trim().trim_matches(['"', '\'']);
+                if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                    hosts.push(p.to_owned());
+                }
+            } else if let Some(item) = t.strip_prefix('-') {
+                hosts.extend(host_port(item));
+            }
         }
         if t.starts_with("container_name:") {
             found.push(format!("line {}: fixed `container_name`", i + 1));
         }
-        if let Some(pi) = ports_indent {
-            if indent <= pi && !t.starts_with('-') {
-                ports_indent = None;
-            } else if let Some(host) = host_port(t) {
-                found.push(format!("line {}: fixed host port {host}", i + 1));
+        if let Some(rest) = t.strip_prefix("ports:") {
+            let rest = rest.trim();
+            match rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+                // A flow sequence: `ports: ["8080:80", "${X}:81"]`.
+                Some(items) => hosts.extend(items.split(',').filter_map(host_port)),
+                None if rest.is_empty() => ports_indent = Some(indent),
+                None => {}
             }
         }
-        if t == "ports:" {
-            ports_indent = Some(indent);
-        }
+        found.extend(
+            hosts
+                .into_iter()
+                .map(|p| format!("line {}: fixed host port {p}", i + 1)),
+        );
     }
     found
 }
 
-/// The literal host port of a `ports:` entry, if it has one.
-fn host_port(entry: &str) -> Option<String> {
-    let spec = entry.strip_prefix('-').map(str::trim).unwrap_or(entry);
-    if let Some(p) = spec.strip_prefix("published:") {
-        let p = p.trim().trim_matches(['"', '\'']);
-        return p
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| p.to_owned())
-            .filter(|p| !p.is_empty());
-    }
-    if !entry.starts_with('-') {
-        return None;
-    }
-    let spec = spec.trim_matches(['"', '\'']);
+/// A line without its YAML comment (a `#` at the start or after a space).
+fn strip_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    (0..bytes.len())
+        .find(|&i| bytes[i] == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()))
+        .map_or(line, |i| &line[..i])
+}
+
+/// The literal host port of a short-syntax port spec (`"127.0.0.1:8080:80"`,
+/// `8080:80`), if it has one; `${VAR}` and Handlebars are not literal.
+fn host_port(spec: &str) -> Option<String> {
+    let spec = spec.trim().trim_matches(['"', '\'']);
     let parts: Vec<&str> = spec.split(':').collect();
     let host = match parts.len() {
         3 => parts[1],

@@ -13,6 +13,7 @@ use crate::output;
 pub(crate) fn exec(ctx: &Ctx, volumes: bool, format: Format) -> Result<u8> {
     let held = held(ctx)?;
     let compose = ctx.compose()?;
+    let _lock = held.store.slot_lock(&held.pool.slot_dir(held.slot()))?;
     let project = held.project();
     let mut args = vec!["down", "--remove-orphans"];
     if volumes {

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::claim;
 use crate::cli::Format;
 use crate::commands::Ctx;
-use crate::commands::release::stop_and_remove;
+use crate::commands::release::release_slot;
 use crate::engine::Removed;
 use crate::output;
 use crate::registry::Registry;
@@ -73,8 +72,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
             say(gone);
             None
         } else {
-            let removed = stop_and_remove(ctx, &pool, &engine, rec.slot_id, &holder)?;
-            claim::finish_release(&store, rec.slot_id, &holder)?;
+            let removed = release_slot(ctx, &pool, &store, &engine, rec.slot_id, &holder)?;
             say(format!(
                 "{gone}: removed {} container(s), {} volume(s)",
                 removed.containers, removed.volumes

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 
 use crate::commands::{Ctx, held};
 use crate::compose;
+use crate::output;
 
 pub(crate) fn exec(
     ctx: &Ctx,
@@ -15,6 +16,10 @@ pub(crate) fn exec(
     let compose = ctx.compose()?;
     let tail = tail.map(|n| format!("--tail={n}"));
     let mut args = vec!["logs"];
+    // Compose v1 colours its logs even into a pipe.
+    if !output::color() {
+        args.push("--no-color");
+    }
     if follow {
         args.push("--follow");
     }

@@ -67,8 +67,7 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) ->
     };
     let engine = ctx.engine();
     engine.ping()?;
-    let removed = stop_and_remove(ctx, &pool, &engine, slot, &holder)?;
-    claim::finish_release(&store, slot, &holder)?;
+    let removed = release_slot(ctx, &pool, &store, &engine, slot, &holder)?;
     if format == Format::Json {
         output::json(&ReleaseJson {
             slot: Some(slot),
@@ -88,9 +87,25 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) ->
     Ok(0)
 }
 
+/// Releases `slot`, claimed by `holder`, under the slot's lifecycle lock: its
+/// stack down with its volumes, the claim freed, the holder's env file gone.
+pub(crate) fn release_slot(
+    ctx: &Ctx,
+    pool: &crate::config::Pool,
+    store: &crate::registry::Store,
+    engine: &Engine,
+    slot: u32,
+    holder: &std::path::Path,
+) -> Result<Removed> {
+    let _lock = store.slot_lock(&pool.slot_dir(slot))?;
+    let removed = stop_and_remove(ctx, pool, engine, slot, holder)?;
+    claim::finish_release(store, slot, holder)?;
+    Ok(removed)
+}
+
 /// `compose down -v --remove-orphans` where compose can still run the project,
 /// then everything else carrying the project's label.
-pub(crate) fn stop_and_remove(
+fn stop_and_remove(
     ctx: &Ctx,
     pool: &crate::config::Pool,
     engine: &Engine,

@@ -77,6 +77,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             worktree.display()
         ));
     }
+    // One `up`, `down` or `release` at a time per slot: a second `up` of the
+    // same worktree waits, then finds the stack up.
+    let _lock = store.slot_lock(&pool.slot_dir(slot))?;
     let project = project(&pool, slot, &worktree);
 
     let containers = engine.containers(None)?;

@@ -231,14 +231,12 @@ fn status_and_slots_report_the_live_stack() {
     assert_eq!(w.leftovers(), Vec::<String>::new());
 }
 
-/// PLUGIN BUG (this test fails until it is fixed): under compose v1, `logs`
-/// writes ANSI colour codes into a pipe even with NO_COLOR=1, because
-/// docker-compose 1.29 colours its log prefixes unless given `--no-color`
-/// (v2 colours only on a terminal). DESIGN §8: colour only on a terminal,
-/// never with NO_COLOR; agents read this output. Expected: the plugin passes
-/// `--no-color` when stdout is not a terminal or NO_COLOR is set.
+/// docker-compose 1.29 colours its log prefixes even into a pipe unless
+/// given `--no-color` (v2 colours only on a terminal). Colour only on a
+/// terminal, never with NO_COLOR: agents read this output, so the plugin
+/// passes `--no-color` when stdout is not a terminal or NO_COLOR is set.
 #[test]
-fn bug_logs_under_compose_v1_have_no_colour_codes_in_a_pipe() {
+fn logs_under_compose_v1_have_no_colour_codes_in_a_pipe() {
     let w = World::with_compose(19, Compose::V1);
     let a = w.worktree("a");
     w.run(&a, &["up"]).success();

@@ -151,16 +151,13 @@ fn many_worktrees_claiming_at_once_never_share_a_slot() {
     assert_eq!(w.leftovers(), Vec::<String>::new(), "nothing was started");
 }
 
-/// PLUGIN BUG (this test fails until it is fixed): two `up`s of one worktree
-/// at the same moment (an agent that retries, two terminals) both run
-/// `compose up -d` on the same project; compose races itself ("network
-/// ... is ambiguous (2 matches found on name)", "container name ... is
-/// already in use"), each process then takes the stack down as a failed
-/// start, and both exit 1 with nothing running. Expected: the second waits
-/// for the first (a lock per slot around up/down/release) and then finds the
-/// stack up, so both exit 0 and the stack runs.
+/// Two `up`s of one worktree at the same moment (an agent that retries, two
+/// terminals): without the slot's lifecycle lock both ran `compose up -d` on
+/// one project, compose raced itself ("network ... is ambiguous", "container
+/// name ... is already in use") and both took the stack down. With it, the
+/// second waits for the first, then finds the stack up: both exit 0.
 #[test]
-fn bug_two_ups_of_one_worktree_at_once_both_succeed() {
+fn two_ups_of_one_worktree_at_once_both_succeed() {
     let w = World::new(18);
     let a = w.worktree("a");
     let first = w.spawn(&a, &["up"]);

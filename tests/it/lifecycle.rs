@@ -469,8 +469,12 @@ fn logs_maps_its_flags_and_passes_the_exit_code_through() {
     sb.fake.clear();
     let l = sb.lines();
 
+    // Into a pipe, compose is told not to colour (compose v1 would).
     let run = sb.run(&["logs"]).success();
-    assert_calls(&sb.calls(), &[l.compose_version(), l.compose(1, &["logs"])]);
+    assert_calls(
+        &sb.calls(),
+        &[l.compose_version(), l.compose(1, &["logs", "--no-color"])],
+    );
     assert_eq!(run.stdout, "backend-1  | fake log line\n");
 
     sb.run(&["logs", "backend", "-f", "--tail", "5"]).success();
@@ -478,7 +482,10 @@ fn logs_maps_its_flags_and_passes_the_exit_code_through() {
         &sb.calls(),
         &[
             l.compose_version(),
-            l.compose(1, &["logs", "--follow", "--tail=5", "backend"]),
+            l.compose(
+                1,
+                &["logs", "--no-color", "--follow", "--tail=5", "backend"],
+            ),
         ],
     );
     sb.run(&["logs", "--follow", "-n", "0", "db"]).success();
@@ -486,7 +493,7 @@ fn logs_maps_its_flags_and_passes_the_exit_code_through() {
         &sb.calls(),
         &[
             l.compose_version(),
-            l.compose(1, &["logs", "--follow", "--tail=0", "db"]),
+            l.compose(1, &["logs", "--no-color", "--follow", "--tail=0", "db"]),
         ],
     );
 
@@ -1582,7 +1589,10 @@ fn a_lost_env_file_comes_back_as_it_was() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     assert_eq!(mode(&path), 0o600);
     let l = sb.lines();
-    assert_calls(&sb.calls(), &[l.compose_version(), l.compose(1, &["logs"])]);
+    assert_calls(
+        &sb.calls(),
+        &[l.compose_version(), l.compose(1, &["logs", "--no-color"])],
+    );
     // Claiming again neither duplicates git's exclusion nor changes the file.
     sb.run(&["claim"]).success();
     sb.run(&["up", "--no-wait"]).success();

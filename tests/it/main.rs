@@ -13,3 +13,4 @@ mod provision;
 mod registry;
 mod seed002;
 mod slots;
+mod workflow;
