@@ -21,6 +21,7 @@ pub(crate) fn exec(ctx: &Ctx, from: Option<PathBuf>, minimal: bool) -> Result<u8
         (_, true) => None,
         (Some(p), false) => {
             let p = ctx.env.cwd.join(p);
+            let p = p.canonicalize().unwrap_or(p);
             if !p.is_dir() {
                 return Err(fail(
                     format!("--from `{}` is not a folder", p.display()),
@@ -33,13 +34,15 @@ pub(crate) fn exec(ctx: &Ctx, from: Option<PathBuf>, minimal: bool) -> Result<u8
     };
     for folder in &pool.shared_folders {
         let dst = pool.shared_dir.join(folder);
+        let existed = dst.is_dir();
         fsutil::create_dir_all(&dst)?;
         let Some(src) = source
             .as_ref()
             .map(|s| s.join(folder))
             .filter(|s| s.is_dir())
         else {
-            output::line(&format!("{}: created", dst.display()));
+            let what = if existed { "already there" } else { "created" };
+            output::line(&format!("{}: {what}", dst.display()));
             continue;
         };
         let mut copied = Copied::default();
