@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -53,8 +54,8 @@ pub(crate) struct LockTimeout {
 }
 
 /// Takes an exclusive lock on `path` (created if missing), waiting at most
-/// `timeout`. `on_wait` runs once if the lock is not free at once, so the user
-/// learns why nothing happens.
+/// `timeout`. `on_wait` runs once if the lock is still taken after 200 ms, so
+/// the user learns why nothing happens.
 pub(crate) fn lock_exclusive(
     path: &Path,
     timeout: Duration,
@@ -66,16 +67,39 @@ pub(crate) fn lock_exclusive(
         .write(true)
         .open(path)
         .with_context(|| format!("failed to open lock file `{}`", path.display()))?;
+    let failed = |e: std::io::Error| {
+        Err(anyhow::Error::new(e).context(format!("failed to lock `{}`", path.display())))
+    };
+    match file.try_lock() {
+        Ok(()) => return Ok(Ok(LockGuard { _file: file })),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => return failed(e),
+    }
+    // Taken: wait in the kernel on another thread, so that this process has
+    // the lock as soon as it is released rather than at its next poll. A
+    // thread that gets the lock after the timeout finds nobody to hand it
+    // to, and drops it at once.
     let start = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let got = file.lock().map(|()| file);
+        let _ = tx.send(got);
+    });
     let mut on_wait = Some(on_wait);
-    let mut pause = Duration::from_millis(1);
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(Ok(LockGuard { _file: file })),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("failed to lock `{}`", path.display()));
+        let waited = start.elapsed();
+        let left = timeout.saturating_sub(waited);
+        let step = match on_wait {
+            Some(_) => left.min(Duration::from_millis(200).saturating_sub(waited)),
+            None => left,
+        };
+        match rx.recv_timeout(step) {
+            Ok(Ok(file)) => return Ok(Ok(LockGuard { _file: file })),
+            Ok(Err(e)) => return failed(e),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the thread waiting for `{}` died", path.display())
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         let waited = start.elapsed();
         if waited >= timeout {
@@ -84,13 +108,9 @@ pub(crate) fn lock_exclusive(
                 waited,
             }));
         }
-        if waited >= Duration::from_millis(200)
-            && let Some(f) = on_wait.take()
-        {
+        if let Some(f) = on_wait.take() {
             f();
         }
-        std::thread::sleep(pause.min(timeout - waited));
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -127,6 +147,38 @@ mod tests {
         drop(held);
         assert!(
             lock_exclusive(&p, Duration::from_millis(300), || {})
+                .unwrap()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_waiter_gets_the_lock_when_it_is_released_and_not_after_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let held = lock_exclusive(&p, Duration::from_secs(1), || {})
+            .unwrap()
+            .unwrap();
+        let waiter = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                lock_exclusive(&p, Duration::from_secs(30), || {})
+                    .unwrap()
+                    .map(|g| (g, Instant::now()))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let released = Instant::now();
+        drop(held);
+        let (guard, got) = waiter.join().unwrap().expect("the waiter gets the lock");
+        assert!(got >= released);
+        // A waiter that timed out leaves the lock free once it is released.
+        let late = lock_exclusive(&p, Duration::from_millis(50), || {}).unwrap();
+        assert!(late.is_err());
+        drop(guard);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            lock_exclusive(&p, Duration::from_millis(500), || {})
                 .unwrap()
                 .is_ok()
         );

@@ -75,17 +75,20 @@ impl Registry {
     }
 
     /// The lightest unclaimed slot whose profile is at least `min` and that
-    /// `usable` accepts; among equals, the lowest id.
+    /// `usable` accepts; among equals, the lowest id. `usable` (a port probe)
+    /// is asked in that order and only until one slot passes.
     pub(crate) fn pick_free(
         &self,
         min: Profile,
         usable: impl Fn(&SlotRecord) -> bool,
     ) -> Option<u32> {
-        self.slots
+        let mut free: Vec<&SlotRecord> = self
+            .slots
             .values()
-            .filter(|s| s.claimed_by.is_none() && s.profile >= min && usable(s))
-            .min_by_key(|s| (s.profile, s.slot_id))
-            .map(|s| s.slot_id)
+            .filter(|s| s.claimed_by.is_none() && s.profile >= min)
+            .collect();
+        free.sort_by_key(|s| (s.profile, s.slot_id));
+        free.into_iter().find(|s| usable(s)).map(|s| s.slot_id)
     }
 }
 
@@ -381,6 +384,14 @@ mod tests {
             Some(3),
             "an unusable slot is skipped"
         );
+        // Slots are probed lightest first, and no further than the first
+        // one that passes.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let pick = r.pick_free(Light, |s| {
+            asked.borrow_mut().push(s.slot_id);
+            s.slot_id != 2
+        });
+        assert_eq!((pick, asked.into_inner()), (Some(3), vec![2, 3]));
         r.slots.get_mut(&4).unwrap().claimed_by = Some("/v".into());
         assert_eq!(r.pick_free(Heavy, |_| true), None);
         assert_eq!(r.claim_of(Path::new("/v")), Some(4));

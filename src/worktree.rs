@@ -1,7 +1,7 @@
 //! Git worktrees: finding the top level of the checkout we run in, and the git
 //! calls we make on it (keeping `.env.sandbox` out of git).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -65,12 +65,22 @@ pub(crate) fn exclude(worktree: &Path, name: &str) -> Result<()> {
     let path = info.join("exclude");
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(&path)
         .with_context(|| format!("failed to open `{}`", path.display()))?;
-    // One write of one line: appends from several processes do not interleave.
+    // Worktrees share this file: claims made at once add the line once.
+    file.lock()
+        .with_context(|| format!("failed to lock `{}`", path.display()))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    let line = format!("/{name}");
+    if text.lines().any(|l| l.trim() == line) {
+        return Ok(());
+    }
     file.write_all(
-        format!("\n# docker sandbox: per-worktree env file with a password\n/{name}\n").as_bytes(),
+        format!("\n# docker sandbox: per-worktree env file with a password\n{line}\n").as_bytes(),
     )
     .with_context(|| format!("failed to write `{}`", path.display()))
 }

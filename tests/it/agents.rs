@@ -133,6 +133,70 @@ fn thirty_two_agents_claim_six_slots() {
 }
 
 #[test]
+fn linked_worktrees_claiming_at_once_add_one_exclude_line() {
+    let ctx = TestContext::new();
+    let cfg = provisioned(&ctx);
+    let engine = FakeEngine::start(&ctx.root);
+    let main = ctx.root.join("main");
+    std::fs::create_dir_all(&main).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let ok = ctx
+            .command("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "git {args:?}");
+    };
+    git(&main, &["init", "-q"]);
+    git(&main, &["commit", "-q", "--allow-empty", "-m", "init"]);
+    let wts: Vec<PathBuf> = (0..6)
+        .map(|i| {
+            let wt = ctx.root.join(format!("main--{i}"));
+            git(
+                &main,
+                &[
+                    "worktree",
+                    "add",
+                    "-q",
+                    "-b",
+                    &format!("b{i}"),
+                    wt.to_str().unwrap(),
+                ],
+            );
+            wt
+        })
+        .collect();
+    let children: Vec<_> = wts
+        .iter()
+        .map(|wt| spawn(&ctx, &cfg, &engine, wt, &["claim"]))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // They share one `info/exclude`: the line is there once.
+    let exclude = std::fs::read_to_string(main.join(".git/info/exclude")).unwrap();
+    let lines = exclude.lines().filter(|l| *l == "/.env.sandbox").count();
+    assert_eq!(lines, 1, "{exclude}");
+    for wt in &wts {
+        let out = ctx
+            .command("git")
+            .args(["status", "--porcelain", "--untracked-files=all"])
+            .current_dir(wt)
+            .output()
+            .unwrap();
+        assert!(wt.join(".env.sandbox").is_file());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{}", wt.display());
+    }
+}
+
+#[test]
 fn thirty_two_agents_up_at_once() {
     let ctx = TestContext::new();
     let cfg = provisioned(&ctx);
