@@ -112,32 +112,34 @@ pub(crate) fn claim(
     want: Want,
     cmd: &str,
 ) -> Result<Claimed> {
-    // One engine query up front: which containers publish which ports.
+    // A worktree that holds its slot already needs neither the lock nor the
+    // engine: the registry is read whole (writes are atomic renames), and a
+    // `release` racing with this could as well come right after the lock.
+    let now = store.read()?;
+    if let Some(id) = now.claim_of(worktree) {
+        let record = now.slots[&id].clone();
+        check_held(&record, want, cmd)?;
+        write_env(pool, id, &record, worktree)?;
+        return Ok(Claimed {
+            slot: id,
+            fresh: false,
+            record,
+            cleaned: Removed::default(),
+        });
+    }
+    if now.slots.is_empty() {
+        return Err(not_provisioned(pool, cmd));
+    }
+    // One engine query, outside the lock: which containers publish which ports.
     let containers = engine.containers(None)?;
     let (slot, fresh, record) = store.update(|reg| {
         if reg.slots.is_empty() {
-            return Err(fail(
-                format!("no slots are provisioned in `{}`", pool.state_dir.display()),
-                format!("run `{cmd} provision` first"),
-            ));
+            return Err(not_provisioned(pool, cmd));
         }
+        // Claimed since the first look, by another process of this worktree.
         if let Some(id) = reg.claim_of(worktree) {
             let rec = &reg.slots[&id];
-            if let Some(want_slot) = want.slot.filter(|s| *s != id) {
-                return Err(fail(
-                    format!("this worktree already holds slot {id}, not slot {want_slot}"),
-                    format!("run `{cmd} release` first to change slots"),
-                ));
-            }
-            if let Some(p) = want.profile.filter(|p| *p > rec.profile) {
-                return Err(fail(
-                    format!(
-                        "this worktree holds slot {id} ({}), lighter than `{p}`",
-                        rec.profile
-                    ),
-                    format!("run `{cmd} release`, then claim with `--profile {p}`"),
-                ));
-            }
+            check_held(rec, want, cmd)?;
             return Ok((id, false, rec.clone()));
         }
         let min = want.profile.unwrap_or(Profile::Light);
@@ -177,6 +179,35 @@ pub(crate) fn claim(
     })
 }
 
+fn not_provisioned(pool: &Pool, cmd: &str) -> anyhow::Error {
+    fail(
+        format!("no slots are provisioned in `{}`", pool.state_dir.display()),
+        format!("run `{cmd} provision` first"),
+    )
+}
+
+/// A worktree asking again for the slot it holds: fine, unless it asks for
+/// another slot or a heavier profile.
+fn check_held(rec: &SlotRecord, want: Want, cmd: &str) -> Result<()> {
+    let id = rec.slot_id;
+    if let Some(want_slot) = want.slot.filter(|s| *s != id) {
+        return Err(fail(
+            format!("this worktree already holds slot {id}, not slot {want_slot}"),
+            format!("run `{cmd} release` first to change slots"),
+        ));
+    }
+    if let Some(p) = want.profile.filter(|p| *p > rec.profile) {
+        return Err(fail(
+            format!(
+                "this worktree holds slot {id} ({}), lighter than `{p}`",
+                rec.profile
+            ),
+            format!("run `{cmd} release`, then claim with `--profile {p}`"),
+        ));
+    }
+    Ok(())
+}
+
 /// Fails as `claim` would when no slot could be had, without claiming: lets
 /// `create` refuse before it makes a worktree.
 pub(crate) fn check_available(
@@ -189,10 +220,7 @@ pub(crate) fn check_available(
     let containers = engine.containers(None)?;
     let reg = store.read()?;
     if reg.slots.is_empty() {
-        return Err(fail(
-            format!("no slots are provisioned in `{}`", pool.state_dir.display()),
-            format!("run `{cmd} provision` first"),
-        ));
+        return Err(not_provisioned(pool, cmd));
     }
     let min = want.profile.unwrap_or(Profile::Light);
     match want.slot {
@@ -329,8 +357,24 @@ pub(crate) fn write_env(
         env!("CARGO_PKG_VERSION")
     ));
     let path = worktree.join(ENV_FILE);
+    if unchanged(&path, text.as_bytes()) {
+        return Ok(());
+    }
     fsutil::write_atomic(&path, text.as_bytes(), SECRET_MODE)?;
     worktree::exclude(worktree, ENV_FILE)
+}
+
+/// The env file at `path` already holds `text` with its private mode: an
+/// `up` of a claimed worktree neither rewrites it nor asks git again.
+fn unchanged(path: &Path, text: &[u8]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    meta.is_file()
+        && meta.permissions().mode() & 0o777 == SECRET_MODE
+        && meta.len() == text.len() as u64
+        && std::fs::read(path).is_ok_and(|old| old == text)
 }
 
 /// Checks that `caller` may release `slot`: its own claim, an orphan, or `force`.

@@ -68,13 +68,15 @@ Exit codes:
     #[command(after_help = "\
 Runs `compose up -d`, then the startability gate: containers running and
 healthy, then the pool's checks (TCP, HTTP status, HTTP list length). On
-failure the stack is taken down with its volumes; the claim is kept.
+failure the stack is taken down with its volumes; the claim is kept. So it
+is on Ctrl-C or SIGTERM while it starts (a second one exits at once).
 
 Exit codes:
-  0  started, and the gate passed (or --no-wait)
-  1  compose up failed; no free slot; no engine or compose; not in a worktree
-  2  the startability gate failed (the report names the check); usage error
-  3  a port of the slot is in use by something else")]
+  0    started, and the gate passed (or --no-wait)
+  1    compose up failed; no free slot; no engine or compose; not in a worktree
+  2    the startability gate failed (the report names the check); usage error
+  3    a port of the slot is in use by something else
+  130  stopped by Ctrl-C (SIGINT); 143: by SIGTERM")]
     Up(UpArgs),
 
     /// Stop this worktree's slot; the claim is kept
@@ -160,7 +162,7 @@ Exit codes:
   2  usage error")]
     List(ListArgs),
 
-    /// Print this worktree's slot environment: eval \"$(docker sandbox env)\"
+    /// Print this worktree's slot environment, for `eval "$(docker sandbox env)"`
     #[command(after_help = "\
 Exit codes:
   0  printed

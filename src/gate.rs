@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Count, GateCheck};
 use crate::engine::{Container, Engine};
 use crate::http;
+use crate::interrupt::{self, Interrupt};
 
 /// What the gate checks, for one slot.
 pub(crate) struct Target<'a> {
@@ -16,6 +17,8 @@ pub(crate) struct Target<'a> {
     pub(crate) ports: &'a std::collections::BTreeMap<String, u16>,
     pub(crate) workers: u32,
     pub(crate) checks: &'a [GateCheck],
+    /// Stops waiting when a signal arrives.
+    pub(crate) interrupt: Option<&'a Interrupt>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +104,8 @@ pub(crate) enum Event<'a> {
 
 /// Runs every check in order until it passes, the deadline passes, or a
 /// container fails for good; after a failure, the remaining checks are polled
-/// once each for the report. `progress` hears of each pass and each wait.
+/// once each for the report (none after a signal). `progress` hears of each
+/// pass and each wait.
 pub(crate) fn run(
     target: &Target<'_>,
     timeout: Duration,
@@ -111,6 +115,7 @@ pub(crate) fn run(
     let deadline = start + timeout;
     let mut results = Vec::new();
     let mut failed = false;
+    let mut interrupted = false;
     let labels = std::iter::once("containers are running and healthy".to_owned())
         .chain(target.checks.iter().map(|c| c.label(target.ports)));
     for (i, label) in labels.enumerate() {
@@ -121,6 +126,9 @@ pub(crate) fn run(
                 check(target, &target.checks[i - 1])
             }
         };
+        if interrupted {
+            break;
+        }
         if failed {
             // One look at the rest, so the report says what each one sees.
             let (outcome, services) = match poll_once() {
@@ -155,6 +163,17 @@ pub(crate) fn run(
                 }
                 Poll::Wait(detail, services) => {
                     progress(Event::Waiting(&format!("{label}: {detail}")));
+                    if let Some(sig) = target.interrupt.and_then(Interrupt::signal) {
+                        interrupted = true;
+                        break CheckResult {
+                            label,
+                            outcome: Outcome::Failed(format!(
+                                "{detail} (stopped by {})",
+                                interrupt::name(sig)
+                            )),
+                            services,
+                        };
+                    }
                     let now = Instant::now();
                     if now >= deadline {
                         let detail =

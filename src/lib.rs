@@ -18,6 +18,7 @@ mod error;
 mod fsutil;
 mod gate;
 mod http;
+mod interrupt;
 mod output;
 mod plugin;
 mod ports;

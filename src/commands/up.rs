@@ -15,9 +15,15 @@ use crate::config::Profile;
 use crate::engine::Engine;
 use crate::error::{UserError, code};
 use crate::gate::{self, Outcome, Report};
+use crate::interrupt::{self, Interrupt};
 use crate::output;
 
 pub(crate) const GATE_FAILED: u8 = 2;
+
+/// The exit code after a signal: 128 + its number, as a shell reports it.
+fn interrupt_code(signal: i32) -> u8 {
+    u8::try_from(128 + signal).unwrap_or(code::FAILURE)
+}
 
 pub(crate) struct Options {
     pub(crate) build: bool,
@@ -55,7 +61,14 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let store = ctx.store(&pool);
     let engine = ctx.engine();
     engine.ping()?;
-    let compose = ctx.compose()?;
+    // Compose is found before a new claim, so that a missing compose changes
+    // nothing; a worktree that holds its slot looks for it only when the
+    // stack is not up already.
+    let early = if store.read()?.claim_of(&worktree).is_some() {
+        None
+    } else {
+        Some(ctx.compose()?)
+    };
     let cmd = ctx.cmd_name();
     let claimed = claim::claim(
         &pool,
@@ -94,6 +107,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         ports: &record.ports,
         workers: record.workers.values().sum(),
         checks: &pool.gate,
+        interrupt: None,
     };
     let finish = |result: &'static str, report: Option<&Report>| -> Result<u8> {
         mark(&store, slot, "running")?;
@@ -140,11 +154,31 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         }
     }
 
+    let compose = match early {
+        Some(c) => c,
+        None => ctx.compose()?,
+    };
     // The template mounts the shared folders; made here, they belong to the
     // user rather than to the root-owned folders docker would create.
     for folder in &pool.shared_folders {
         crate::fsutil::create_dir_all(&pool.shared_dir.join(folder))?;
     }
+    // From here on a signal does not leave a half-started stack behind: the
+    // first one takes it down, a second one exits at once.
+    let interrupt = Interrupt::watch()?;
+    let interrupted = |sig: i32| -> Result<u8> {
+        take_down(&compose, &project, &engine);
+        mark(&store, slot, "stopped")?;
+        Err(UserError::new(
+            interrupt_code(sig),
+            format!(
+                "`up` of slot {slot} was stopped by {}; the stack was taken down with its volumes",
+                interrupt::name(sig)
+            ),
+        )
+        .hint(format!("the claim is kept: run `{cmd} up` again"))
+        .into())
+    };
     let mut args = vec!["up", "-d", "--remove-orphans"];
     if opts.build {
         args.push("--build");
@@ -161,6 +195,10 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         .stdout(Stdio::from(std::io::stderr()))
         .status()
         .with_context(|| format!("failed to run `{}`", compose::display(&up)))?;
+    // On a terminal, Ctrl-C reaches compose too, which then fails.
+    if let Some(sig) = interrupt.signal() {
+        return interrupted(sig);
+    }
     if !status.success() {
         take_down(&compose, &project, &engine);
         mark(&store, slot, "stopped")?;
@@ -184,11 +222,18 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         timeout.as_secs()
     ));
     let spinner = output::Spinner::start("waiting for the containers");
+    let target = gate::Target {
+        interrupt: Some(&interrupt),
+        ..target
+    };
     let report = gate::run(&target, timeout, |event| match event {
         gate::Event::Passed(line) => spinner.line(line),
         gate::Event::Waiting(what) => spinner.set(what),
     });
     spinner.finish();
+    if let Some(sig) = interrupt.signal() {
+        return interrupted(sig);
+    }
     if report.passed() {
         return finish("started", Some(&report));
     }

@@ -1,7 +1,7 @@
 //! The original tool's fourth failure: a start that failed left its
 //! containers and volumes behind. Here a failed `up` (a service that exits, a
-//! gate that never passes, a compose that fails) says what failed, with log
-//! lines, leaves nothing of the stack, and keeps the claim for a retry.
+//! gate that never passes, a compose that fails, a Ctrl-C while it waits) says
+//! what failed, leaves nothing of the stack, and keeps the claim for a retry.
 
 use crate::support::*;
 
@@ -114,6 +114,47 @@ fn a_compose_up_that_fails_leaves_nothing_and_keeps_the_claim() {
     std::fs::write(&file, good).unwrap();
     w.run(&a, &["up"]).success();
     assert_healthy(w.port(1, "api"));
+    w.run(&a, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn an_up_stopped_by_ctrl_c_while_the_gate_waits_leaves_nothing() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let w = World::new(23);
+    let a = w.worktree("a");
+    // The backend answers 500 for ever: the gate would wait its whole timeout.
+    let mut child = w
+        .cmd(&a, &["up", "--timeout", "120"])
+        .env("BACKEND_FAIL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Waiting for slot 1") {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "{seen}");
+        seen.push_str(&line);
+    }
+    // The containers are created and starting: a real half-started stack.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!containers(&w.project(1)).is_empty(), "{seen}");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("`up` of slot 1 was stopped by SIGINT (Ctrl-C); the stack was taken down with its volumes"),
+        "{seen}"
+    );
+    assert_clean_but_claimed(&w, &a);
     w.run(&a, &["release"]).success();
     assert_eq!(w.leftovers(), Vec::<String>::new());
 }

@@ -359,9 +359,8 @@ fn up_claims_writes_the_env_file_and_runs_compose_up() {
         &sb.calls(),
         &[
             l.ping(),
+            l.ps(None),
             l.compose_version(),
-            l.ps(None),
-            l.ps(None),
             l.compose(1, &["up", "-d", "--remove-orphans", "--build"]),
         ],
     );
@@ -1093,7 +1092,7 @@ fn a_new_claim_clears_what_the_slots_last_holder_left() {
 
     // The holder claiming again keeps its slot as it is.
     let run = sb.run(&["claim"]).success();
-    assert_calls(&sb.calls(), &[l.ping(), l.ps(None)]);
+    assert_calls(&sb.calls(), &[l.ping()]);
     assert!(!run.stderr.contains("Cleared"), "{}", run.stderr);
 }
 
@@ -1282,9 +1281,8 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
         &sb.calls(),
         &[
             l.ping(),
+            l.ps(None),
             l.compose_version(),
-            l.ps(None),
-            l.ps(None),
             l.compose(1, UP),
             l.ps(Some(1)),
             l.compose(1, &["logs", "--no-color", "--tail=15", "backend"]),
@@ -1324,18 +1322,13 @@ fn up_leaves_a_stack_that_is_up_and_ready_alone() {
         )],
     );
     sb.fake.clear();
+    let env = sb.ctx.cwd.join(".env.sandbox");
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&env);
     let run = sb.run(&["up"]).success();
     let l = sb.lines();
-    assert_calls(
-        &sb.calls(),
-        &[
-            l.ping(),
-            l.compose_version(),
-            l.ps(None),
-            l.ps(None),
-            l.ps(Some(1)),
-        ],
-    );
+    // No compose at all: the stack is up, so it is not even looked for.
+    assert_calls(&sb.calls(), &[l.ping(), l.ps(None), l.ps(Some(1))]);
     assert!(
         run.stdout
             .starts_with("Slot 1 (light) is already up: project ktrdr-slot-1 in "),
@@ -1343,6 +1336,95 @@ fn up_leaves_a_stack_that_is_up_and_ready_alone() {
         run.stdout
     );
     assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "running");
+    // The env file was right: not written again.
+    assert_eq!(inode(&env), before);
+
+    // A changed env file is written again, whole.
+    std::fs::write(&env, "BROKEN=1\n").unwrap();
+    sb.run(&["up"]).success();
+    assert_ne!(inode(&env), before);
+    assert_eq!(env_file(&env)["SLOT_ID"], "1");
+    assert_eq!(mode(&env), 0o600);
+}
+
+/// `up` interrupted while the gate waits: `signal` sent to the plugin alone
+/// (as `kill` or an agent's timeout does), not to a process group.
+fn interrupted_during_the_gate(signal: &str, code: i32, name: &str) {
+    use std::io::{BufRead, BufReader};
+    let sb = Sandbox::with_top("gate = []\n");
+    sb.run(&["claim"]).success();
+    sb.fake.answer(
+        "ps.jsonl",
+        &[container(
+            "c1",
+            "ktrdr-slot-1",
+            "backend",
+            "running",
+            "Up 2 seconds (health: starting)",
+            "",
+        )],
+    );
+    sb.fake.clear();
+    let mut child = sb
+        .cmd(&["up", "--timeout", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Waiting for slot 1") {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "{seen}");
+        seen.push_str(&line);
+    }
+    // The gate polls the engine: let it wait at least once.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    seen.push_str(&rest);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(code), "{seen}");
+    assert!(
+        seen.contains(&format!(
+            "error: `up` of slot 1 was stopped by {name}; the stack was taken down with its volumes\n\
+             hint: the claim is kept: run `docker sandbox up` again\n"
+        )),
+        "{seen}"
+    );
+    let l = sb.lines();
+    let calls = sb.calls();
+    let down = l.compose(1, DOWN_V);
+    assert!(calls.contains(&down), "{calls:?}");
+    // Nothing after the signal but taking the stack down: no log reading.
+    let after_down = &calls[calls.iter().position(|c| *c == down).unwrap()..];
+    assert_calls(
+        after_down,
+        &[
+            down.clone(),
+            l.ps(Some(1)),
+            l.docker(&["rm", "-f", "-v", "c1"]),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+        ],
+    );
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+    assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "stopped");
+}
+
+#[test]
+fn ctrl_c_during_the_gate_takes_the_stack_down_and_keeps_the_claim() {
+    interrupted_during_the_gate("-INT", 130, "SIGINT (Ctrl-C)");
+}
+
+#[test]
+fn sigterm_during_the_gate_takes_the_stack_down_and_keeps_the_claim() {
+    interrupted_during_the_gate("-TERM", 143, "SIGTERM");
 }
 
 #[test]
@@ -1529,10 +1611,7 @@ fn a_port_something_else_holds_is_a_conflict() {
         run.stderr
     );
     let l = sb.lines();
-    assert_calls(
-        &sb.calls(),
-        &[l.ping(), l.compose_version(), l.ps(None), l.ps(None)],
-    );
+    assert_calls(&sb.calls(), &[l.ping(), l.ps(None)]);
     assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
 
     // The slot's own container holding its port is no conflict.
