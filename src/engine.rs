@@ -2,9 +2,10 @@
 //! networks by label, their removal, and whether the engine answers at all.
 //!
 //! The engine API on a local unix socket answers in about a millisecond, where a
-//! `docker ps` costs a process and 100 ms or more; so the socket is used when the
-//! endpoint is a local socket, and the docker CLI (with docker's global flags)
-//! for anything else: tcp or ssh hosts, TLS, other contexts.
+//! `docker ps` costs a process and 10 to 40 ms (bench/README.md); so the socket
+//! is used when the endpoint is a local socket, and the docker CLI (with
+//! docker's global flags) for anything else: tcp or ssh hosts, TLS, other
+//! contexts.
 
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;

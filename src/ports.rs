@@ -133,7 +133,33 @@ pub(crate) fn slot_ports(pool: &Pool, slot: u32) -> Result<SlotPorts, PortError>
 }
 
 /// Refuses a pool in which any two ports, of any slots and services, are equal.
+/// Every command loads the pool, so the usual case (all distinct) only marks
+/// port numbers; owners are named only to report a collision.
 pub(crate) fn check_pool(pool: &Pool) -> Result<(), PortError> {
+    let mut seen = vec![0u64; 1 << 10];
+    let mut mark = |port: Option<u16>| match port {
+        Some(p) => {
+            let (word, bit) = (usize::from(p >> 6), 1u64 << (p & 63));
+            let taken = seen[word] & bit != 0;
+            seen[word] |= bit;
+            !taken
+        }
+        None => false,
+    };
+    let distinct = pool.slots.keys().all(|&slot| {
+        let workers: u32 = pool.workers(slot).values().sum();
+        pool.ports.iter().all(|(_, rule)| mark(rule.port(slot, 0)))
+            && (0..workers).all(|i| mark(pool.worker_ports.port(slot, i)))
+    });
+    if distinct {
+        Ok(())
+    } else {
+        name_collision(pool)
+    }
+}
+
+/// The first port out of range or given twice, with both owners named.
+fn name_collision(pool: &Pool) -> Result<(), PortError> {
     let mut owners: HashMap<u16, (u32, String)> = HashMap::new();
     for &slot in pool.slots.keys() {
         for (name, port) in slot_ports(pool, slot)?.all() {

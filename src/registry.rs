@@ -227,6 +227,13 @@ fn lock_file(path: &Path, timeout: Duration) -> Result<fsutil::LockGuard> {
 
 /// Parses a registry file of any known version into v2.
 fn parse(bytes: &[u8], path: &Path, pool: &str) -> Result<Registry> {
+    // The usual case, a v2 file, in one pass; anything else (v1, newer,
+    // broken) goes the long way, which says what is wrong with it.
+    if let Ok(registry) = serde_json::from_slice::<Registry>(bytes)
+        && registry.version == VERSION
+    {
+        return check_pool_name(registry, path, pool);
+    }
     let keep_hint =
         "fix the file or move it away: docker sandbox never overwrites a registry it cannot read";
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
@@ -273,6 +280,10 @@ fn parse(bytes: &[u8], path: &Path, pool: &str) -> Result<Registry> {
     } else {
         migrate_v1(value, path, pool)?
     };
+    check_pool_name(registry, path, pool)
+}
+
+fn check_pool_name(registry: Registry, path: &Path, pool: &str) -> Result<Registry> {
     if registry.pool != pool {
         return Err(fail(
             format!(
