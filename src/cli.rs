@@ -298,14 +298,14 @@ pub(crate) struct EnvArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// The command and its arguments (after `--`)
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD", value_hint = clap::ValueHint::CommandName)]
     pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct InitSharedArgs {
     /// A checkout to copy data, models and strategies from
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::DirPath)]
     pub(crate) from: Option<std::path::PathBuf>,
     /// Create the empty folders only
     #[arg(long, conflicts_with = "from")]

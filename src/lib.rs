@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches};
 mod claim;
 mod cli;
 mod commands;
+mod complete;
 mod compose;
 mod config;
 mod engine;
@@ -32,6 +33,28 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let inv = plugin::parse_argv(args);
     if inv.metadata {
         output::line(&plugin::metadata_json());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(request) = inv.args.get(1).and_then(|a| a.to_str())
+        && (request == complete::REQUEST || request == complete::REQUEST_NO_DESC)
+    {
+        // Docker passes the plugin's name first, then the words typed after it.
+        let mut words: Vec<String> = inv.args[2..]
+            .iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        if words.first() == Some(&inv.name) {
+            words.remove(0);
+        }
+        let current = words.pop().unwrap_or_default();
+        let text = complete::answer(
+            cli::Cli::command(),
+            &words,
+            &current,
+            request == complete::REQUEST,
+            &commands::slot_candidates,
+        );
+        output::text(&text);
         return ExitCode::SUCCESS;
     }
     let bin_name = format!("docker {}", inv.name);

@@ -185,6 +185,32 @@ pub(crate) fn addresses(pool: &Pool, ports: &BTreeMap<String, u16>) -> Vec<(Stri
 }
 
 /// Runs `dispatch`'s command; returns its exit code.
+/// The pool's slots for completion: the number, then the profile and who
+/// holds it. Nothing when the pool cannot be read: completion never fails.
+pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
+    let Ok(env) = Environment::from_process() else {
+        return Vec::new();
+    };
+    let Ok(pool) = config::load(&env) else {
+        return Vec::new();
+    };
+    let registry = Store::new(&pool, env.home.as_deref()).read().ok();
+    pool.slots
+        .iter()
+        .map(|(&id, profile)| {
+            let holder = registry
+                .as_ref()
+                .and_then(|r| r.slots.get(&id))
+                .and_then(|r| r.claimed_by.as_ref());
+            let what = match holder {
+                Some(p) => format!("{profile}, claimed by {}", p.display()),
+                None => format!("{profile}, free"),
+            };
+            (id.to_string(), Some(what))
+        })
+        .collect()
+}
+
 pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
     let ctx = Ctx {
         invocation,

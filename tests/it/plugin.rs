@@ -176,6 +176,60 @@ fn real_docker_discovers_and_runs_the_plugin() {
 }
 
 #[test]
+fn real_docker_completes_the_plugins_commands_flags_and_values() {
+    assert!(docker_available(), "the docker CLI is needed for this test");
+    let ctx = TestContext::new();
+    install_plugin(&ctx, "sandbox");
+    // What docker's completion scripts (bash, zsh, fish) run on a TAB after
+    // `docker sandbox`: docker asks the plugin, and passes its answer on.
+    let complete = |words: &[&str]| {
+        let run = TestContext::run_cmd({
+            let mut c = ctx.command("docker");
+            c.args(["__complete", "sandbox"]).args(words);
+            c
+        })
+        .success();
+        let mut lines: Vec<String> = run.stdout.lines().map(str::to_owned).collect();
+        let directive = lines.pop().unwrap_or_default();
+        (lines, directive)
+    };
+    let (lines, directive) = complete(&[""]);
+    assert!(
+        lines.contains(
+            &"up\tStart this worktree's slot (claiming one if needed) and wait until it is ready"
+                .to_owned()
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(directive, ":4", "no file names among commands");
+    assert_eq!(
+        complete(&["rel"]).0,
+        ["release\tStop a slot, remove its containers and volumes, and free its claim"]
+    );
+    let (flags, _) = complete(&["up", "--"]);
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    for f in ["--build", "--no-wait", "--timeout", "--profile", "--format"] {
+        assert!(flags.contains(&f), "{f} in {flags:?}");
+    }
+    assert_eq!(
+        complete(&["claim", "--profile", ""]).0,
+        ["light", "standard", "heavy"]
+    );
+    assert_eq!(complete(&["slots", "--format", "j"]).0, ["json"]);
+    // A command to run is completed by the shell itself (directive 0).
+    assert_eq!(complete(&["run", "--", ""]), (vec![], ":0".to_owned()));
+    // Slot numbers come from the pool, with profile and holder.
+    let (slots, _) = complete(&["release", ""]);
+    assert_eq!(slots.len(), 6, "{slots:?}");
+    assert_eq!(slots[0], "1\tlight, free");
+    assert_eq!(slots[5], "6\theavy, free");
+    assert_eq!(complete(&["claim", "--slot", "5"]).0, ["5\tstandard, free"]);
+}
+
+#[test]
 fn real_docker_runs_the_plugin_under_another_name() {
     assert!(docker_available(), "the docker CLI is needed for this test");
     let ctx = TestContext::new();
