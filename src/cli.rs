@@ -197,9 +197,12 @@ Exit codes:
   2  usage error")]
     Doctor(DoctorArgs),
 
-    /// Print a shell completion script
+    /// Print a shell completion script for the docker-sandbox binary
     #[command(after_help = "\
-Example: docker-sandbox completion bash > ~/.local/share/bash-completion/completions/docker-sandbox")]
+Example: docker-sandbox completion bash > ~/.local/share/bash-completion/completions/docker-sandbox
+
+`docker sandbox <TAB>` needs no script of ours: docker's own completion
+(`docker completion bash|zsh|fish`, Docker CLI 23 and later) asks the plugin.")]
     Completion(CompletionArgs),
 }
 
