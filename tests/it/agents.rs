@@ -139,22 +139,12 @@ fn linked_worktrees_claiming_at_once_add_one_exclude_line() {
     let engine = FakeEngine::start(&ctx.root);
     let main = ctx.root.join("main");
     std::fs::create_dir_all(&main).unwrap();
-    let git = |dir: &Path, args: &[&str]| {
-        let ok = ctx
-            .command("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .current_dir(dir)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "git {args:?}");
-    };
-    git(&main, &["init", "-q"]);
-    git(&main, &["commit", "-q", "--allow-empty", "-m", "init"]);
+    ctx.git(&main, &["init", "-q"]);
+    ctx.git(&main, &["commit", "-q", "--allow-empty", "-m", "init"]);
     let wts: Vec<PathBuf> = (0..6)
         .map(|i| {
             let wt = ctx.root.join(format!("main--{i}"));
-            git(
+            ctx.git(
                 &main,
                 &[
                     "worktree",
@@ -185,14 +175,9 @@ fn linked_worktrees_claiming_at_once_add_one_exclude_line() {
     let lines = exclude.lines().filter(|l| *l == "/.env.sandbox").count();
     assert_eq!(lines, 1, "{exclude}");
     for wt in &wts {
-        let out = ctx
-            .command("git")
-            .args(["status", "--porcelain", "--untracked-files=all"])
-            .current_dir(wt)
-            .output()
-            .unwrap();
         assert!(wt.join(".env.sandbox").is_file());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{}", wt.display());
+        let status = ctx.git(wt, &["status", "--porcelain", "--untracked-files=all"]);
+        assert_eq!(status, "", "{}", wt.display());
     }
 }
 

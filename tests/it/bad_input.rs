@@ -16,38 +16,15 @@ fn run_in(ctx: &TestContext, engine: &FakeEngine, dir: &Path, args: &[&str]) -> 
     TestContext::run_cmd(cmd)
 }
 
-fn commit(dir: &Path) {
-    let st = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-            "--allow-empty",
-        ])
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-fn git_out(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn commit(ctx: &TestContext) {
+    ctx.git(&ctx.cwd, &["commit", "-qm", "init", "--allow-empty"]);
 }
 
 #[test]
 fn bad_worktree_names_are_refused() {
     let ctx = TestContext::new();
     project_file(&ctx);
-    commit(&ctx.cwd);
+    commit(&ctx);
     ctx.run(&["provision"]).success();
     let engine = FakeEngine::start(&ctx.root);
     let long = "a".repeat(64);
@@ -122,11 +99,11 @@ fn bad_slot_numbers_and_profiles_are_refused() {
 fn a_branch_checked_out_elsewhere_is_refused() {
     let ctx = TestContext::new();
     project_file(&ctx);
-    commit(&ctx.cwd);
+    commit(&ctx);
     ctx.run(&["provision"]).success();
     let engine = FakeEngine::start(&ctx.root);
     let reg_before = std::fs::read(ctx.registry_path()).unwrap();
-    let branches = git_out(&ctx.cwd, &["branch", "--list"]);
+    let branches = ctx.git(&ctx.cwd, &["branch", "--list"]);
     let run = run_in(
         &ctx,
         &engine,
@@ -148,21 +125,21 @@ fn a_branch_checked_out_elsewhere_is_refused() {
         reg_before,
         "no claim is made"
     );
-    assert_eq!(git_out(&ctx.cwd, &["branch", "--list"]), branches);
-    assert_eq!(git_out(&ctx.cwd, &["worktree", "list"]).lines().count(), 1);
+    assert_eq!(ctx.git(&ctx.cwd, &["branch", "--list"]), branches);
+    assert_eq!(ctx.git(&ctx.cwd, &["worktree", "list"]).lines().count(), 1);
 }
 
 #[test]
 fn create_with_no_free_slot_creates_nothing() {
     let ctx = TestContext::new();
     project_file(&ctx);
-    commit(&ctx.cwd);
+    commit(&ctx);
     ctx.run(&["provision"]).success();
     let engine = FakeEngine::start(&ctx.root);
     // Take the only heavy slot, then ask for another.
     run_in(&ctx, &engine, &ctx.cwd, &["claim", "--profile", "heavy"]).success();
     let before = tree(&ctx.root);
-    let branches = git_out(&ctx.cwd, &["branch", "--list"]);
+    let branches = ctx.git(&ctx.cwd, &["branch", "--list"]);
     let run = run_in(
         &ctx,
         &engine,
@@ -181,7 +158,7 @@ fn create_with_no_free_slot_creates_nothing() {
         run.stderr
     );
     assert_eq!(tree(&ctx.root), before);
-    assert_eq!(git_out(&ctx.cwd, &["branch", "--list"]), branches);
+    assert_eq!(ctx.git(&ctx.cwd, &["branch", "--list"]), branches);
     // An existing folder is exit 3.
     std::fs::create_dir_all(ctx.root.join("work--taken")).unwrap();
     let run = run_in(&ctx, &engine, &ctx.cwd, &["create", "taken"]).code(3);

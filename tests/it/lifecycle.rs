@@ -1683,23 +1683,12 @@ fn a_lost_env_file_comes_back_as_it_was() {
 #[test]
 fn a_linked_git_worktree_is_its_own_claim() {
     let sb = Sandbox::new();
-    let git = |dir: &Path, args: &[&str]| {
-        let st = sb
-            .ctx
-            .command("git")
-            .current_dir(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(st.success(), "git {args:?}");
-    };
-    git(
+    sb.ctx.git(
         &sb.ctx.cwd,
         &["commit", "-q", "--allow-empty", "-m", "init"],
     );
     let feat = sb.ctx.root.join("work--feat");
-    git(
+    sb.ctx.git(
         &sb.ctx.cwd,
         &[
             "worktree",

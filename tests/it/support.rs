@@ -132,6 +132,26 @@ impl TestContext {
         Run::from(cmd.output().unwrap())
     }
 
+    /// Runs git in `dir` (with the context's HOME, so no user config leaks
+    /// in, and a committer identity) and returns its stdout; a failure fails
+    /// the test.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self
+            .command("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Makes `cwd` a git repository (so a project file there is found).
     pub fn git_init(&self) {
         let st = self

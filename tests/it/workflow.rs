@@ -37,25 +37,6 @@ fn pool_toml(b: u32) -> String {
     )
 }
 
-/// Runs git in `dir` (with the context's HOME, so no user config leaks in)
-/// and returns its stdout; a failure fails the test.
-fn git(ctx: &TestContext, dir: &Path, args: &[&str]) -> String {
-    let out = ctx
-        .command("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Makes `dir` a repository whose one commit holds the project file (and
 /// `files`), so its linked worktrees see the same pool.
 fn repo_at(ctx: &TestContext, dir: &Path, project: &str, files: &[(&str, &str)]) {
@@ -67,13 +48,13 @@ fn init_at(ctx: &TestContext, dir: &Path, init: &[&str], project: &str, files: &
     std::fs::create_dir_all(dir).unwrap();
     let mut args = vec!["init", "-q", "-b", "main"];
     args.extend_from_slice(init);
-    git(ctx, dir, &args);
+    ctx.git(dir, &args);
     std::fs::write(dir.join("docker-sandbox.toml"), project).unwrap();
     for (path, text) in files {
         write(&dir.join(path), text);
     }
-    git(ctx, dir, &["add", "-A"]);
-    git(ctx, dir, &["commit", "-qm", "init"]);
+    ctx.git(dir, &["add", "-A"]);
+    ctx.git(dir, &["commit", "-qm", "init"]);
 }
 
 fn write(path: &Path, text: &str) {
@@ -171,7 +152,7 @@ impl Repo {
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> String {
-        git(&self.ctx, dir, args)
+        self.ctx.git(dir, args)
     }
 
     /// The paths `git worktree list` reports.
