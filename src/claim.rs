@@ -119,7 +119,7 @@ pub(crate) fn claim(
     if let Some(id) = now.claim_of(worktree) {
         let record = now.slots[&id].clone();
         check_held(&record, want, cmd)?;
-        write_env(pool, id, &record, worktree)?;
+        write_env(pool, id, &record, worktree, cmd)?;
         return Ok(Claimed {
             slot: id,
             fresh: false,
@@ -170,7 +170,7 @@ pub(crate) fn claim(
             }
         }
     }
-    write_env(pool, slot, &record, worktree)?;
+    write_env(pool, slot, &record, worktree, cmd)?;
     Ok(Claimed {
         slot,
         fresh,
@@ -333,12 +333,13 @@ pub(crate) fn write_env(
     slot: u32,
     record: &SlotRecord,
     worktree: &Path,
+    cmd: &str,
 ) -> Result<()> {
     let slot_env = pool.slot_dir(slot).join(ENV_FILE);
     let mut text = std::fs::read_to_string(&slot_env).map_err(|e| {
         fail(
             format!("cannot read `{}`: {e}", slot_env.display()),
-            "run `docker sandbox provision` to repair the slot",
+            format!("run `{cmd} provision` to repair the slot"),
         )
     })?;
     if !text.ends_with('\n') {

@@ -36,7 +36,10 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     if path.exists() {
         return Err(
             UserError::new(EXISTS, format!("`{}` already exists", path.display()))
-                .hint("pick another name, or `cd` there and run `docker sandbox init`")
+                .hint(format!(
+                    "pick another name, or `cd` there and run `{} init`",
+                    ctx.cmd_name()
+                ))
                 .into(),
         );
     }

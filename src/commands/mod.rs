@@ -136,7 +136,7 @@ pub(crate) fn held(ctx: &Ctx) -> Result<Held> {
     };
     let record = registry.slots[&id].clone();
     if !worktree.join(ENV_FILE).is_file() {
-        claim::write_env(&pool, id, &record, &worktree)?;
+        claim::write_env(&pool, id, &record, &worktree, &ctx.cmd_name())?;
     }
     Ok(Held {
         pool,
@@ -184,7 +184,6 @@ pub(crate) fn addresses(pool: &Pool, ports: &BTreeMap<String, u16>) -> Vec<(Stri
         .collect()
 }
 
-/// Runs `dispatch`'s command; returns its exit code.
 /// The pool's slots for completion: the number, then the profile and who
 /// holds it. Nothing when the pool cannot be read: completion never fails.
 pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
@@ -211,6 +210,7 @@ pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Runs `dispatch`'s command; returns its exit code.
 pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
     let ctx = Ctx {
         invocation,

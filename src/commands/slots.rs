@@ -94,9 +94,9 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
 
     if registry.slots.is_empty() {
         output::line(&format!(
-            "No slots provisioned in `{}`. Run `docker {} provision` to create them.",
+            "No slots provisioned in `{}`. Run `{} provision` to create them.",
             pool.state_dir.display(),
-            ctx.invocation.name
+            ctx.cmd_name()
         ));
         return Ok(0);
     }
