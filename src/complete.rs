@@ -8,10 +8,6 @@
 use clap::builder::ValueHint;
 use clap::{Arg, Command};
 
-/// The hidden commands docker's completion runs the plugin with.
-pub(crate) const REQUEST: &str = "__complete";
-pub(crate) const REQUEST_NO_DESC: &str = "__completeNoDesc";
-
 /// cobra's directives: what the shell does besides offering the candidates.
 const DEFAULT: u32 = 0;
 const NO_FILE: u32 = 4;
@@ -144,16 +140,16 @@ impl Ask<'_> {
                 .collect();
             return (slots, NO_FILE);
         }
-        let choices: Candidates = arg
-            .get_possible_values()
-            .into_iter()
-            .filter(|v| !v.is_hide_set() && v.get_name().starts_with(current))
-            .map(|v| {
-                let help = v.get_help().map(|h| first_line(&h.to_string()));
-                (format!("{prefix}{}", v.get_name()), help)
-            })
-            .collect();
-        if !choices.is_empty() || !arg.get_possible_values().is_empty() {
+        let possible = arg.get_possible_values();
+        if !possible.is_empty() {
+            let choices = possible
+                .into_iter()
+                .filter(|v| !v.is_hide_set() && v.get_name().starts_with(current))
+                .map(|v| {
+                    let help = v.get_help().map(|h| first_line(&h.to_string()));
+                    (format!("{prefix}{}", v.get_name()), help)
+                })
+                .collect();
             return (choices, NO_FILE);
         }
         match arg.get_value_hint() {

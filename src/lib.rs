@@ -31,31 +31,27 @@ mod worktree;
 /// Runs the plugin with the process's argv and returns its exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let inv = plugin::parse_argv(args);
-    if inv.metadata {
-        output::line(&plugin::metadata_json());
-        return ExitCode::SUCCESS;
-    }
-    if let Some(request) = inv.args.get(1).and_then(|a| a.to_str())
-        && (request == complete::REQUEST || request == complete::REQUEST_NO_DESC)
-    {
-        // Docker passes the plugin's name first, then the words typed after it.
-        let mut words: Vec<String> = inv.args[2..]
-            .iter()
-            .map(|w| w.to_string_lossy().into_owned())
-            .collect();
-        if words.first() == Some(&inv.name) {
-            words.remove(0);
+    match inv.request {
+        plugin::Request::Run => {}
+        plugin::Request::Metadata => {
+            output::line(&plugin::metadata_json());
+            return ExitCode::SUCCESS;
         }
-        let current = words.pop().unwrap_or_default();
-        let text = complete::answer(
-            cli::Cli::command(),
-            &words,
-            &current,
-            request == complete::REQUEST,
-            &commands::slot_candidates,
-        );
-        output::text(&text);
-        return ExitCode::SUCCESS;
+        plugin::Request::Complete { descriptions } => {
+            let mut words: Vec<String> = inv.args[1..]
+                .iter()
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect();
+            let current = words.pop().unwrap_or_default();
+            output::text(&complete::answer(
+                cli::Cli::command(),
+                &words,
+                &current,
+                descriptions,
+                &commands::slot_candidates,
+            ));
+            return ExitCode::SUCCESS;
+        }
     }
     let bin_name = format!("docker {}", inv.name);
     let parsed = cli::Cli::command()

@@ -35,8 +35,20 @@ pub(crate) struct Invocation {
     pub(crate) globals: Vec<OsString>,
     /// Our own arguments, starting with the program name clap should show.
     pub(crate) args: Vec<OsString>,
-    /// `docker-cli-plugin-metadata` was asked for.
-    pub(crate) metadata: bool,
+    pub(crate) request: Request,
+}
+
+/// What docker asks of the plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A command: `args` is for clap.
+    Run,
+    /// `docker-cli-plugin-metadata`.
+    Metadata,
+    /// Shell completion (`__complete`, or `__completeNoDesc` without
+    /// descriptions): `args` after the program name are the words typed, the
+    /// last one the word being completed.
+    Complete { descriptions: bool },
 }
 
 /// The metadata JSON docker asks every plugin for. Never touches the engine.
@@ -76,18 +88,31 @@ pub(crate) fn parse_argv(argv: impl IntoIterator<Item = OsString>) -> Invocation
         .next()
         .unwrap_or_else(|| OsString::from("docker-sandbox"));
     let name = name_from_argv0(&argv0);
-    let rest: Vec<OsString> = argv.collect();
+    let mut rest: Vec<OsString> = argv.collect();
 
-    if rest
-        .first()
-        .is_some_and(|a| a == "docker-cli-plugin-metadata")
-    {
-        return Invocation {
-            name,
-            globals: Vec::new(),
-            args: Vec::new(),
-            metadata: true,
-        };
+    let request = match rest.first().and_then(|a| a.to_str()) {
+        Some("docker-cli-plugin-metadata") => Request::Metadata,
+        Some("__complete") => Request::Complete { descriptions: true },
+        Some("__completeNoDesc") => Request::Complete {
+            descriptions: false,
+        },
+        _ => Request::Run,
+    };
+    match request {
+        Request::Metadata => {
+            return Invocation {
+                name,
+                globals: Vec::new(),
+                args: Vec::new(),
+                request,
+            };
+        }
+        // Docker runs `docker-NAME __complete NAME WORDS...`: the rest is as
+        // for a command.
+        Request::Complete { .. } => {
+            rest.remove(0);
+        }
+        Request::Run => {}
     }
 
     let mut globals = Vec::new();
@@ -125,7 +150,7 @@ pub(crate) fn parse_argv(argv: impl IntoIterator<Item = OsString>) -> Invocation
         name,
         globals,
         args,
-        metadata: false,
+        request,
     }
 }
 
@@ -195,7 +220,7 @@ mod tests {
             strs(&inv.args),
             ["docker sandbox", "slots", "--format", "json"]
         );
-        assert!(!inv.metadata);
+        assert_eq!(inv.request, Request::Run);
     }
 
     #[test]
@@ -225,8 +250,26 @@ mod tests {
     }
 
     #[test]
+    fn completion_requests_lose_the_plugin_name() {
+        let inv = parse(&["/p/docker-kit", "__complete", "kit", "up", "--p"]);
+        assert_eq!(inv.request, Request::Complete { descriptions: true });
+        assert_eq!(strs(&inv.args), ["docker kit", "up", "--p"]);
+        let inv = parse(&["docker-sandbox", "__completeNoDesc", "sandbox", ""]);
+        assert_eq!(
+            inv.request,
+            Request::Complete {
+                descriptions: false
+            }
+        );
+        assert_eq!(strs(&inv.args), ["docker sandbox", ""]);
+    }
+
+    #[test]
     fn metadata_is_recognised_and_complete() {
-        assert!(parse(&["docker-sandbox", "docker-cli-plugin-metadata"]).metadata);
+        assert_eq!(
+            parse(&["docker-sandbox", "docker-cli-plugin-metadata"]).request,
+            Request::Metadata
+        );
         let v: serde_json::Value = serde_json::from_str(&metadata_json()).unwrap();
         assert_eq!(v["SchemaVersion"], "0.1.0");
         assert_eq!(v["Version"], env!("CARGO_PKG_VERSION"));
