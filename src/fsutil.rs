@@ -68,12 +68,12 @@ pub(crate) fn lock_exclusive(
         .open(path)
         .with_context(|| format!("failed to open lock file `{}`", path.display()))?;
     let failed = |e: std::io::Error| {
-        Err(anyhow::Error::new(e).context(format!("failed to lock `{}`", path.display())))
+        anyhow::Error::new(e).context(format!("failed to lock `{}`", path.display()))
     };
     match file.try_lock() {
         Ok(()) => return Ok(Ok(LockGuard { _file: file })),
         Err(TryLockError::WouldBlock) => {}
-        Err(TryLockError::Error(e)) => return failed(e),
+        Err(TryLockError::Error(e)) => return Err(failed(e)),
     }
     // Taken: wait in the kernel on another thread, so that this process has
     // the lock as soon as it is released rather than at its next poll. A
@@ -85,32 +85,31 @@ pub(crate) fn lock_exclusive(
         let got = file.lock().map(|()| file);
         let _ = tx.send(got);
     });
-    let mut on_wait = Some(on_wait);
-    loop {
-        let waited = start.elapsed();
-        let left = timeout.saturating_sub(waited);
-        let step = match on_wait {
-            Some(_) => left.min(Duration::from_millis(200).saturating_sub(waited)),
-            None => left,
-        };
-        match rx.recv_timeout(step) {
-            Ok(Ok(file)) => return Ok(Ok(LockGuard { _file: file })),
-            Ok(Err(e)) => return failed(e),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                anyhow::bail!("the thread waiting for `{}` died", path.display())
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+    let wait = |until: Duration| match rx.recv_timeout(until.saturating_sub(start.elapsed())) {
+        Ok(Ok(file)) => Ok(Some(LockGuard { _file: file })),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            anyhow::bail!("the thread waiting for `{}` died", path.display())
         }
-        let waited = start.elapsed();
-        if waited >= timeout {
-            return Ok(Err(LockTimeout {
-                path: path.to_owned(),
-                waited,
-            }));
-        }
-        if let Some(f) = on_wait.take() {
-            f();
-        }
+    };
+    let timed_out = || {
+        Ok(Err(LockTimeout {
+            path: path.to_owned(),
+            waited: start.elapsed(),
+        }))
+    };
+    // Quietly for 200 ms, then saying so until the timeout.
+    if let Some(guard) = wait(timeout.min(Duration::from_millis(200)))? {
+        return Ok(Ok(guard));
+    }
+    if start.elapsed() >= timeout {
+        return timed_out();
+    }
+    on_wait();
+    match wait(timeout)? {
+        Some(guard) => Ok(Ok(guard)),
+        None => timed_out(),
     }
 }
 

@@ -10,7 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Which signal arrived, once one has.
 pub(crate) struct Interrupt {
-    seen: Arc<AtomicBool>,
+    /// The number of the first signal; 0 until one arrives.
     signal: Arc<AtomicUsize>,
 }
 
@@ -31,15 +31,14 @@ impl Interrupt {
                 .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&seen)))
                 .context("failed to install the signal handlers")?;
         }
-        Ok(Interrupt { seen, signal })
+        Ok(Interrupt { signal })
     }
 
     /// The signal that arrived, if one has.
     pub(crate) fn signal(&self) -> Option<i32> {
-        if self.seen.load(Ordering::SeqCst) {
-            i32::try_from(self.signal.load(Ordering::SeqCst)).ok()
-        } else {
-            None
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            n => i32::try_from(n).ok(),
         }
     }
 }
