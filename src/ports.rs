@@ -146,16 +146,25 @@ pub(crate) fn check_pool(pool: &Pool) -> Result<(), PortError> {
         }
         None => false,
     };
-    let distinct = pool.slots.keys().all(|&slot| {
-        let workers: u32 = pool.workers(slot).values().sum();
-        pool.ports.iter().all(|(_, rule)| mark(rule.port(slot, 0)))
-            && (0..workers).all(|i| mark(pool.worker_ports.port(slot, i)))
-    });
+    let distinct = pool
+        .slots
+        .keys()
+        .all(|&slot| port_numbers(pool, slot).all(&mut mark));
     if distinct {
         Ok(())
     } else {
         name_collision(pool)
     }
+}
+
+/// The ports of `slot` as `slot_ports` lists them, numbers only (`None` for
+/// one out of range), without building names.
+fn port_numbers(pool: &Pool, slot: u32) -> impl Iterator<Item = Option<u16>> + '_ {
+    let workers: u32 = pool.workers(slot).values().sum();
+    pool.ports
+        .iter()
+        .map(move |(_, rule)| rule.port(slot, 0))
+        .chain((0..workers).map(move |i| pool.worker_ports.port(slot, i)))
 }
 
 /// The first port out of range or given twice, with both owners named.
@@ -234,6 +243,24 @@ mod tests {
                 ("training-worker-2", "KTRDR_WORKER_PORT_4", 5053),
             ]
         );
+    }
+
+    #[test]
+    fn the_quick_check_sees_the_ports_slot_ports_lists() {
+        for p in [
+            pool(""),
+            pool("[profiles.light]\nbacktest = 3\n[profiles.heavy]\ntraining = 5\n"),
+        ] {
+            for &slot in p.slots.keys() {
+                let listed: Vec<Option<u16>> = slot_ports(&p, slot)
+                    .unwrap()
+                    .all()
+                    .map(|(_, port)| Some(port))
+                    .collect();
+                let numbers: Vec<Option<u16>> = port_numbers(&p, slot).collect();
+                assert_eq!(numbers, listed, "slot {slot}");
+            }
+        }
     }
 
     #[test]
