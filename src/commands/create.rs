@@ -100,13 +100,13 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         }
         return Ok(0);
     }
-    let there = Ctx {
-        invocation: ctx.invocation.clone(),
-        env: Environment {
+    let there = Ctx::new(
+        ctx.invocation.clone(),
+        Environment {
             cwd: path,
             ..ctx.env.clone()
         },
-    };
+    );
     up::exec(
         &there,
         up::Options {

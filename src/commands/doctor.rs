@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::claim::busy_ports;
 use crate::cli::Format;
 use crate::commands::Ctx;
-use crate::compose::Compose;
 use crate::output;
 use crate::template;
 
@@ -68,7 +67,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             false
         }
     };
-    match Compose::discover(&ctx.docker()) {
+    match ctx.compose() {
         Ok(c) if c.version.starts_with("1.") => checks.push(check(
             "compose",
             Level::Warn,

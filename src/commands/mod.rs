@@ -40,9 +40,19 @@ mod up;
 pub(crate) struct Ctx {
     pub(crate) invocation: Invocation,
     pub(crate) env: Environment,
+    /// Found once per run (it runs `compose version`), when first asked for.
+    compose: std::cell::OnceCell<Compose>,
 }
 
 impl Ctx {
+    pub(crate) fn new(invocation: Invocation, env: Environment) -> Ctx {
+        Ctx {
+            invocation,
+            env,
+            compose: std::cell::OnceCell::new(),
+        }
+    }
+
     pub(crate) fn pool(&self) -> Result<Pool> {
         config::load(&self.env)
     }
@@ -67,8 +77,12 @@ impl Ctx {
         Engine::new(&self.docker())
     }
 
-    pub(crate) fn compose(&self) -> Result<Compose> {
-        Compose::discover(&self.docker())
+    pub(crate) fn compose(&self) -> Result<&Compose> {
+        if let Some(found) = self.compose.get() {
+            return Ok(found);
+        }
+        let found = Compose::discover(&self.docker())?;
+        Ok(self.compose.get_or_init(|| found))
     }
 
     pub(crate) fn worktree(&self) -> Result<PathBuf> {
@@ -212,10 +226,7 @@ pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
 
 /// Runs `dispatch`'s command; returns its exit code.
 pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
-    let ctx = Ctx {
-        invocation,
-        env: Environment::from_process()?,
-    };
+    let ctx = Ctx::new(invocation, Environment::from_process()?);
     match cli.command {
         Command::Provision(args) => provision::exec(&ctx, args.dry_run, args.format),
         Command::Slots(args) => slots::exec(&ctx, args.format),

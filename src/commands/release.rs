@@ -124,7 +124,7 @@ fn stop_and_remove(
         };
         let project = project(pool, slot, &dir);
         if project.file.is_file() && project.env_file.is_file() {
-            crate::commands::up::compose_down(&ctx.compose()?, &project);
+            crate::commands::up::compose_down(ctx.compose()?, &project);
         }
     }
     engine.remove_project(&name)?;

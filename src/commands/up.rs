@@ -64,11 +64,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     // Compose is found before a new claim, so that a missing compose changes
     // nothing; a worktree that holds its slot looks for it only when the
     // stack is not up already.
-    let early = if store.read()?.claim_of(&worktree).is_some() {
-        None
-    } else {
-        Some(ctx.compose()?)
-    };
+    if store.read()?.claim_of(&worktree).is_none() {
+        ctx.compose()?;
+    }
     let cmd = ctx.cmd_name();
     let claimed = claim::claim(
         &pool,
@@ -154,10 +152,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         }
     }
 
-    let compose = match early {
-        Some(c) => c,
-        None => ctx.compose()?,
-    };
+    let compose = ctx.compose()?;
     // The template mounts the shared folders; made here, they belong to the
     // user rather than to the root-owned folders docker would create.
     for folder in &pool.shared_folders {
@@ -167,7 +162,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     // first one takes it down, a second one exits at once.
     let interrupt = Interrupt::watch()?;
     let interrupted = |sig: i32| -> Result<u8> {
-        take_down(&compose, &project, &engine);
+        take_down(compose, &project, &engine);
         mark(&store, slot, "stopped")?;
         Err(UserError::new(
             interrupt_code(sig),
@@ -200,7 +195,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         return interrupted(sig);
     }
     if !status.success() {
-        take_down(&compose, &project, &engine);
+        take_down(compose, &project, &engine);
         mark(&store, slot, "stopped")?;
         return Err(UserError::new(
             code::FAILURE,
@@ -237,8 +232,8 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     if report.passed() {
         return finish("started", Some(&report));
     }
-    print_failure(&report, &compose, &project);
-    take_down(&compose, &project, &engine);
+    print_failure(&report, compose, &project);
+    take_down(compose, &project, &engine);
     mark(&store, slot, "stopped")?;
     let failed = report
         .results
