@@ -64,9 +64,52 @@ impl Report {
 enum Poll {
     Pass(String),
     /// Not yet; the text says what was seen.
-    Wait(String, Vec<String>),
+    Wait(String, Blame),
     /// Will not pass by waiting (a container exited with an error).
-    Fatal(String, Vec<String>),
+    Fatal(String, Blame),
+}
+
+/// Whose logs explain a check that did not pass. A port's services are looked
+/// up only when the check fails for good, not on every wait.
+enum Blame {
+    Services(Vec<String>),
+    Port(u16),
+}
+
+impl Blame {
+    fn services(self, target: &Target<'_>) -> Vec<String> {
+        match self {
+            Blame::Services(s) => s,
+            Blame::Port(port) => publishers(target, port),
+        }
+    }
+}
+
+/// The gate's steps in order: the containers, then the pool's checks.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Containers,
+    Check(&'a GateCheck),
+}
+
+impl Step<'_> {
+    fn label(self, target: &Target<'_>) -> String {
+        match self {
+            Step::Containers => "containers are running and healthy".to_owned(),
+            Step::Check(c) => c.label(target.ports),
+        }
+    }
+
+    fn poll(self, target: &Target<'_>) -> Poll {
+        match self {
+            Step::Containers => containers(target),
+            Step::Check(c) => check(target, c),
+        }
+    }
+}
+
+fn steps<'a>(target: &Target<'a>) -> impl Iterator<Item = Step<'a>> + use<'a> {
+    std::iter::once(Step::Containers).chain(target.checks.iter().map(Step::Check))
 }
 
 impl GateCheck {
@@ -102,6 +145,26 @@ pub(crate) enum Event<'a> {
     Waiting(&'a str),
 }
 
+/// The report of a gate that passes right now: one poll per step, and
+/// `None` at the first step that does not pass.
+pub(crate) fn passes_now(target: &Target<'_>) -> Option<Report> {
+    let start = Instant::now();
+    let results = steps(target)
+        .map(|step| match step.poll(target) {
+            Poll::Pass(detail) => Some(CheckResult {
+                label: step.label(target),
+                outcome: Outcome::Passed(detail),
+                services: vec![],
+            }),
+            Poll::Wait(..) | Poll::Fatal(..) => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Report {
+        results,
+        elapsed: start.elapsed(),
+    })
+}
+
 /// Runs every check in order until it passes, the deadline passes, or a
 /// container fails for good; after a failure, the remaining checks are polled
 /// once each for the report (none after a signal). `progress` hears of each
@@ -115,25 +178,13 @@ pub(crate) fn run(
     let deadline = start + timeout;
     let mut results = Vec::new();
     let mut failed = false;
-    let mut interrupted = false;
-    let labels = std::iter::once("containers are running and healthy".to_owned())
-        .chain(target.checks.iter().map(|c| c.label(target.ports)));
-    for (i, label) in labels.enumerate() {
-        let poll_once = || {
-            if i == 0 {
-                containers(target)
-            } else {
-                check(target, &target.checks[i - 1])
-            }
-        };
-        if interrupted {
-            break;
-        }
+    for step in steps(target) {
+        let label = step.label(target);
         if failed {
             // One look at the rest, so the report says what each one sees.
-            let (outcome, services) = match poll_once() {
+            let (outcome, services) = match step.poll(target) {
                 Poll::Pass(d) => (Outcome::Passed(d), vec![]),
-                Poll::Wait(d, s) | Poll::Fatal(d, s) => (Outcome::Failed(d), s),
+                Poll::Wait(d, b) | Poll::Fatal(d, b) => (Outcome::Failed(d), b.services(target)),
             };
             results.push(CheckResult {
                 label,
@@ -144,8 +195,7 @@ pub(crate) fn run(
         }
         let mut pause = Duration::from_millis(50);
         let result = loop {
-            let poll = poll_once();
-            match poll {
+            match step.poll(target) {
                 Poll::Pass(detail) => {
                     progress(Event::Passed(&format!("  ✓ {label} ({detail})")));
                     break CheckResult {
@@ -154,24 +204,27 @@ pub(crate) fn run(
                         services: vec![],
                     };
                 }
-                Poll::Fatal(detail, services) => {
+                Poll::Fatal(detail, blame) => {
                     break CheckResult {
                         label,
                         outcome: Outcome::Failed(detail),
-                        services,
+                        services: blame.services(target),
                     };
                 }
-                Poll::Wait(detail, services) => {
+                Poll::Wait(detail, blame) => {
                     progress(Event::Waiting(&format!("{label}: {detail}")));
                     if let Some(sig) = target.interrupt.and_then(Interrupt::signal) {
-                        interrupted = true;
-                        break CheckResult {
+                        results.push(CheckResult {
                             label,
                             outcome: Outcome::Failed(format!(
                                 "{detail} (stopped by {})",
                                 interrupt::name(sig)
                             )),
-                            services,
+                            services: blame.services(target),
+                        });
+                        return Report {
+                            results,
+                            elapsed: start.elapsed(),
                         };
                     }
                     let now = Instant::now();
@@ -181,7 +234,7 @@ pub(crate) fn run(
                         break CheckResult {
                             label,
                             outcome: Outcome::Failed(detail),
-                            services,
+                            services: blame.services(target),
                         };
                     }
                     std::thread::sleep(pause.min(deadline - now));
@@ -203,10 +256,10 @@ pub(crate) fn run(
 fn containers(target: &Target<'_>) -> Poll {
     let list = match target.engine.containers(Some(target.project)) {
         Ok(l) => l,
-        Err(e) => return Poll::Wait(format!("{e:#}"), vec![]),
+        Err(e) => return Poll::Wait(format!("{e:#}"), Blame::Services(vec![])),
     };
     if list.is_empty() {
-        return Poll::Wait("no containers yet".into(), vec![]);
+        return Poll::Wait("no containers yet".into(), Blame::Services(vec![]));
     }
     let mut waiting = Vec::new();
     for c in &list {
@@ -218,7 +271,7 @@ fn containers(target: &Target<'_>) -> Poll {
                 let code = code.map_or("?".to_owned(), |c| c.to_string());
                 return Poll::Fatal(
                     format!("service `{}` exited with code {code}", c.service),
-                    vec![c.service.clone()],
+                    Blame::Services(vec![c.service.clone()]),
                 );
             }
             (_, _, Some(h)) if c.state == "running" => waiting.push((c, h.to_owned())),
@@ -239,7 +292,7 @@ fn containers(target: &Target<'_>) -> Poll {
         .collect();
     Poll::Wait(
         what.join(", "),
-        waiting.iter().map(|(c, _)| c.service.clone()).collect(),
+        Blame::Services(waiting.iter().map(|(c, _)| c.service.clone()).collect()),
     )
 }
 
@@ -263,15 +316,15 @@ fn check(target: &Target<'_>, check: &GateCheck) -> Poll {
             let p = port_of(port);
             match std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], p).into(), IO) {
                 Ok(_) => Poll::Pass("connected".into()),
-                Err(e) => Poll::Wait(format!("connect: {e}"), publishers(target, p)),
+                Err(e) => Poll::Wait(format!("connect: {e}"), Blame::Port(p)),
             }
         }
         GateCheck::Http { port, path, status } => {
             let p = port_of(port);
             match http::get_local(p, path, IO) {
                 Ok(r) if r.status == *status => Poll::Pass(format!("{}", r.status)),
-                Ok(r) => Poll::Wait(format!("returned {}", r.status), publishers(target, p)),
-                Err(e) => Poll::Wait(format!("{e:#}"), publishers(target, p)),
+                Ok(r) => Poll::Wait(format!("returned {}", r.status), Blame::Port(p)),
+                Err(e) => Poll::Wait(format!("{e:#}"), Blame::Port(p)),
             }
         }
         GateCheck::HttpCount { port, path, count } => {
@@ -283,16 +336,11 @@ fn check(target: &Target<'_>, check: &GateCheck) -> Poll {
             match http::get_local(p, path, IO) {
                 Ok(r) if r.status == 200 => match list_len(&r.body) {
                     Some(n) if n >= need => Poll::Pass(format!("{n} of {need}")),
-                    Some(n) => {
-                        Poll::Wait(format!("expected {need}, found {n}"), publishers(target, p))
-                    }
-                    None => Poll::Wait(
-                        "the answer is not a JSON list".into(),
-                        publishers(target, p),
-                    ),
+                    Some(n) => Poll::Wait(format!("expected {need}, found {n}"), Blame::Port(p)),
+                    None => Poll::Wait("the answer is not a JSON list".into(), Blame::Port(p)),
                 },
-                Ok(r) => Poll::Wait(format!("returned {}", r.status), publishers(target, p)),
-                Err(e) => Poll::Wait(format!("{e:#}"), publishers(target, p)),
+                Ok(r) => Poll::Wait(format!("returned {}", r.status), Blame::Port(p)),
+                Err(e) => Poll::Wait(format!("{e:#}"), Blame::Port(p)),
             }
         }
     }

@@ -145,11 +145,13 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         .iter()
         .filter(|c| c.project == project.name)
         .collect();
-    if !opts.build && opts.wait && !own.is_empty() && own.iter().all(|c| c.state == "running") {
-        let report = gate::run(&target, Duration::ZERO, |_| ());
-        if report.passed() {
-            return finish("already-up", Some(&report));
-        }
+    if !opts.build
+        && opts.wait
+        && !own.is_empty()
+        && own.iter().all(|c| c.state == "running")
+        && let Some(report) = gate::passes_now(&target)
+    {
+        return finish("already-up", Some(&report));
     }
 
     let compose = ctx.compose()?;
