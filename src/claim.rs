@@ -133,22 +133,13 @@ pub(crate) fn claim(
     // One engine query, outside the lock: which containers publish which ports.
     let containers = engine.containers(None)?;
     let (slot, fresh, record) = store.update(|reg| {
-        if reg.slots.is_empty() {
-            return Err(not_provisioned(pool, cmd));
-        }
         // Claimed since the first look, by another process of this worktree.
         if let Some(id) = reg.claim_of(worktree) {
             let rec = &reg.slots[&id];
             check_held(rec, want, cmd)?;
             return Ok((id, false, rec.clone()));
         }
-        let min = want.profile.unwrap_or(Profile::Light);
-        let id = match want.slot {
-            Some(id) => check_requested(pool, reg, id, min, &containers, cmd)?,
-            None => reg
-                .pick_free(min, |rec| busy_ports(pool, rec, &containers).is_empty())
-                .ok_or_else(|| no_free_slot(pool, reg, min, &containers, cmd))?,
-        };
+        let id = choose(pool, reg, want, &containers, cmd)?;
         let rec = reg.slots.get_mut(&id).expect("picked slot exists");
         rec.claimed_by = Some(worktree.to_owned());
         rec.claimed_at = Some(Utc::now());
@@ -218,17 +209,27 @@ pub(crate) fn check_available(
     cmd: &str,
 ) -> Result<()> {
     let containers = engine.containers(None)?;
-    let reg = store.read()?;
+    choose(pool, &store.read()?, want, &containers, cmd).map(drop)
+}
+
+/// The slot a new claim gets: the one asked for, if it can be had, else the
+/// lightest free one that fits and whose ports nothing else holds.
+fn choose(
+    pool: &Pool,
+    reg: &Registry,
+    want: Want,
+    containers: &[Container],
+    cmd: &str,
+) -> Result<u32> {
     if reg.slots.is_empty() {
         return Err(not_provisioned(pool, cmd));
     }
     let min = want.profile.unwrap_or(Profile::Light);
     match want.slot {
-        Some(id) => check_requested(pool, &reg, id, min, &containers, cmd).map(drop),
+        Some(id) => check_requested(pool, reg, id, min, containers, cmd),
         None => reg
-            .pick_free(min, |rec| busy_ports(pool, rec, &containers).is_empty())
-            .map(drop)
-            .ok_or_else(|| no_free_slot(pool, &reg, min, &containers, cmd)),
+            .pick_free(min, |rec| busy_ports(pool, rec, containers).is_empty())
+            .ok_or_else(|| no_free_slot(pool, reg, min, containers, cmd)),
     }
 }
 
