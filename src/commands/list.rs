@@ -1,16 +1,15 @@
 //! `list [--format json]`: this repository's worktrees and every claimed
 //! worktree, with their slots, URLs and live state.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::Format;
-use crate::commands::status::summarise;
+use crate::commands::status::{short_name, slot_state, state_tone};
 use crate::commands::{Ctx, addresses};
 use crate::config::Profile;
-use crate::engine::Container;
 use crate::output::{self, Tone};
 use crate::worktree;
 
@@ -61,15 +60,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         .into_iter()
         .map(|(path, branch)| {
             let rec = registry.claim_of(&path).map(|id| &registry.slots[&id]);
-            let status = rec.map(|r| match &live {
-                Some(list) => {
-                    let project = pool.project(r.slot_id);
-                    let own: Vec<&Container> =
-                        list.iter().filter(|c| c.project == project).collect();
-                    summarise(&own).to_owned()
-                }
-                None => r.status.clone(),
-            });
+            let status = rec.map(|r| slot_state(&pool, live.as_deref(), r));
             Row {
                 orphaned: !path.exists(),
                 branch,
@@ -103,13 +94,9 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let table = rows
         .iter()
         .map(|r| {
-            let name = short(&r.path) + if r.orphaned { " (orphaned)" } else { "" };
+            let name = short_name(&r.path) + if r.orphaned { " (orphaned)" } else { "" };
             let status = r.status.clone().unwrap_or_else(|| "-".to_owned());
-            let tone = match status.as_str() {
-                "running" => Tone::Good,
-                "partial" => Tone::Warn,
-                _ => Tone::Dim,
-            };
+            let tone = state_tone(&status);
             vec![
                 (name, if r.orphaned { Tone::Warn } else { Tone::Plain }),
                 (
@@ -141,11 +128,4 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         table,
     );
     Ok(0)
-}
-
-fn short(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }

@@ -8,9 +8,8 @@ use serde::Serialize;
 
 use crate::cli::Format;
 use crate::commands::Ctx;
-use crate::commands::status::summarise;
+use crate::commands::status::{short_name, slot_state, state_tone};
 use crate::config::{Profile, WorkerCounts};
-use crate::engine::Container;
 use crate::output::{self, Tone};
 use crate::registry::SlotRecord;
 
@@ -56,16 +55,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             }
         }
     };
-    let status_of = |s: &SlotRecord| -> String {
-        match &live {
-            Some(list) => {
-                let project = pool.project(s.slot_id);
-                let own: Vec<&Container> = list.iter().filter(|c| c.project == project).collect();
-                summarise(&own).to_owned()
-            }
-            None => s.status.clone(),
-        }
-    };
+    let status_of = |s: &SlotRecord| slot_state(&pool, live.as_deref(), s);
 
     if format == Format::Json {
         output::json(&SlotsJson {
@@ -127,11 +117,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                 Some(path) => (short_name(path), Tone::Plain),
             };
             let status = status_of(s);
-            let status_tone = match status.as_str() {
-                "running" => Tone::Good,
-                "partial" => Tone::Warn,
-                _ => Tone::Dim,
-            };
+            let status_tone = state_tone(&status);
             vec![
                 (s.slot_id.to_string(), Tone::Plain),
                 (s.profile.to_string(), Tone::Plain),
@@ -158,11 +144,4 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         ));
     }
     Ok(0)
-}
-
-fn short_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }

@@ -1,14 +1,17 @@
 //! `status [--format json]`: this worktree's slot, its URLs, and each
 //! container's state and health, from one engine query.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::Format;
 use crate::commands::{Ctx, addresses, held};
-use crate::config::Profile;
+use crate::config::{Pool, Profile};
 use crate::engine::Container;
 use crate::output::{self, Tone};
+use crate::registry::SlotRecord;
 
 /// `status --format json`.
 #[derive(Serialize)]
@@ -36,13 +39,46 @@ struct ContainerJson<'a> {
 }
 
 /// A stack's state from its containers.
-pub(crate) fn summarise(containers: &[&Container]) -> &'static str {
-    let running = containers.iter().filter(|c| c.state == "running").count();
+pub(crate) fn summarise<'a>(containers: impl IntoIterator<Item = &'a Container>) -> &'static str {
+    let (mut all, mut running) = (0, 0);
+    for c in containers {
+        all += 1;
+        running += usize::from(c.state == "running");
+    }
     match running {
         0 => "stopped",
-        n if n == containers.len() => "running",
+        n if n == all => "running",
         _ => "partial",
     }
+}
+
+/// A slot's state: from the engine's containers when it could be asked
+/// (`live`), else the registry's last known one.
+pub(crate) fn slot_state(pool: &Pool, live: Option<&[Container]>, rec: &SlotRecord) -> String {
+    match live {
+        Some(list) => {
+            let project = pool.project(rec.slot_id);
+            summarise(list.iter().filter(|c| c.project == project)).to_owned()
+        }
+        None => rec.status.clone(),
+    }
+}
+
+/// How a table shows a slot's state.
+pub(crate) fn state_tone(state: &str) -> Tone {
+    match state {
+        "running" => Tone::Good,
+        "partial" => Tone::Warn,
+        _ => Tone::Dim,
+    }
+}
+
+/// A worktree as a table shows it: its folder's name.
+pub(crate) fn short_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
@@ -51,8 +87,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let project = held.pool.project(held.slot());
     let mut containers = engine.containers(Some(&project))?;
     containers.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
-    let refs: Vec<&Container> = containers.iter().collect();
-    let state = summarise(&refs);
+    let state = summarise(&containers);
     let urls = addresses(&held.pool, &held.record.ports);
     if format == Format::Json {
         output::json(&StatusJson {
