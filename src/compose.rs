@@ -161,68 +161,32 @@ impl Compose {
     /// A standalone compose takes no docker global flags; their environment
     /// variables say the same to both compose v1 and v2.
     fn globals_as_env(&self, cmd: &mut Command) {
-        let g: Vec<String> = self
-            .docker
-            .globals
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let mut i = 0;
-        while i < g.len() {
-            let (flag, inline) = match g[i].split_once('=') {
-                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-                None => (g[i].clone(), None),
-            };
-            let takes_value = matches!(
-                flag.as_str(),
-                "-H" | "--host"
-                    | "-c"
-                    | "--context"
-                    | "--config"
-                    | "-l"
-                    | "--log-level"
-                    | "--tlscacert"
-                    | "--tlscert"
-                    | "--tlskey"
-            );
-            let value = if takes_value && inline.is_none() {
-                i += 1;
-                g.get(i).cloned()
-            } else {
-                inline
-            };
-            match (flag.as_str(), value) {
-                ("-H" | "--host", Some(v)) => {
-                    cmd.env("DOCKER_HOST", v);
-                }
-                ("-c" | "--context", Some(v)) => {
-                    cmd.env("DOCKER_CONTEXT", v);
-                    // An inherited DOCKER_HOST would win over the context
-                    // (docker itself refuses -H with --context).
-                    if !self.docker.globals.iter().any(|a| {
-                        let a = a.to_string_lossy();
-                        a == "-H"
-                            || a == "--host"
-                            || a.starts_with("-H=")
-                            || a.starts_with("--host=")
-                    }) {
-                        cmd.env_remove("DOCKER_HOST");
-                    }
-                }
-                ("--config", Some(v)) => {
-                    cmd.env("DOCKER_CONFIG", v);
-                }
-                ("--tlsverify", v) if v.as_deref() != Some("false") => {
-                    cmd.env("DOCKER_TLS_VERIFY", "1");
-                }
-                ("--tlscacert", Some(v)) => {
-                    if let Some(dir) = Path::new(&v).parent() {
-                        cmd.env("DOCKER_CERT_PATH", dir);
-                    }
-                }
-                _ => {}
+        let docker = &self.docker;
+        if let Some(host) = docker.global(&["-H", "--host"]) {
+            cmd.env("DOCKER_HOST", host);
+        }
+        if let Some(context) = docker.global(&["-c", "--context"]) {
+            cmd.env("DOCKER_CONTEXT", context);
+            // An inherited DOCKER_HOST would win over the context (docker
+            // itself refuses -H with --context).
+            if !docker.has_global(&["-H", "--host"]) {
+                cmd.env_remove("DOCKER_HOST");
             }
-            i += 1;
+        }
+        if let Some(config) = docker.global(&["--config"]) {
+            cmd.env("DOCKER_CONFIG", config);
+        }
+        // A flag without a value: `global` would take the next flag for it.
+        if docker.globals.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a == "--tlsverify" || (a.starts_with("--tlsverify=") && a != "--tlsverify=false")
+        }) {
+            cmd.env("DOCKER_TLS_VERIFY", "1");
+        }
+        if let Some(ca) = docker.global(&["--tlscacert"])
+            && let Some(dir) = Path::new(&ca).parent()
+        {
+            cmd.env("DOCKER_CERT_PATH", dir);
         }
     }
 }
@@ -357,6 +321,23 @@ mod tests {
         assert!(
             context.contains(&("DOCKER_HOST".into(), None)),
             "an inherited DOCKER_HOST is removed"
+        );
+        let both = envs(&["-H=tcp://h:1", "-c", "c"]);
+        assert!(both.contains(&("DOCKER_HOST".into(), Some("tcp://h:1".into()))));
+        assert!(!both.contains(&("DOCKER_HOST".into(), None)));
+        let tls = envs(&[
+            "--config",
+            "/cfg",
+            "--tlsverify",
+            "--tlscacert=/certs/ca.pem",
+        ]);
+        assert!(tls.contains(&("DOCKER_CONFIG".into(), Some("/cfg".into()))));
+        assert!(tls.contains(&("DOCKER_TLS_VERIFY".into(), Some("1".into()))));
+        assert!(tls.contains(&("DOCKER_CERT_PATH".into(), Some("/certs".into()))));
+        let off = envs(&["--tlsverify=false", "-l", "warn"]);
+        assert!(
+            !off.iter().any(|(k, _)| k == "DOCKER_TLS_VERIFY"),
+            "{off:?}"
         );
     }
 

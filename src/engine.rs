@@ -40,7 +40,7 @@ impl Docker {
     }
 
     /// The value of a global flag, last one winning (`--host x`, `-H=x`).
-    fn global(&self, names: &[&str]) -> Option<String> {
+    pub(crate) fn global(&self, names: &[&str]) -> Option<String> {
         let mut found = None;
         let mut it = self
             .globals
@@ -59,7 +59,7 @@ impl Docker {
         found
     }
 
-    fn has_global(&self, names: &[&str]) -> bool {
+    pub(crate) fn has_global(&self, names: &[&str]) -> bool {
         self.globals.iter().any(|a| {
             let a = a.to_string_lossy();
             names.contains(&a.split_once('=').map_or(a.as_ref(), |(f, _)| f))
