@@ -59,6 +59,15 @@ impl Docker {
         found
     }
 
+    /// The docker CLI's config folder: `--config`, else `DOCKER_CONFIG`,
+    /// else `~/.docker`.
+    pub(crate) fn config_dir(&self) -> Option<PathBuf> {
+        self.global(&["--config"])
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("DOCKER_CONFIG").map(PathBuf::from))
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))
+    }
+
     pub(crate) fn has_global(&self, names: &[&str]) -> bool {
         self.globals.iter().any(|a| {
             let a = a.to_string_lossy();
@@ -419,11 +428,7 @@ fn no_engine(endpoint: &str, cause: &anyhow::Error) -> anyhow::Error {
 
 /// `docker context use x` writes `currentContext` into the CLI's config.json.
 fn current_context(docker: &Docker) -> Option<String> {
-    let dir = docker
-        .global(&["--config"])
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("DOCKER_CONFIG").map(PathBuf::from))
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+    let dir = docker.config_dir()?;
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v.get("currentContext")?.as_str().map(str::to_owned)

@@ -237,9 +237,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
 /// Where docker looks for `docker-<name>`, in its order: `cliPluginsExtraDirs`
 /// of its config, the user's plugin folder, then the system's.
 fn plugin_dirs(ctx: &Ctx) -> Vec<PathBuf> {
-    let config = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| ctx.env.home.as_ref().map(|h| h.join(".docker")));
+    let config = ctx.docker().config_dir();
     let mut dirs = Vec::new();
     if let Some(cfg) = &config
         && let Ok(text) = std::fs::read_to_string(cfg.join("config.json"))

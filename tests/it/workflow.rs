@@ -1273,6 +1273,29 @@ fn doctor_reports_every_check() {
 }
 
 #[test]
+fn doctor_looks_for_the_plugin_in_the_config_folder_docker_is_given() {
+    let r = Repo::new();
+    let fake = FakeDocker::install(&r.ctx);
+    let config = r.ctx.root.join("docker-config");
+    std::fs::create_dir_all(config.join("cli-plugins")).unwrap();
+    let plugin = config.join("cli-plugins/docker-sandbox");
+    install_bin(&plugin);
+    // `docker --config DIR sandbox doctor`: docker finds its plugins in DIR.
+    let mut cmd = r.cmd_in(
+        &r.ctx.cwd,
+        &["--config", config.to_str().unwrap(), "sandbox"],
+    );
+    cmd.args(["doctor", "--format", "json"]);
+    fake.apply(&mut cmd);
+    let v = json(&TestContext::run_cmd(cmd).stdout);
+    assert_eq!(
+        check(&v, "plugin")["detail"],
+        format!("`docker sandbox` runs `{}`", plugin.display()),
+        "{v}"
+    );
+}
+
+#[test]
 fn doctor_fails_on_another_plugin_of_the_same_name() {
     let r = Repo::new();
     let fake = FakeDocker::install(&r.ctx);
