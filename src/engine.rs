@@ -136,6 +136,16 @@ pub(crate) struct Removed {
     pub(crate) networks: usize,
 }
 
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} container(s), {} volume(s), {} network(s)",
+            self.containers, self.volumes, self.networks
+        )
+    }
+}
+
 /// How we reach the engine.
 #[derive(Debug, Clone)]
 pub(crate) enum Engine {

@@ -50,10 +50,7 @@ pub(crate) fn print_claim(pool: &Pool, c: &Claimed, worktree: &Path) {
         ));
         let r = &c.cleaned;
         if r.containers + r.volumes + r.networks > 0 {
-            output::note(&format!(
-                "Cleared what the slot's last holder left: {} container(s), {} volume(s), {} network(s)",
-                r.containers, r.volumes, r.networks
-            ));
+            output::note(&format!("Cleared what the slot's last holder left: {r}"));
         }
     } else {
         output::line(&format!(

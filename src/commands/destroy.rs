@@ -53,10 +53,7 @@ pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool) -> Result<u8> {
     }
     if let Some(slot) = slot {
         let removed = release_slot(ctx, &pool, &store, &engine, slot, &here)?;
-        output::line(&format!(
-            "Released slot {slot}: removed {} container(s), {} volume(s), {} network(s)",
-            removed.containers, removed.volumes, removed.networks
-        ));
+        output::line(&format!("Released slot {slot}: removed {removed}"));
     }
     if keep_worktree {
         output::line(&format!("Kept worktree `{}`", here.display()));

@@ -73,10 +73,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
             None
         } else {
             let removed = release_slot(ctx, &pool, &store, &engine, rec.slot_id, &holder)?;
-            say(format!(
-                "{gone}: removed {} container(s), {} volume(s)",
-                removed.containers, removed.volumes
-            ));
+            say(format!("{gone}: removed {removed}"));
             Some(removed)
         };
         report.freed.push(Freed {
@@ -118,8 +115,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
             } else {
                 let r = engine.remove_project(&name)?;
                 say(format!(
-                    "Removed compose project `{name}` (no claim owns it): {} container(s), {} volume(s), {} network(s)",
-                    r.containers, r.volumes, r.networks
+                    "Removed compose project `{name}` (no claim owns it): {r}"
                 ));
                 Some(r)
             };

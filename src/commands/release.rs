@@ -78,11 +78,8 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) ->
         return Ok(0);
     }
     output::line(&format!(
-        "Released slot {slot} (claimed by `{}`): removed {} container(s), {} volume(s), {} network(s)",
+        "Released slot {slot} (claimed by `{}`): removed {removed}",
         holder.display(),
-        removed.containers,
-        removed.volumes,
-        removed.networks
     ));
     Ok(0)
 }

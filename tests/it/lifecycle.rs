@@ -1212,7 +1212,7 @@ fn gc_frees_orphaned_claims_and_removes_projects_no_claim_owns() {
     let run = sb.run(&["gc"]).success();
     assert_eq!(
         sb.ctx.redact(&run.stdout),
-        "Freed slot 2 (its worktree `[ROOT]/ktrdr--feat-gone` is gone): removed 1 container(s), 0 volume(s)\n\
+        "Freed slot 2 (its worktree `[ROOT]/ktrdr--feat-gone` is gone): removed 1 container(s), 0 volume(s), 0 network(s)\n\
          Removed compose project `ktrdr-slot-4` (no claim owns it): 1 container(s), 1 volume(s), 1 network(s)\n"
     );
     // The orphan's stack is taken down from the slot's own folder.
