@@ -336,12 +336,13 @@ pub(crate) struct CompletionArgs {
     pub(crate) shell: ShellArg,
 }
 
-/// A slot number, 1 to 99.
+/// A slot number, 1 to `MAX_SLOT`.
 fn slot_id(s: &str) -> Result<u32, String> {
+    use crate::config::MAX_SLOT;
     match s.parse::<u32>() {
-        Ok(n) if (1..=99).contains(&n) => Ok(n),
+        Ok(n) if (1..=MAX_SLOT).contains(&n) => Ok(n),
         _ => Err(format!(
-            "`{s}` is not a slot number: slots are numbered 1 to 99"
+            "`{s}` is not a slot number: slots are numbered 1 to {MAX_SLOT}"
         )),
     }
 }

@@ -53,11 +53,8 @@ pub(crate) fn exclude(worktree: &Path, name: &str) -> Result<()> {
         .output()
         .context("failed to run `git rev-parse`")?;
     if !out.status.success() {
-        anyhow::bail!(
-            "`git rev-parse --git-common-dir` failed in `{}`: {}",
-            worktree.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return Err(git_error("rev-parse --git-common-dir", &out)
+            .context(format!("in `{}`", worktree.display())));
     }
     let common = worktree.join(String::from_utf8_lossy(&out.stdout).trim());
     let info = common.join("info");
