@@ -193,14 +193,10 @@ impl Compose {
 
 /// The keys an env file defines.
 pub(crate) fn env_keys(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, _)| k.trim().trim_start_matches("export ").trim().to_owned())
-        .filter(|k| !k.is_empty())
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    crate::slot::parse_env(&text)
+        .into_iter()
+        .map(|(k, _)| k)
         .collect()
 }
 

@@ -13,8 +13,26 @@ use crate::template::{Rendered, Renderer, SlotContext, random_password};
 
 pub(crate) const COMPOSE_FILE: &str = "docker-compose.yml";
 pub(crate) const ENV_FILE: &str = ".env.sandbox";
+
 /// Files holding a password are private to the user.
 pub(crate) const SECRET_MODE: u32 = 0o600;
+
+/// The variables of an env file's text, in file order: `KEY=value` lines
+/// (`export KEY=value` too), comments and blank lines skipped.
+pub(crate) fn parse_env(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().trim_start_matches("export ").trim().to_owned(),
+                v.to_owned(),
+            )
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
 
 /// One part of a provisioned slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

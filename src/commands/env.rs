@@ -15,13 +15,7 @@ pub(crate) fn variables(held: &Held) -> Result<Vec<(String, String)>> {
     let path = held.worktree.join(ENV_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-        .collect())
+    Ok(crate::slot::parse_env(&text))
 }
 
 /// A value quoted for POSIX shells.
