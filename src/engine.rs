@@ -149,7 +149,9 @@ impl std::fmt::Display for Removed {
 /// How we reach the engine.
 #[derive(Debug, Clone)]
 pub(crate) enum Engine {
-    Socket { path: PathBuf, docker: Docker },
+    /// The engine API on a local unix socket.
+    Socket(PathBuf),
+    /// The docker CLI, with docker's global flags.
     Cli(Docker),
 }
 
@@ -158,10 +160,7 @@ impl Engine {
     /// docker's own order: `--context`, then `-H`, then `$DOCKER_HOST`, then
     /// `$DOCKER_CONTEXT`, then the config's `currentContext`.
     pub(crate) fn new(docker: &Docker) -> Engine {
-        let socket = |path: PathBuf| Engine::Socket {
-            path,
-            docker: docker.clone(),
-        };
+        let socket = Engine::Socket;
         let cli = || Engine::Cli(docker.clone());
         if docker.has_global(&[
             "--tls",
@@ -200,24 +199,16 @@ impl Engine {
     /// Where queries go, for `doctor`.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Engine::Socket { path, .. } => format!("the engine API at unix://{}", path.display()),
+            Engine::Socket(path) => format!("the engine API at unix://{}", path.display()),
             Engine::Cli(_) => "the docker CLI (a remote host or another context)".to_owned(),
-        }
-    }
-
-    fn docker(&self) -> &Docker {
-        match self {
-            Engine::Socket { docker, .. } | Engine::Cli(docker) => docker,
         }
     }
 
     /// Fails with a clear message when no engine answers.
     pub(crate) fn ping(&self) -> Result<()> {
         match self {
-            Engine::Socket { path, .. } => {
-                let r = self
-                    .api("GET", "/_ping")
-                    .map_err(|e| no_engine(&format!("unix://{}", path.display()), &e))?;
+            Engine::Socket(path) => {
+                let r = api(path, "GET", "/_ping")?;
                 if r.status != 200 {
                     return Err(no_engine(
                         &format!("unix://{}", path.display()),
@@ -244,81 +235,35 @@ impl Engine {
         }
     }
 
-    fn api(&self, method: &str, path: &str) -> Result<http::Response> {
-        let Engine::Socket { path: socket, .. } = self else {
-            unreachable!("api() is only called on the socket engine");
-        };
-        let stream = UnixStream::connect(socket)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        http::request(stream, method, "docker", path)
-    }
-
-    fn api_json(&self, path: &str) -> Result<Value> {
-        let r = self.api("GET", path).map_err(|e| match self {
-            Engine::Socket { path, .. } => no_engine(&format!("unix://{}", path.display()), &e),
-            Engine::Cli(_) => e,
-        })?;
-        if r.status != 200 {
-            bail!(
-                "engine API `{path}` answered {}: {}",
-                r.status,
-                String::from_utf8_lossy(&r.body).trim()
-            );
-        }
-        serde_json::from_slice(&r.body)
-            .with_context(|| format!("engine API `{path}` answered with invalid JSON"))
-    }
-
-    /// Runs `docker [globals] <args> --format {{json .}}` and parses each line.
-    fn cli_lines(&self, args: &[&str]) -> Result<Vec<Value>> {
-        let docker = self.docker();
-        let out = docker
-            .command()
-            .args(args)
-            .args(["--format", "{{json .}}"])
-            .output()
-            .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            return Err(no_engine(
-                "the docker CLI's endpoint",
-                &anyhow::anyhow!("`docker {}` failed: {err}", args.join(" ")),
-            ));
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l)
-                    .with_context(|| format!("docker printed a line that is not JSON: `{l}`"))
-            })
-            .collect()
-    }
-
     /// Compose containers, running or not; of one project, or of all.
     pub(crate) fn containers(&self, project: Option<&str>) -> Result<Vec<Container>> {
         let filter = label_filter(project);
         match self {
-            Engine::Socket { .. } => {
-                let v = self.api_json(&format!(
-                    "/containers/json?all=1&filters={}",
-                    encode(&api_filters(&filter))
-                ))?;
+            Engine::Socket(socket) => {
+                let v = api_json(
+                    socket,
+                    &format!(
+                        "/containers/json?all=1&filters={}",
+                        encode(&api_filters(&filter))
+                    ),
+                )?;
                 let list: Vec<ApiContainer> =
                     serde_json::from_value(v).context("unexpected /containers/json answer")?;
                 Ok(list.into_iter().map(ApiContainer::into_container).collect())
             }
-            Engine::Cli(_) => self
-                .cli_lines(&[
+            Engine::Cli(docker) => cli_lines(
+                docker,
+                &[
                     "ps",
                     "-a",
                     "--no-trunc",
                     "--filter",
                     &format!("label={filter}"),
-                ])?
-                .iter()
-                .map(cli_container)
-                .collect(),
+                ],
+            )?
+            .iter()
+            .map(cli_container)
+            .collect(),
         }
     }
 
@@ -326,21 +271,23 @@ impl Engine {
     pub(crate) fn volumes(&self, project: Option<&str>) -> Result<Vec<Resource>> {
         let filter = label_filter(project);
         match self {
-            Engine::Socket { .. } => {
-                let v = self.api_json(&format!(
-                    "/volumes?filters={}",
-                    encode(&api_filters(&filter))
-                ))?;
+            Engine::Socket(socket) => {
+                let v = api_json(
+                    socket,
+                    &format!("/volumes?filters={}", encode(&api_filters(&filter))),
+                )?;
                 Ok(v["Volumes"]
                     .as_array()
                     .map(|a| a.iter().map(|v| api_resource(v, "Name")).collect())
                     .unwrap_or_default())
             }
-            Engine::Cli(_) => Ok(self
-                .cli_lines(&["volume", "ls", "--filter", &format!("label={filter}")])?
-                .iter()
-                .map(|v| cli_resource(v, "Name"))
-                .collect()),
+            Engine::Cli(docker) => Ok(cli_lines(
+                docker,
+                &["volume", "ls", "--filter", &format!("label={filter}")],
+            )?
+            .iter()
+            .map(|v| cli_resource(v, "Name"))
+            .collect()),
         }
     }
 
@@ -348,26 +295,28 @@ impl Engine {
     pub(crate) fn networks(&self, project: Option<&str>) -> Result<Vec<Resource>> {
         let filter = label_filter(project);
         match self {
-            Engine::Socket { .. } => {
-                let v = self.api_json(&format!(
-                    "/networks?filters={}",
-                    encode(&api_filters(&filter))
-                ))?;
+            Engine::Socket(socket) => {
+                let v = api_json(
+                    socket,
+                    &format!("/networks?filters={}", encode(&api_filters(&filter))),
+                )?;
                 Ok(v.as_array()
                     .map(|a| a.iter().map(|v| api_resource(v, "Id")).collect())
                     .unwrap_or_default())
             }
-            Engine::Cli(_) => Ok(self
-                .cli_lines(&[
+            Engine::Cli(docker) => Ok(cli_lines(
+                docker,
+                &[
                     "network",
                     "ls",
                     "--no-trunc",
                     "--filter",
                     &format!("label={filter}"),
-                ])?
-                .iter()
-                .map(|v| cli_resource(v, "ID"))
-                .collect()),
+                ],
+            )?
+            .iter()
+            .map(|v| cli_resource(v, "ID"))
+            .collect()),
         }
     }
 
@@ -393,13 +342,13 @@ impl Engine {
 
     fn remove(&self, kind: &str, id: &str) -> Result<()> {
         match self {
-            Engine::Socket { .. } => {
+            Engine::Socket(socket) => {
                 let path = match kind {
                     "container" => format!("/containers/{id}?force=1&v=1"),
                     "volume" => format!("/volumes/{id}?force=1"),
                     _ => format!("/networks/{id}"),
                 };
-                let r = self.api("DELETE", &path)?;
+                let r = api(socket, "DELETE", &path)?;
                 // 404: already gone, which is what we wanted.
                 if !matches!(r.status, 200 | 204 | 404) {
                     bail!(
@@ -427,6 +376,56 @@ impl Engine {
             }
         }
     }
+}
+
+/// A request to the engine API on `socket`; not reaching it at all is "no
+/// engine".
+fn api(socket: &Path, method: &str, path: &str) -> Result<http::Response> {
+    let send = || -> Result<http::Response> {
+        let stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        http::request(stream, method, "docker", path)
+    };
+    send().map_err(|e| no_engine(&format!("unix://{}", socket.display()), &e))
+}
+
+/// A GET of the engine API that answers JSON.
+fn api_json(socket: &Path, path: &str) -> Result<Value> {
+    let r = api(socket, "GET", path)?;
+    if r.status != 200 {
+        bail!(
+            "engine API `{path}` answered {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body).trim()
+        );
+    }
+    serde_json::from_slice(&r.body)
+        .with_context(|| format!("engine API `{path}` answered with invalid JSON"))
+}
+
+/// Runs `docker [globals] <args> --format {{json .}}` and parses each line.
+fn cli_lines(docker: &Docker, args: &[&str]) -> Result<Vec<Value>> {
+    let out = docker
+        .command()
+        .args(args)
+        .args(["--format", "{{json .}}"])
+        .output()
+        .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(no_engine(
+            "the docker CLI's endpoint",
+            &anyhow::anyhow!("`docker {}` failed: {err}", args.join(" ")),
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l)
+                .with_context(|| format!("docker printed a line that is not JSON: `{l}`"))
+        })
+        .collect()
 }
 
 fn no_engine(endpoint: &str, cause: &anyhow::Error) -> anyhow::Error {
@@ -627,7 +626,7 @@ mod tests {
     #[test]
     fn a_unix_host_uses_the_socket_and_others_the_cli() {
         assert!(
-            matches!(Engine::new(&docker(&["-H", "unix:///tmp/d.sock"])), Engine::Socket { path, .. } if path == Path::new("/tmp/d.sock"))
+            matches!(Engine::new(&docker(&["-H", "unix:///tmp/d.sock"])), Engine::Socket(path) if path == Path::new("/tmp/d.sock"))
         );
         assert!(matches!(
             Engine::new(&docker(&["-H", "tcp://10.0.0.1:2375"])),
