@@ -113,16 +113,18 @@ fn stop_and_remove(
     let before = engine.containers(Some(&name))?.len();
     let volumes_before = engine.volumes(Some(&name))?.len();
     let networks_before = engine.networks(Some(&name))?.len();
-    if before + volumes_before + networks_before > 0 {
-        let dir = if holder.is_dir() {
-            holder.to_owned()
-        } else {
-            pool.slot_dir(slot)
-        };
-        let project = project(pool, slot, &dir);
-        if project.file.is_file() && project.env_file.is_file() {
-            crate::commands::up::compose_down(ctx.compose()?, &project);
-        }
+    if before + volumes_before + networks_before == 0 {
+        // Nothing to stop or remove: no need to ask again.
+        return Ok(crate::engine::Removed::default());
+    }
+    let dir = if holder.is_dir() {
+        holder.to_owned()
+    } else {
+        pool.slot_dir(slot)
+    };
+    let project = project(pool, slot, &dir);
+    if project.file.is_file() && project.env_file.is_file() {
+        crate::commands::up::compose_down(ctx.compose()?, &project);
     }
     engine.remove_project(&name)?;
     Ok(crate::engine::Removed {
