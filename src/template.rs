@@ -89,26 +89,12 @@ impl Renderer {
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("upper", Box::new(upper));
-        let (compose, env, origin) = match &pool.templates {
-            Templates::Embedded => (
-                EMBEDDED_COMPOSE.to_owned(),
-                EMBEDDED_ENV.to_owned(),
-                "embedded".to_owned(),
-            ),
-            Templates::Dir(dir) => {
-                let read = |f: &str| {
-                    let p = dir.join(f);
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("failed to read template `{}`", p.display()))
-                };
-                (
-                    read(COMPOSE_TEMPLATE)?,
-                    read(ENV_TEMPLATE)?,
-                    dir.display().to_string(),
-                )
-            }
+        let origin = match &pool.templates {
+            Templates::Embedded => "embedded".to_owned(),
+            Templates::Dir(dir) => dir.display().to_string(),
         };
-        for (name, text) in [(COMPOSE_TEMPLATE, compose), (ENV_TEMPLATE, env)] {
+        for name in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
+            let text = template_text(pool, name)?;
             hb.register_template_string(name, text).map_err(|e| {
                 fail(
                     format!("template `{origin}/{name}` does not parse: {e}"),
@@ -149,10 +135,17 @@ impl Renderer {
 
 /// The pool's compose template, as written.
 pub(crate) fn compose_text(pool: &Pool) -> Result<String> {
+    template_text(pool, COMPOSE_TEMPLATE)
+}
+
+/// One of the pool's templates (`COMPOSE_TEMPLATE` or `ENV_TEMPLATE`), as
+/// written: embedded, or read from the pool's template folder.
+fn template_text(pool: &Pool, name: &str) -> Result<String> {
     match &pool.templates {
-        Templates::Embedded => Ok(EMBEDDED_COMPOSE.to_owned()),
+        Templates::Embedded if name == COMPOSE_TEMPLATE => Ok(EMBEDDED_COMPOSE.to_owned()),
+        Templates::Embedded => Ok(EMBEDDED_ENV.to_owned()),
         Templates::Dir(dir) => {
-            let p = dir.join(COMPOSE_TEMPLATE);
+            let p = dir.join(name);
             std::fs::read_to_string(&p)
                 .with_context(|| format!("failed to read template `{}`", p.display()))
         }
