@@ -16,10 +16,9 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()
     let dir = path
         .parent()
         .with_context(|| format!("`{}` has no parent folder", path.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.as_deref().unwrap_or("tmp")))
-        .suffix(".tmp")
+        .prefix(&temp_prefix(path))
+        .suffix(TEMP_SUFFIX)
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
@@ -33,6 +32,32 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// `write_atomic`'s temporary files for `path` are `.<name>.<random>.tmp`.
+const TEMP_SUFFIX: &str = ".tmp";
+
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    format!(".{}.", name.as_deref().unwrap_or("tmp"))
+}
+
+/// Removes the temporary files `write_atomic` leaves for `path` when a writer
+/// dies mid-write (SIGKILL, power loss). Only safe while no writer runs.
+pub(crate) fn sweep_temp_files(path: &Path) {
+    let (Some(dir), prefix) = (path.parent(), temp_prefix(path)) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(TEMP_SUFFIX) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `dir` and its parents, naming it when that fails.
@@ -130,6 +155,30 @@ mod tests {
         );
         // No temporary files are left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn sweep_removes_only_the_temp_files_of_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("registry.json");
+        write_atomic(&p, b"{}", 0o644).unwrap();
+        for name in [
+            ".registry.json.Ab12.tmp",
+            ".other.json.Ab12.tmp",
+            "registry.json.tmp",
+        ] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        sweep_temp_files(&p);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".other.json.Ab12.tmp", "registry.json", "registry.json.tmp"]
+        );
     }
 
     #[test]

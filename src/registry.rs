@@ -162,7 +162,8 @@ impl Store {
         let dir = self.path.parent().expect("registry path has a folder");
         fsutil::create_dir_all(dir)?;
         let lock = self.lock()?;
-        self.sweep_temp_files(dir);
+        // Under the lock no writer runs: a temp file left is a dead writer's.
+        fsutil::sweep_temp_files(&self.path);
         let before = self.read()?;
         let mut registry = before.clone();
         let out = change(&mut registry)?;
@@ -171,22 +172,6 @@ impl Store {
         }
         drop(lock);
         Ok(out)
-    }
-
-    /// Temp files of writers that died mid-write (SIGKILL, power loss). Under
-    /// the lock no writer is running, so every one of them is stale.
-    fn sweep_temp_files(&self, dir: &Path) {
-        let prefix = format!(".{FILE}.");
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
     }
 
     fn lock(&self) -> Result<fsutil::LockGuard> {
