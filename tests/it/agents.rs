@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::fake_engine::FakeEngine;
 use crate::support::*;
@@ -233,6 +233,41 @@ impl Rng {
     }
 }
 
+/// When to kill a run: a delay drawn from `[0, span)`, where `span` follows
+/// the runs themselves. It grows when a run finished before its kill and
+/// shrinks when a kill landed, so about half the kills land whatever the
+/// machine's speed, and a machine that slows down mid-test moves it along.
+struct Window {
+    span: Duration,
+}
+
+impl Window {
+    /// Starts from twice the median time of a few undisturbed runs.
+    fn calibrated(mut sample: impl FnMut() -> Duration) -> Window {
+        let mut times: Vec<Duration> = (0..6).map(|_| sample()).collect();
+        times.sort();
+        Window {
+            span: times[times.len() / 2] * 2,
+        }
+    }
+
+    fn delay(&self, rng: &mut Rng) -> Duration {
+        let micros = u64::try_from(self.span.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Duration::from_micros(rng.next(micros))
+    }
+
+    fn landed(&mut self, kill_landed: bool) {
+        self.span = if kill_landed {
+            self.span.mul_f64(0.95)
+        } else {
+            self.span.mul_f64(1.05)
+        }
+        .max(Duration::from_micros(100));
+    }
+}
+
 /// What the test knows of a worktree's claim.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Known {
@@ -255,6 +290,21 @@ fn sigkill_at_random_moments_never_corrupts_or_loses_a_claim() {
         .as_nanos() as u64;
     let mut rng = Rng(seed | 1);
     let mut known = vec![Known::Free; wts.len()];
+    // The calibration runs claim and release on one worktree, leaving it free.
+    let mut window = Window::calibrated(|| {
+        let started = Instant::now();
+        for args in [&["claim"][..], &["release"]] {
+            let out = spawn(&ctx, &cfg, &engine, &wts[0], args)
+                .wait_with_output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        started.elapsed() / 2
+    });
     let (mut killed, mut finished) = (0, 0);
     for cycle in 0..200 {
         // Three agents per cycle, on distinct worktrees.
@@ -262,7 +312,7 @@ fn sigkill_at_random_moments_never_corrupts_or_loses_a_claim() {
         while picked.len() < 3 {
             picked.insert(rng.next(wts.len() as u64) as usize);
         }
-        let runs: Vec<(usize, bool, Child, u64)> = picked
+        let runs: Vec<(usize, bool, Child, Instant)> = picked
             .into_iter()
             .map(|i| {
                 let claim = rng.next(2) == 0;
@@ -271,20 +321,17 @@ fn sigkill_at_random_moments_never_corrupts_or_loses_a_claim() {
                 } else {
                     &["release"]
                 };
-                (
-                    i,
-                    claim,
-                    spawn(&ctx, &cfg, &engine, &wts[i], args),
-                    rng.next(30),
-                )
+                let child = spawn(&ctx, &cfg, &engine, &wts[i], args);
+                (i, claim, child, Instant::now() + window.delay(&mut rng))
             })
             .collect();
-        for (i, claim, mut child, delay) in runs {
-            std::thread::sleep(Duration::from_millis(delay));
+        for (i, claim, mut child, kill_at) in runs {
+            std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
             let was_running = child.try_wait().unwrap().is_none();
             if was_running {
                 child.kill().unwrap();
             }
+            window.landed(was_running);
             let out = child.wait_with_output().unwrap();
             match (was_running, out.status.code()) {
                 (true, _) | (_, None) => {

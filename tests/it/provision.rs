@@ -433,50 +433,76 @@ fn concurrent_provisions_leave_one_valid_registry() {
 
 #[test]
 fn the_default_compose_file_is_valid_for_compose() {
-    // `docker-compose config` (the legacy v1 on the machine) parses and
+    // Every compose on the machine (the legacy v1 and v2, whichever of them
+    // are installed and in whatever order PATH finds them) parses and
     // interpolates the rendered default stack.
-    let compose = which_compose();
+    let found = every_compose();
+    assert!(
+        !found.is_empty(),
+        "no compose on this machine: install docker-compose (Debian) or the compose plugin"
+    );
     let ctx = TestContext::new();
     ctx.run(&["provision"]).success();
-    for id in [1, 6] {
-        let dir = ctx.state.join(format!("slot-{id}"));
-        let mut cmd = ctx.command(&compose[0]);
-        cmd.args(&compose[1..]).args([
-            "-p",
-            &format!("ktrdr-slot-{id}"),
-            "--project-directory",
-            ctx.cwd.to_str().unwrap(),
-            "--env-file",
-            dir.join(".env.sandbox").to_str().unwrap(),
-            "-f",
-            dir.join("docker-compose.yml").to_str().unwrap(),
-            "config",
-        ]);
-        let run = TestContext::run_cmd(cmd).success();
-        assert!(
-            run.stdout
-                .contains(&format!("127.0.0.1:{}:8000", 8000 + id)),
-            "{}",
-            run.stdout
-        );
-        assert!(
-            !run.stderr.contains("is not set"),
-            "every variable comes from the env file: {}",
-            run.stderr
-        );
+    for (compose, legacy) in &found {
+        for id in [1, 6] {
+            let dir = ctx.state.join(format!("slot-{id}"));
+            let mut cmd = ctx.command(&compose[0]);
+            cmd.args(&compose[1..]).args([
+                "-p",
+                &format!("ktrdr-slot-{id}"),
+                "--project-directory",
+                ctx.cwd.to_str().unwrap(),
+                "--env-file",
+                dir.join(".env.sandbox").to_str().unwrap(),
+                "-f",
+                dir.join("docker-compose.yml").to_str().unwrap(),
+                "config",
+            ]);
+            // v2 prints ports in long form; its JSON says the same plainly.
+            if !legacy {
+                cmd.args(["--format", "json"]);
+            }
+            let run = TestContext::run_cmd(cmd).success();
+            let published = if *legacy {
+                run.stdout
+                    .contains(&format!("127.0.0.1:{}:8000", 8000 + id))
+            } else {
+                let model: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+                model["services"]["backend"]["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| {
+                        p["host_ip"] == "127.0.0.1"
+                            && p["target"] == 8000
+                            && p["published"].as_str() == Some(format!("{}", 8000 + id).as_str())
+                    })
+            };
+            assert!(published, "{compose:?}, slot {id}: {}", run.stdout);
+            assert!(
+                !run.stderr.contains("is not set"),
+                "{compose:?}: every variable comes from the env file: {}",
+                run.stderr
+            );
+        }
     }
 }
 
-fn which_compose() -> Vec<String> {
-    for cand in [&["docker-compose"][..], &["docker", "compose"]] {
-        let ok = std::process::Command::new(cand[0])
-            .args(&cand[1..])
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return cand.iter().map(|s| s.to_string()).collect();
-        }
-    }
-    panic!("no compose on this machine: install docker-compose (Debian) or the compose plugin");
+/// Every compose that answers `version --short`, and whether it is the
+/// legacy v1.
+fn every_compose() -> Vec<(Vec<String>, bool)> {
+    [&["docker-compose"][..], &["docker", "compose"]]
+        .into_iter()
+        .filter_map(|cand| {
+            let out = std::process::Command::new(cand[0])
+                .args(&cand[1..])
+                .args(["version", "--short"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())?;
+            let version = String::from_utf8_lossy(&out.stdout);
+            let legacy = version.trim().trim_start_matches('v').starts_with("1.");
+            Some((cand.iter().map(|s| s.to_string()).collect(), legacy))
+        })
+        .collect()
 }
