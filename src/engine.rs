@@ -120,6 +120,13 @@ impl Container {
     }
 }
 
+/// A container's address on one of its networks, and that network's gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Address {
+    pub(crate) ip: std::net::IpAddr,
+    pub(crate) gateway: Option<std::net::IpAddr>,
+}
+
 /// A volume or network, with the compose project that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resource {
@@ -318,6 +325,34 @@ impl Engine {
             .map(|v| cli_resource(v, "ID"))
             .collect()),
         }
+    }
+
+    /// The addresses of a container on its networks (`docker inspect`).
+    pub(crate) fn addresses(&self, id: &str) -> Result<Vec<Address>> {
+        let networks = match self {
+            Engine::Socket(socket) => api_json(
+                socket,
+                &format!("/containers/{}/json", encode(id)),
+            )?["NetworkSettings"]["Networks"]
+                .take(),
+            Engine::Cli(docker) => {
+                let out = docker
+                    .command()
+                    .args(["inspect", "--type", "container"])
+                    .args(["--format", "{{json .NetworkSettings.Networks}}", id])
+                    .output()
+                    .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+                if !out.status.success() {
+                    bail!(
+                        "`docker inspect {id}` failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                serde_json::from_slice(&out.stdout)
+                    .with_context(|| format!("`docker inspect {id}` printed invalid JSON"))?
+            }
+        };
+        Ok(parse_addresses(&networks))
     }
 
     /// Removes every container, volume and network labelled with `project`:
@@ -534,6 +569,25 @@ fn api_resource(v: &Value, id_key: &str) -> Resource {
     }
 }
 
+/// `NetworkSettings.Networks` of an inspected container: the IPv4 address
+/// and gateway on each network that gave it one.
+fn parse_addresses(networks: &Value) -> Vec<Address> {
+    let ip = |v: &Value| v.as_str().and_then(|s| s.parse().ok());
+    networks
+        .as_object()
+        .map(|o| {
+            o.values()
+                .filter_map(|n| {
+                    Some(Address {
+                        ip: ip(&n["IPAddress"])?,
+                        gateway: ip(&n["Gateway"]),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The CLI prints labels as `k=v,k2=v2`.
 fn cli_label(labels: &str, key: &str) -> String {
     labels
@@ -684,6 +738,30 @@ mod tests {
         assert_eq!(cli_label(labels, PROJECT_LABEL), "ktrdr-slot-1");
         assert_eq!(cli_label(labels, SERVICE_LABEL), "db");
         assert_eq!(cli_label(labels, "nope"), "");
+    }
+
+    #[test]
+    fn addresses_come_from_each_network() {
+        let v = serde_json::json!({
+            "a_default": {"IPAddress": "172.18.0.2", "Gateway": "172.18.0.1"},
+            "none": {"IPAddress": "", "Gateway": ""},
+            "b": {"IPAddress": "10.1.0.5", "Gateway": ""},
+        });
+        let got = parse_addresses(&v);
+        assert_eq!(
+            got,
+            [
+                Address {
+                    ip: [172, 18, 0, 2].into(),
+                    gateway: Some([172, 18, 0, 1].into())
+                },
+                Address {
+                    ip: [10, 1, 0, 5].into(),
+                    gateway: None
+                },
+            ]
+        );
+        assert!(parse_addresses(&Value::Null).is_empty());
     }
 
     #[test]

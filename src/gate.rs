@@ -312,13 +312,7 @@ fn check(target: &Target<'_>, check: &GateCheck) -> Poll {
     const IO: Duration = Duration::from_secs(3);
     let port_of = |name: &str| target.ports.get(name).copied().unwrap_or_default();
     match check {
-        GateCheck::Tcp { port } => {
-            let p = port_of(port);
-            match std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], p).into(), IO) {
-                Ok(_) => Poll::Pass("connected".into()),
-                Err(e) => Poll::Wait(format!("connect: {e}"), Blame::Port(p)),
-            }
-        }
+        GateCheck::Tcp { port } => tcp(target, port_of(port), IO),
         GateCheck::Http { port, path, status } => {
             let p = port_of(port);
             match http::get_local(p, path, IO) {
@@ -346,6 +340,154 @@ fn check(target: &Target<'_>, check: &GateCheck) -> Poll {
     }
 }
 
+/// How long a connection through the published port must stay open, without a
+/// word, to count as accepted where the container cannot be reached directly.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// A TCP check: does the service behind the published port accept?
+///
+/// A bare connect proves nothing. Docker's userland proxy (`docker-proxy`)
+/// listens on every published port and accepts every connection at once;
+/// only then does it connect to the container, and when nothing listens
+/// there it closes the client's connection. A service that accepts either
+/// speaks first (a banner) or keeps the connection open, waiting for the
+/// client (PostgreSQL does).
+///
+/// "Closed at once" and "kept open" differ only in time, and the proxy's
+/// "at once" is as slow as the machine is loaded: a rule like "still open
+/// after 100 ms means accepted" would say ready early on a busy machine. So
+/// where it can, the check asks the container itself: when the engine runs
+/// on this host and the container's network has its gateway here (a
+/// bridge), a connect to the container's own address and port is answered
+/// by its kernel, which refuses when nothing listens and completes the
+/// handshake when something does, however loaded the machine is. That
+/// answer decides; the connection through the published port must succeed
+/// too, since that is the way clients come in.
+///
+/// Elsewhere (a remote engine, Docker Desktop's VM, rootless networking) the
+/// container's address is not ours to reach, and the check falls back on
+/// the proxy's behaviour: a banner passes, a close fails, and a connection
+/// still open after `HOLD` passes.
+///
+/// This proves TCP acceptance, no more: a server that listens before it can
+/// serve (PostgreSQL answers "the database system is starting up" for the
+/// few milliseconds between its listen and its "ready") needs a healthcheck
+/// for that, which the containers step waits for.
+fn tcp(target: &Target<'_>, port: u16, io: Duration) -> Poll {
+    let stream = match std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), io) {
+        Ok(s) => s,
+        Err(e) => return Poll::Wait(format!("connect: {e}"), Blame::Port(port)),
+    };
+    match inside(target, port) {
+        Inside::Listens { service, addr } => {
+            Poll::Pass(format!("connected; `{service}` listens on {addr}"))
+        }
+        Inside::Refused { service, addr } => Poll::Wait(
+            format!(
+                "the published port connects, but nothing listens on {addr} in `{service}` \
+                 (the connection ends at Docker's proxy)"
+            ),
+            Blame::Services(vec![service]),
+        ),
+        Inside::Unknown => hold(stream, port),
+    }
+}
+
+/// What the container behind a published port says, asked directly.
+enum Inside {
+    Listens {
+        service: String,
+        addr: String,
+    },
+    Refused {
+        service: String,
+        addr: String,
+    },
+    /// The container cannot be reached from here, or was not found.
+    Unknown,
+}
+
+fn inside(target: &Target<'_>, port: u16) -> Inside {
+    // Only a local engine's containers are on this host's networks.
+    if !matches!(target.engine, Engine::Socket(_)) {
+        return Inside::Unknown;
+    }
+    let Ok(list) = target.engine.containers(Some(target.project)) else {
+        return Inside::Unknown;
+    };
+    let Some((container, private)) = list.iter().find_map(|c| {
+        c.ports
+            .iter()
+            .find(|p| p.public == port)
+            .map(|p| (c, p.private))
+    }) else {
+        return Inside::Unknown;
+    };
+    let Ok(addresses) = target.engine.addresses(&container.id) else {
+        return Inside::Unknown;
+    };
+    for a in addresses {
+        // A network whose gateway is an address of this host is a bridge on
+        // this host: binding to an address succeeds only where it is ours.
+        let Some(gateway) = a.gateway else { continue };
+        if std::net::UdpSocket::bind((gateway, 0)).is_err() {
+            continue;
+        }
+        let addr = std::net::SocketAddr::new(a.ip, private);
+        let service = container.service.clone();
+        let shown = addr.to_string();
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(_) => {
+                return Inside::Listens {
+                    service,
+                    addr: shown,
+                };
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Inside::Refused {
+                    service,
+                    addr: shown,
+                };
+            }
+            // No answer: try the next network, else fall back.
+            Err(_) => {}
+        }
+    }
+    Inside::Unknown
+}
+
+/// The fallback: a banner or a connection kept open for `HOLD` passes; one
+/// closed by the other end is the proxy finding nothing behind it.
+fn hold(mut stream: std::net::TcpStream, port: u16) -> Poll {
+    use std::io::{ErrorKind, Read};
+    let closed = || {
+        Poll::Wait(
+            "the connection was closed at once: nothing accepts behind the published port".into(),
+            Blame::Port(port),
+        )
+    };
+    if let Err(e) = stream.set_read_timeout(Some(HOLD)) {
+        return Poll::Wait(format!("read: {e}"), Blame::Port(port));
+    }
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => closed(),
+        Ok(_) => Poll::Pass("connected; it answered".into()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Poll::Pass(format!("connected; kept open for {}s", HOLD.as_secs()))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ) =>
+        {
+            closed()
+        }
+        Err(e) => Poll::Wait(format!("read: {e}"), Blame::Port(port)),
+    }
+}
+
 /// The length of a JSON list, or of the `workers` list of an object.
 fn list_len(body: &[u8]) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -359,6 +501,54 @@ fn list_len(body: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server that does `serve` with each connection (a stray one
+    /// from another test does not take the place of ours), and a client
+    /// connection to it.
+    fn served(serve: fn(std::net::TcpStream)) -> (std::net::TcpStream, u16) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || serve(s));
+            }
+        });
+        (
+            std::net::TcpStream::connect(("127.0.0.1", port)).unwrap(),
+            port,
+        )
+    }
+
+    fn shown(p: Poll) -> String {
+        match p {
+            Poll::Pass(d) => format!("pass: {d}"),
+            Poll::Wait(d, _) => format!("wait: {d}"),
+            Poll::Fatal(d, _) => format!("fatal: {d}"),
+        }
+    }
+
+    #[test]
+    fn without_the_container_a_close_fails_and_a_banner_or_silence_passes() {
+        // What docker-proxy does when nothing listens behind it.
+        let (s, port) = served(drop);
+        let got = shown(hold(s, port));
+        assert!(
+            got.starts_with("wait: the connection was closed at once"),
+            "{got}"
+        );
+        let (s, port) = served(|mut s| {
+            use std::io::Write;
+            s.write_all(b"220 ready\r\n").unwrap();
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        assert_eq!(shown(hold(s, port)), "pass: connected; it answered");
+        // A server that waits for the client, until the client goes.
+        let (s, port) = served(|mut s| {
+            use std::io::Read;
+            let _ = s.read(&mut [0u8; 1]);
+        });
+        assert_eq!(shown(hold(s, port)), "pass: connected; kept open for 1s");
+    }
 
     #[test]
     fn lists_are_counted_bare_or_under_workers() {

@@ -22,12 +22,34 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_docker-sandbox");
 /// Built by `tests/engine/setup.sh`; there is no registry to pull from.
 pub const IMAGE: &str = "docker-sandbox-test/busybox:1";
+/// A real PostgreSQL 15 (Debian's package), built by `tests/engine/setup.sh`.
+/// Its entrypoint behaves like the official image's: an empty data folder
+/// (`/var/lib/postgresql/data`) is initialised with `POSTGRES_USER`,
+/// `POSTGRES_PASSWORD` and `POSTGRES_DB`, TCP logins need that password, and
+/// an existing one is started as it is. It listens on 5432.
+pub const PG_IMAGE: &str = "docker-sandbox-test/postgres:1";
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Slots of every test pool, all `light`: one backtest and one training worker.
 pub const SLOTS: u32 = 3;
 /// The services of a light slot of the fixture stack.
 pub const SERVICES: [&str; 4] = ["backend", "backtest-worker-1", "db", "training-worker-1"];
+
+/// The fixture stack's readiness checks (`World::new`).
+pub const DEFAULT_GATE: &str = r#"
+[[gate]]
+tcp = "db"
+
+[[gate]]
+http = "api"
+path = "/api/v1/health"
+status = 200
+
+[[gate]]
+http = "api"
+path = "/api/v1/workers"
+count = "workers"
+"#;
 
 /// Environment the plugin must not inherit from whoever runs the suite: our
 /// own settings, docker's endpoint (the suite uses the default engine, as its
@@ -78,9 +100,19 @@ fn check_machine() -> Result<(), String> {
             String::from_utf8_lossy(&version.stderr).trim()
         ));
     }
-    let image = docker_output(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
-    if !image.status.success() {
-        return Err(format!("the test image `{IMAGE}` is missing; {hint}"));
+    for image in [IMAGE, PG_IMAGE] {
+        let found = docker_output(&["image", "inspect", "--format", "{{.Id}}", image]);
+        if !found.status.success() {
+            return Err(format!("the test image `{image}` is missing; {hint}"));
+        }
+    }
+    match Command::new("psql").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            return Err(format!(
+                "`psql` (postgresql-client) is missing on the host; {hint}"
+            ));
+        }
     }
     let v2 = docker_output(&["compose", "version", "--short"]);
     if !v2.status.success() {
@@ -207,6 +239,12 @@ impl World {
     }
 
     pub fn with_compose(n: u32, compose: Compose) -> World {
+        World::with_stack(n, compose, "templates", DEFAULT_GATE)
+    }
+
+    /// A world whose pool uses the templates in `fixtures/<templates>` and
+    /// the `[[gate]]` tables `gate` instead of the default ones.
+    pub fn with_stack(n: u32, compose: Compose, templates: &str, gate: &str) -> World {
         preflight();
         machine_lock();
         claim_number(n);
@@ -233,7 +271,11 @@ impl World {
         };
         // Anything an earlier, killed run of this test left behind.
         world.cleanup();
-        std::fs::write(world.repo.join("docker-sandbox.toml"), world.project_file()).unwrap();
+        std::fs::write(
+            world.repo.join("docker-sandbox.toml"),
+            world.project_file(templates, gate),
+        )
+        .unwrap();
         world.git(&world.repo, &["init", "-q", "-b", "main"]);
         world.git(&world.repo, &["add", "docker-sandbox.toml"]);
         world.git(&world.repo, &["commit", "-q", "-m", "sandbox pool"]);
@@ -244,9 +286,10 @@ impl World {
         world
     }
 
-    fn project_file(&self) -> String {
-        let templates =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/fixtures/templates");
+    fn project_file(&self, templates: &str, gate: &str) -> String {
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/engine/fixtures")
+            .join(templates);
         let b = self.base;
         let slots: String = (1..=SLOTS).map(|s| format!("{s} = \"light\"\n")).collect();
         format!(
@@ -262,20 +305,7 @@ gate_timeout = 60
 api = [{api}, 1]
 db = [{db}, 1]
 workers = [{workers}, 10]
-
-[[gate]]
-tcp = "db"
-
-[[gate]]
-http = "api"
-path = "/api/v1/health"
-status = 200
-
-[[gate]]
-http = "api"
-path = "/api/v1/workers"
-count = "workers"
-"#,
+{gate}"#,
             pool = self.pool,
             templates = templates.display(),
             api = b,
@@ -542,11 +572,13 @@ fn claim_number(n: u32) {
 }
 
 /// Test `n` owns ports `base..base+500`: api at base+slot, db at
-/// base+100+slot, workers from base+200+10*slot. The blocks stay below
-/// Linux's ephemeral range (32768 and up), where an outgoing connection
-/// could hold a port a slot wants to publish.
+/// base+100+slot, workers from base+200+10*slot. The blocks of 1 to 25 stay
+/// below Linux's ephemeral range (32768 and up), where an outgoing
+/// connection could hold a port a slot wants to publish; those above 25 are
+/// in it, where such a clash is possible but rare (the suite's own probes
+/// are short connections), and shows as a port conflict naming the port.
 pub fn base_port(n: u32) -> u16 {
-    assert!((1..=25).contains(&n), "test numbers are 1 to 25, not {n}");
+    assert!((1..=90).contains(&n), "test numbers are 1 to 90, not {n}");
     (20_000 + 500 * n) as u16
 }
 
@@ -775,6 +807,47 @@ pub fn db_auth(port: u16, password: &str) -> String {
     let mut answer = String::new();
     let _ = reader.read_line(&mut answer);
     format!("{}\n{}", greeting.trim_end(), answer.trim_end())
+}
+
+/// `psql` from the host: logs in over TCP to 127.0.0.1:`port` as `user`
+/// with `password`, runs `sql` in database `db`, and returns what it printed
+/// (unaligned, tuples only, trimmed), or psql's error. It never prompts and
+/// reads no `~/.pgpass` or `PG*` settings of whoever runs the suite.
+pub fn psql(port: u16, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+    let mut cmd = Command::new("psql");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .env("PGPASSWORD", password)
+        .env("PGPASSFILE", "/dev/null")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args(["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-t", "-A"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            db,
+        ])
+        .args(["-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `psql`: {e}; run `bash tests/engine/setup.sh`"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "psql -h 127.0.0.1 -p {port} -U {user} -d {db} ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// A listener on 127.0.0.1:`port`, as a foreign program would hold it.
