@@ -76,7 +76,7 @@ Exit codes:
   1    compose up failed; no free slot; no engine or compose; not in a worktree
   2    the startability gate failed (the report names the check); usage error
   3    a port of the slot is in use by something else
-  130  stopped by Ctrl-C (SIGINT); 143: by SIGTERM")]
+  130  stopped by Ctrl-C (SIGINT), or by a signal to `docker`; 143: by SIGTERM")]
     Up(UpArgs),
 
     /// Stop this worktree's slot; the claim is kept
@@ -97,8 +97,10 @@ Exit codes:
 
     /// Show the logs of this worktree's stack (compose logs)
     #[command(after_help = "\
-Exit codes: compose's own exit code passes through; 1 when this worktree
-holds no slot; 2 for a usage error.")]
+SIGINT and SIGTERM go on to compose, which is waited for.
+
+Exit codes: compose's own exit code passes through (128+N when killed by
+signal N); 1 when this worktree holds no slot; 2 for a usage error.")]
     Logs(LogsArgs),
 
     /// Stop a slot, remove its containers and volumes, and free its claim
@@ -173,6 +175,9 @@ Exit codes:
     /// Run a command with this worktree's slot environment
     #[command(after_help = "\
 Example: docker sandbox run -- pytest tests/e2e
+
+SIGINT and SIGTERM (also those sent to `docker`) go on to the command, which
+is waited for, as with `cargo run`.
 
 Exit codes: the command's own exit code (128+N when killed by signal N);
 127 when it cannot be started; 1 when this worktree holds no slot.")]

@@ -53,6 +53,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
+    // Only for commands: the metadata and completion answers stay instant.
+    if let Some(socket) = plugin::connect_to_docker() {
+        interrupt::listen_to_docker(socket);
+    }
     let bin_name = format!("docker {}", inv.name);
     let parsed = cli::Cli::command()
         .bin_name(bin_name)

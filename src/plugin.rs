@@ -1,11 +1,17 @@
-//! The Docker CLI plugin protocol: the metadata answer, the plugin's own name, and
-//! the argv docker hands us (its global flags first, then our name, then our args).
-//! It does not run docker; `compose.rs` does, with the globals kept here.
+//! The Docker CLI plugin protocol: the metadata answer, the plugin's own name,
+//! the argv docker hands us (its global flags first, then our name, then our
+//! args), and docker's plugin socket. It does not run docker; `compose.rs`
+//! does, with the globals kept here. What a closed socket means is
+//! `interrupt.rs`'s.
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 const METADATA: &str = include_str!("../plugin-metadata/metadata.json");
+
+/// Where docker, when it runs a plugin, listens for the plugin to connect.
+pub(crate) const SOCKET_VAR: &str = "DOCKER_CLI_PLUGIN_SOCKET";
 
 /// The name used when the binary's file name does not say (`docker-<name>`).
 pub(crate) const DEFAULT_NAME: &str = "sandbox";
@@ -165,6 +171,30 @@ pub(crate) fn docker_binary() -> PathBuf {
         return path;
     }
     which::which(&original).unwrap_or(path)
+}
+
+/// A connection to docker's plugin socket, when docker ran us and it can be
+/// reached: docker closes it when it gets SIGINT or SIGTERM. Run directly, or
+/// when anything fails, `None`: the command runs as it would without it.
+pub(crate) fn connect_to_docker() -> Option<UnixStream> {
+    let address = std::env::var_os(SOCKET_VAR).filter(|v| !v.is_empty())?;
+    connect(&address).ok()
+}
+
+/// Docker gives a Linux abstract socket as `@name` (Go's spelling of a name
+/// that starts with a NUL byte), elsewhere a file's path. Connecting to a
+/// socket that listens is immediate.
+fn connect(address: &OsStr) -> std::io::Result<UnixStream> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::net::SocketAddr;
+        if let Some(name) = address.as_bytes().strip_prefix(b"@") {
+            return UnixStream::connect_addr(&SocketAddr::from_abstract_name(name)?);
+        }
+    }
+    UnixStream::connect(address)
 }
 
 #[cfg(test)]

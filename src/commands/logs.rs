@@ -1,9 +1,12 @@
-//! `logs [SERVICE] [-f] [--tail N]`: compose logs; its exit code passes through.
+//! `logs [SERVICE] [-f] [--tail N]`: compose logs. SIGINT and SIGTERM (and
+//! docker's, through its plugin socket) go on to compose, and its exit code
+//! passes through.
 
 use anyhow::{Context, Result};
 
 use crate::commands::{Ctx, held};
 use crate::compose;
+use crate::interrupt::{self, PassOn};
 use crate::output;
 
 pub(crate) fn exec(
@@ -26,8 +29,8 @@ pub(crate) fn exec(
     args.extend(tail.as_deref());
     args.extend(service);
     let mut logs = compose.command(&held.project(), &args);
-    let status = logs
-        .status()
+    let status = PassOn::start()?
+        .run(&mut logs)
         .with_context(|| format!("failed to run `{}`", compose::display(&logs)))?;
-    Ok(status.code().map_or(1, |c| c.clamp(0, 255) as u8))
+    Ok(interrupt::exit_code(status))
 }

@@ -12,5 +12,6 @@ mod plugin;
 mod provision;
 mod registry;
 mod seed002;
+mod signals;
 mod slots;
 mod workflow;
