@@ -1,8 +1,9 @@
 //! A user's data survives what `up` does: a database that `down` kept is
 //! still there after an `up` whose gate fails, an `up` stopped by Ctrl-C and
 //! a failed `up --build` of a running slot (a failed `up` removes only what
-//! it created: a fresh claim's new volumes go, older ones stay). With compose
-//! v2 and the legacy v1.
+//! it created: a fresh claim's new volumes go, older ones stay), and after
+//! `git worktree move` the moved worktree's `up` finds its slot and its data.
+//! Each with compose v2 and the legacy v1.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -171,4 +172,55 @@ fn data_survives_down_and_failed_or_interrupted_ups_v2() {
 #[test]
 fn data_survives_down_and_failed_or_interrupted_ups_v1() {
     data_survives_failed_ups(54, Compose::V1);
+}
+
+fn a_moved_worktree_keeps_its_data(n: u32, compose: Compose) {
+    let w = World::with_compose(n, compose);
+    let a = w.worktree("a");
+    w.run(&a, &["up"]).success();
+    write_data(&w, 1, PRECIOUS);
+    w.run(&a, &["down"]).success();
+
+    let moved = w.root.join("moved-a");
+    w.git(
+        &w.repo,
+        &[
+            "worktree",
+            "move",
+            &a.display().to_string(),
+            &moved.display().to_string(),
+        ],
+    );
+    let up = w.run(&moved, &["up"]).success();
+    assert_eq!(w.slot_of(&moved), Some(1));
+    assert_eq!(read_data(&w, 1).as_deref(), Ok(PRECIOUS));
+    up.assert_stderr_contains(&format!(
+        "Slot 1 moved with its worktree from `{}` to `{}`; its stack and volumes are kept",
+        a.display(),
+        moved.display()
+    ));
+    assert_eq!(w.slot(1)["orphaned"], false);
+    assert_stack_running(&w.project(1));
+    assert_healthy(w.port(1, "api"));
+    let env = env_file(&moved.join(".env.sandbox"));
+    assert_eq!(env["SANDBOX_WORKTREE"], moved.display().to_string());
+
+    // `gc` has no orphan to free.
+    w.run(&w.repo, &["gc"]).success();
+    assert_eq!(w.slot_of(&moved), Some(1));
+    assert_stack_running(&w.project(1));
+    assert_eq!(read_data(&w, 1).as_deref(), Ok(PRECIOUS));
+
+    w.run(&moved, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_moved_worktree_keeps_its_slot_and_data_v2() {
+    a_moved_worktree_keeps_its_data(55, Compose::V2);
+}
+
+#[test]
+fn a_moved_worktree_keeps_its_slot_and_data_v1() {
+    a_moved_worktree_keeps_its_data(56, Compose::V1);
 }
