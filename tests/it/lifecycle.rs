@@ -418,6 +418,50 @@ fn a_failed_compose_up_takes_the_stack_down_and_keeps_the_claim() {
 }
 
 #[test]
+fn a_failed_up_removes_only_the_volumes_it_created() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    // The slot's database volume was there before this `up`; the anonymous
+    // volume its container mounts was not: `up` made it.
+    let mut db = container("c1", "ktrdr-slot-1", "db", "created", "Created", "");
+    db["Mounts"] = serde_json::json!("ktrdr-slot-1_pgdata,0a1b2c3d");
+    sb.fake.answer("ps.jsonl", &[db]);
+    sb.fake.answer(
+        "volumes.jsonl",
+        &[volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1")],
+    );
+    sb.fake.fail("compose-up", 1, "Error: no such image\n");
+    sb.fake.clear();
+    let run = sb.run(&["up", "--no-wait"]).code(1);
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.compose_version(),
+            l.all_volumes(),
+            l.compose(1, UP),
+            l.ps(Some(1)),
+            l.compose(1, DOWN),
+            l.ps(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
+            l.volume_ls(Some(1)),
+            l.docker(&["volume", "rm", "-f", "0a1b2c3d"]),
+            l.network_ls(Some(1)),
+        ],
+    );
+    for part in [
+        "Kept the volume(s) that existed before this `up`: `ktrdr-slot-1_pgdata`\n",
+        "error: `compose up` failed for slot 1 (exit status: 1); its containers and the volumes \
+         this `up` created were removed; those that existed before were kept\n",
+    ] {
+        assert!(run.stderr.contains(part), "{part}\n---\n{}", run.stderr);
+    }
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+}
+
+#[test]
 fn up_refuses_a_timeout_of_zero() {
     let sb = Sandbox::new();
     // A gate with no time at all could only fail, and take the stack down.
