@@ -127,6 +127,17 @@ pub(crate) fn claim(
             cleaned: Removed::default(),
         });
     }
+    if let Some(id) = follow_move(pool, store, worktree)? {
+        let record = store.read()?.slots[&id].clone();
+        check_held(&record, want, cmd)?;
+        write_env(pool, id, &record, worktree, cmd)?;
+        return Ok(Claimed {
+            slot: id,
+            fresh: false,
+            record,
+            cleaned: Removed::default(),
+        });
+    }
     if now.slots.is_empty() {
         return Err(not_provisioned(pool, cmd));
     }
@@ -168,6 +179,71 @@ pub(crate) fn claim(
         record,
         cleaned,
     })
+}
+
+/// A worktree moved with `git worktree move` keeps its slot: it holds no
+/// claim under its new path, but its env file names the slot and the old
+/// path, and that path, which holds the slot in this registry, is gone. The
+/// claim moves to the new path under the registry lock; nothing of the
+/// slot's stack or volumes is touched. The caller rewrites the env file.
+pub(crate) fn follow_move(pool: &Pool, store: &Store, worktree: &Path) -> Result<Option<u32>> {
+    let Ok(text) = std::fs::read_to_string(worktree.join(ENV_FILE)) else {
+        return Ok(None);
+    };
+    let env = crate::slot::parse_env(&text);
+    let value = |key: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| unquote(v).to_owned())
+    };
+    let Some(old) = value("SANDBOX_WORKTREE").map(PathBuf::from) else {
+        return Ok(None);
+    };
+    if old == worktree || old.exists() {
+        return Ok(None);
+    }
+    // The env file must name the same slot as the registry, where it says.
+    let names = |rec: &SlotRecord| {
+        value("SLOT_ID").is_none_or(|s| s == rec.slot_id.to_string())
+            && value("COMPOSE_PROJECT_NAME").is_none_or(|p| p == pool.project(rec.slot_id))
+    };
+    let moved = store.update(|reg| {
+        if reg.claim_of(worktree).is_some() {
+            return Ok(None);
+        }
+        let Some(rec) = reg
+            .slots
+            .values_mut()
+            .find(|r| r.claimed_by.as_deref() == Some(old.as_path()))
+        else {
+            return Ok(None);
+        };
+        if !names(rec) {
+            return Ok(None);
+        }
+        rec.claimed_by = Some(worktree.to_owned());
+        Ok(Some(rec.slot_id))
+    })?;
+    if let Some(id) = moved {
+        crate::output::note(&format!(
+            "Slot {id} moved with its worktree from `{}` to `{}`; its stack and volumes are kept",
+            old.display(),
+            worktree.display()
+        ));
+    }
+    Ok(moved)
+}
+
+/// A value as an env file may quote it.
+fn unquote(v: &str) -> &str {
+    let v = v.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    v
 }
 
 fn not_provisioned(pool: &Pool, cmd: &str) -> anyhow::Error {

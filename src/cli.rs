@@ -68,8 +68,10 @@ Exit codes:
     #[command(after_help = "\
 Runs `compose up -d`, then the startability gate: containers running and
 healthy, then the pool's checks (TCP, HTTP status, HTTP list length). On
-failure the stack is taken down with its volumes; the claim is kept. So it
-is on Ctrl-C or SIGTERM while it starts (a second one exits at once).
+failure the stack is taken down: its containers and networks, and the
+volumes this `up` created; volumes that existed before it (a database that
+`down` kept) are kept, and so is the claim. So it is on Ctrl-C or SIGTERM
+while it starts (a second one exits at once).
 
 Exit codes:
   0    started, and the gate passed (or --no-wait)
@@ -380,8 +382,8 @@ pub(crate) struct UpArgs {
     /// Do not wait for the startability gate
     #[arg(long)]
     pub(crate) no_wait: bool,
-    /// Seconds the gate may take in all (default: the pool's, 120)
-    #[arg(long, value_name = "S")]
+    /// Seconds the gate may take in all, at least 1 (default: the pool's, 120)
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) timeout: Option<u64>,
     /// When claiming: the lightest profile that will do
     #[arg(long, value_enum)]

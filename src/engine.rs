@@ -7,6 +7,7 @@
 //! docker's global flags) for anything else: tcp or ssh hosts, TLS, other
 //! contexts.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -375,11 +376,116 @@ impl Engine {
         Ok(removed)
     }
 
+    /// The name of every volume the engine has: what existed before an `up`.
+    pub(crate) fn volume_names(&self) -> Result<BTreeSet<String>> {
+        match self {
+            Engine::Socket(socket) => {
+                let v = api_json(socket, "/volumes")?;
+                Ok(v["Volumes"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v["Name"].as_str()))
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_owned)
+                    .collect())
+            }
+            Engine::Cli(docker) => Ok(cli_lines(docker, &["volume", "ls"])?
+                .iter()
+                .filter_map(|v| v["Name"].as_str().map(str::to_owned))
+                .collect()),
+        }
+    }
+
+    /// The volumes that `project`'s containers mount, by name: with the
+    /// project's labelled volumes, the volumes an `up` of it may have made
+    /// (anonymous ones carry no label).
+    pub(crate) fn mounted_volumes(&self, project: &str) -> Result<BTreeSet<String>> {
+        let filter = label_filter(Some(project));
+        match self {
+            Engine::Socket(socket) => {
+                let v = api_json(
+                    socket,
+                    &format!(
+                        "/containers/json?all=1&filters={}",
+                        encode(&api_filters(&filter))
+                    ),
+                )?;
+                Ok(v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|c| c["Mounts"].as_array().into_iter().flatten())
+                    .filter(|m| m["Type"] == "volume")
+                    .filter_map(|m| m["Name"].as_str().map(str::to_owned))
+                    .collect())
+            }
+            Engine::Cli(docker) => Ok(cli_lines(
+                docker,
+                &[
+                    "ps",
+                    "-a",
+                    "--no-trunc",
+                    "--filter",
+                    &format!("label={filter}"),
+                ],
+            )?
+            .iter()
+            .flat_map(|c| {
+                c["Mounts"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty() && !m.starts_with('/'))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()),
+        }
+    }
+
+    /// Removes `project`'s containers (not their volumes) and networks, and
+    /// of its volumes (labelled with it, or in `mounted`) only those not in
+    /// `keep`: what a failed `up` made, and nothing that was there before it.
+    /// Returns what was removed and the names of the volumes kept.
+    pub(crate) fn remove_project_keeping(
+        &self,
+        project: &str,
+        keep: &BTreeSet<String>,
+        mounted: &BTreeSet<String>,
+    ) -> Result<(Removed, Vec<String>)> {
+        let mut removed = Removed::default();
+        for c in self.containers(Some(project))? {
+            self.remove("container-only", &c.id)?;
+            removed.containers += 1;
+        }
+        let mut volumes: BTreeSet<String> = self
+            .volumes(Some(project))?
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        volumes.extend(mounted.iter().cloned());
+        let mut kept = Vec::new();
+        for name in volumes {
+            if keep.contains(&name) {
+                kept.push(name);
+            } else {
+                self.remove("volume", &name)?;
+                removed.volumes += 1;
+            }
+        }
+        for n in self.networks(Some(project))? {
+            self.remove("network", &n.id)?;
+            removed.networks += 1;
+        }
+        Ok((removed, kept))
+    }
+
     fn remove(&self, kind: &str, id: &str) -> Result<()> {
         match self {
             Engine::Socket(socket) => {
                 let path = match kind {
                     "container" => format!("/containers/{id}?force=1&v=1"),
+                    "container-only" => format!("/containers/{id}?force=1"),
                     "volume" => format!("/volumes/{id}?force=1"),
                     _ => format!("/networks/{id}"),
                 };
@@ -397,6 +503,7 @@ impl Engine {
                 let mut cmd = docker.command();
                 match kind {
                     "container" => cmd.args(["rm", "-f", "-v", id]),
+                    "container-only" => cmd.args(["rm", "-f", id]),
                     "volume" => cmd.args(["volume", "rm", "-f", id]),
                     _ => cmd.args(["network", "rm", id]),
                 };

@@ -138,8 +138,16 @@ pub(crate) fn held(ctx: &Ctx) -> Result<Held> {
     let worktree = ctx.worktree()?;
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
-    let registry = store.read()?;
-    let Some(id) = registry.claim_of(&worktree) else {
+    let mut registry = store.read()?;
+    // A moved worktree takes its claim along, and its env file is rewritten.
+    let mut moved = false;
+    let mut id = registry.claim_of(&worktree);
+    if id.is_none() {
+        id = claim::follow_move(&pool, &store, &worktree)?;
+        moved = id.is_some();
+        registry = store.read()?;
+    }
+    let Some(id) = id else {
         return Err(fail(
             format!("this worktree holds no slot: `{}`", worktree.display()),
             format!(
@@ -149,7 +157,7 @@ pub(crate) fn held(ctx: &Ctx) -> Result<Held> {
         ));
     };
     let record = registry.slots[&id].clone();
-    if !worktree.join(ENV_FILE).is_file() {
+    if moved || !worktree.join(ENV_FILE).is_file() {
         claim::write_env(&pool, id, &record, &worktree, &ctx.cmd_name())?;
     }
     Ok(Held {

@@ -1,6 +1,7 @@
 //! `up`: claim if needed, check ports, `compose up -d`, then the startability
 //! gate; on failure, report and leave no half-started stack behind.
 
+use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -160,17 +161,21 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     for folder in &pool.shared_folders {
         crate::fsutil::create_dir_all(&pool.shared_dir.join(folder))?;
     }
+    // A failure takes down what this `up` made, never a volume that was
+    // there before it: the database that `down` kept, above all.
+    let before = engine.volume_names()?;
     // From here on a signal does not leave a half-started stack behind: the
     // first one takes it down, a second one exits at once.
     let interrupt = Interrupt::watch()?;
     let interrupted = |sig: i32| -> Result<u8> {
-        take_down(compose, &project, &engine);
+        let taken = take_down(compose, &project, &engine, &before);
         mark(&store, slot, "stopped")?;
         Err(UserError::new(
             interrupt_code(sig),
             format!(
-                "`up` of slot {slot} was stopped by {}; the stack was taken down with its volumes",
-                interrupt::name(sig)
+                "`up` of slot {slot} was stopped by {}; {}",
+                interrupt::name(sig),
+                taken.stack()
             ),
         )
         .hint(format!("the claim is kept: run `{cmd} up` again"))
@@ -197,11 +202,14 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         return interrupted(sig);
     }
     if !status.success() {
-        take_down(compose, &project, &engine);
+        let taken = take_down(compose, &project, &engine, &before);
         mark(&store, slot, "stopped")?;
         return Err(UserError::new(
             code::FAILURE,
-            format!("`compose up` failed for slot {slot} ({status}); its containers and volumes were removed"),
+            format!(
+                "`compose up` failed for slot {slot} ({status}); {}",
+                taken.containers()
+            ),
         )
         .hint(format!(
             "the claim is kept: fix the stack and run `{cmd} up` again. The command was: {}",
@@ -235,7 +243,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         return finish("started", Some(&report));
     }
     print_failure(&report, compose, &project);
-    take_down(compose, &project, &engine);
+    let taken = take_down(compose, &project, &engine, &before);
     mark(&store, slot, "stopped")?;
     let failed = report
         .results
@@ -251,7 +259,8 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     Err(UserError::new(
         GATE_FAILED,
         format!(
-            "slot {slot} did not become ready: {failed}; the stack was taken down with its volumes"
+            "slot {slot} did not become ready: {failed}; {}",
+            taken.stack()
         ),
     )
     .hint(format!(
@@ -263,7 +272,11 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
 /// `compose down -v --remove-orphans`, quiet unless it fails; whatever it
 /// leaves is removed by label afterwards.
 pub(crate) fn compose_down(compose: &Compose, project: &Project) {
-    let mut down = compose.command(project, &["down", "-v", "--remove-orphans"]);
+    run_down(compose, project, &["down", "-v", "--remove-orphans"]);
+}
+
+fn run_down(compose: &Compose, project: &Project, args: &[&str]) {
+    let mut down = compose.command(project, args);
     match down.stdin(Stdio::null()).output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => output::note(&format!(
@@ -332,15 +345,85 @@ fn print_failure(report: &Report, compose: &Compose, project: &Project) {
     output::note(text.trim_end());
 }
 
-/// Leaves no half-started stack: compose down with volumes, then whatever
-/// still carries the project's label.
-pub(crate) fn take_down(compose: &Compose, project: &Project, engine: &Engine) {
-    output::note(&format!("Taking down `{}` with its volumes", project.name));
-    compose_down(compose, project);
-    if let Err(e) = engine.remove_project(&project.name) {
+/// What a failed `up` took down: the volumes it made went with the stack,
+/// those that were there before it stayed.
+struct TakenDown {
+    /// Volumes removed; `None` when the removal did not finish.
+    removed: Option<usize>,
+    kept: Vec<String>,
+}
+
+impl TakenDown {
+    /// `the stack was taken down ...`, for a failed gate or an interrupt.
+    fn stack(&self) -> String {
+        match (self.removed, self.kept.is_empty()) {
+            (None, _) => "the stack was taken down, not completely (see the warning above)".into(),
+            (Some(_), true) => "the stack was taken down with its volumes".into(),
+            (Some(0), false) => "the stack was taken down; its volumes were kept".into(),
+            (Some(_), false) => "the stack was taken down with the volumes this `up` created; \
+                                 those that existed before were kept"
+                .into(),
+        }
+    }
+
+    /// `its containers ... were removed`, for a failed `compose up`.
+    fn containers(&self) -> String {
+        match (self.removed, self.kept.is_empty()) {
+            (None, _) => {
+                "its containers were removed, not completely (see the warning above)".into()
+            }
+            (Some(_), true) => "its containers and volumes were removed".into(),
+            (Some(0), false) => "its containers were removed; its volumes were kept".into(),
+            (Some(_), false) => "its containers and the volumes this `up` created were removed; \
+                                 those that existed before were kept"
+                .into(),
+        }
+    }
+}
+
+/// Leaves no half-started stack, and no loss: compose down without volumes,
+/// then by label what is left of the project, with the volumes that were not
+/// in `before` (the engine's volumes before this `up` started anything).
+fn take_down(
+    compose: &Compose,
+    project: &Project,
+    engine: &Engine,
+    before: &BTreeSet<String>,
+) -> TakenDown {
+    output::note(&format!("Taking down `{}`", project.name));
+    // Asked before compose removes the containers: an anonymous volume is
+    // known only by the container that mounts it.
+    let mounted = engine.mounted_volumes(&project.name).unwrap_or_else(|e| {
         output::note(&format!(
-            "warning: could not remove all of `{}`: {e:#}",
+            "warning: could not list the volumes of `{}`'s containers: {e:#}",
             project.name
         ));
+        BTreeSet::new()
+    });
+    run_down(compose, project, &["down", "--remove-orphans"]);
+    match engine.remove_project_keeping(&project.name, before, &mounted) {
+        Ok((removed, kept)) => {
+            if !kept.is_empty() {
+                let names: Vec<String> = kept.iter().map(|k| format!("`{k}`")).collect();
+                output::note(&format!(
+                    "Kept the volume(s) that existed before this `up`: {}",
+                    names.join(", ")
+                ));
+            }
+            TakenDown {
+                removed: Some(removed.volumes),
+                kept,
+            }
+        }
+        Err(e) => {
+            output::note(&format!(
+                "warning: could not remove all of `{}`: {e:#}",
+                project.name
+            ));
+            TakenDown {
+                removed: None,
+                kept: Vec::new(),
+            }
+        }
     }
 }

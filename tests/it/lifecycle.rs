@@ -226,6 +226,11 @@ impl Lines<'_> {
         ])
     }
 
+    /// Every volume of the engine: what existed before an `up` starts anything.
+    fn all_volumes(&self) -> Line {
+        self.docker(&["volume", "ls", "--format", "{{json .}}"])
+    }
+
     /// Clearing a slot's project that has nothing left.
     fn clear_empty(&self, slot: u32) -> Vec<Line> {
         vec![
@@ -271,12 +276,16 @@ fn fresh_up(l: &Lines<'_>, slot: u32, verb: &[&str]) -> Vec<Line> {
     let mut calls = vec![l.ping(), l.compose_version(), l.ps(None)];
     calls.extend(l.clear_empty(slot));
     calls.push(l.ps(None));
+    calls.push(l.all_volumes());
     calls.push(l.compose(slot, verb));
     calls
 }
 
 const UP: &[&str] = &["up", "-d", "--remove-orphans"];
 const DOWN_V: &[&str] = &["down", "-v", "--remove-orphans"];
+/// A failed `up` takes its stack down without compose's `-v`: it removes
+/// only the volumes it made itself.
+const DOWN: &[&str] = &["down", "--remove-orphans"];
 
 #[test]
 fn up_claims_writes_the_env_file_and_runs_compose_up() {
@@ -361,6 +370,7 @@ fn up_claims_writes_the_env_file_and_runs_compose_up() {
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.all_volumes(),
             l.compose(1, &["up", "-d", "--remove-orphans", "--build"]),
         ],
     );
@@ -379,7 +389,8 @@ fn a_failed_compose_up_takes_the_stack_down_and_keeps_the_claim() {
     let run = sb.run(&["up", "--no-wait"]).code(1);
     let l = sb.lines();
     let mut expected = fresh_up(&l, 1, UP);
-    expected.push(l.compose(1, DOWN_V));
+    expected.push(l.ps(Some(1)));
+    expected.push(l.compose(1, DOWN));
     expected.extend(l.clear_empty(1));
     assert_calls(&sb.calls(), &expected);
     assert!(
@@ -404,6 +415,69 @@ fn a_failed_compose_up_takes_the_stack_down_and_keeps_the_claim() {
     assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
     assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "stopped");
     assert!(sb.ctx.cwd.join(".env.sandbox").is_file());
+}
+
+#[test]
+fn a_failed_up_removes_only_the_volumes_it_created() {
+    let sb = Sandbox::new();
+    sb.run(&["claim"]).success();
+    // The slot's database volume was there before this `up`; the anonymous
+    // volume its container mounts was not: `up` made it.
+    let mut db = container("c1", "ktrdr-slot-1", "db", "created", "Created", "");
+    db["Mounts"] = serde_json::json!("ktrdr-slot-1_pgdata,0a1b2c3d");
+    sb.fake.answer("ps.jsonl", &[db]);
+    sb.fake.answer(
+        "volumes.jsonl",
+        &[volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1")],
+    );
+    sb.fake.fail("compose-up", 1, "Error: no such image\n");
+    sb.fake.clear();
+    let run = sb.run(&["up", "--no-wait"]).code(1);
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.compose_version(),
+            l.all_volumes(),
+            l.compose(1, UP),
+            l.ps(Some(1)),
+            l.compose(1, DOWN),
+            l.ps(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
+            l.volume_ls(Some(1)),
+            l.docker(&["volume", "rm", "-f", "0a1b2c3d"]),
+            l.network_ls(Some(1)),
+        ],
+    );
+    for part in [
+        "Kept the volume(s) that existed before this `up`: `ktrdr-slot-1_pgdata`\n",
+        "error: `compose up` failed for slot 1 (exit status: 1); its containers and the volumes \
+         this `up` created were removed; those that existed before were kept\n",
+    ] {
+        assert!(run.stderr.contains(part), "{part}\n---\n{}", run.stderr);
+    }
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+}
+
+#[test]
+fn up_refuses_a_timeout_of_zero() {
+    let sb = Sandbox::new();
+    // A gate with no time at all could only fail, and take the stack down.
+    let zero = sb.run(&["up", "--timeout", "0"]);
+    let usage = sb.run(&["up", "--no-such-flag"]);
+    assert_ne!(zero.code, 0, "{}", zero.stderr);
+    assert_eq!(zero.code, usage.code, "exits as any usage error does");
+    assert!(
+        zero.stderr
+            .contains("invalid value '0' for '--timeout <S>': 0 is not in 1.."),
+        "{}",
+        zero.stderr
+    );
+    assert_calls(&sb.calls(), &[]);
+    assert_eq!(sb.claimed_by(1), serde_json::Value::Null);
+    sb.run(&["up", "--timeout", "1", "--no-wait"]).success();
 }
 
 #[test]
@@ -1282,12 +1356,14 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.all_volumes(),
             l.compose(1, UP),
             l.ps(Some(1)),
             l.compose(1, &["logs", "--no-color", "--tail=15", "backend"]),
-            l.compose(1, DOWN_V),
             l.ps(Some(1)),
-            l.docker(&["rm", "-f", "-v", "c1"]),
+            l.compose(1, DOWN),
+            l.ps(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
             l.volume_ls(Some(1)),
             l.network_ls(Some(1)),
         ],
@@ -1398,16 +1474,17 @@ fn interrupted_during_the_gate(signal: &str, code: i32, name: &str) {
     );
     let l = sb.lines();
     let calls = sb.calls();
-    let down = l.compose(1, DOWN_V);
+    let down = l.compose(1, DOWN);
     assert!(calls.contains(&down), "{calls:?}");
     // Nothing after the signal but taking the stack down: no log reading.
-    let after_down = &calls[calls.iter().position(|c| *c == down).unwrap()..];
+    let at = calls.iter().position(|c| *c == down).unwrap();
     assert_calls(
-        after_down,
+        &calls[at - 1..],
         &[
+            l.ps(Some(1)),
             down.clone(),
             l.ps(Some(1)),
-            l.docker(&["rm", "-f", "-v", "c1"]),
+            l.docker(&["rm", "-f", "c1"]),
             l.volume_ls(Some(1)),
             l.network_ls(Some(1)),
         ],
