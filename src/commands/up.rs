@@ -12,7 +12,7 @@ use crate::cli::Format;
 use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
 use crate::config::Profile;
-use crate::engine::Engine;
+use crate::engine::{Engine, Owner, describe_left_alone};
 use crate::error::{UserError, code};
 use crate::gate::{self, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
@@ -164,7 +164,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     // first one takes it down, a second one exits at once.
     let interrupt = Interrupt::watch()?;
     let interrupted = |sig: i32| -> Result<u8> {
-        take_down(compose, &project, &engine);
+        take_down(compose, &project, &engine, &claimed.owner);
         mark(&store, slot, "stopped")?;
         Err(UserError::new(
             interrupt_code(sig),
@@ -197,7 +197,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         return interrupted(sig);
     }
     if !status.success() {
-        take_down(compose, &project, &engine);
+        take_down(compose, &project, &engine, &claimed.owner);
         mark(&store, slot, "stopped")?;
         return Err(UserError::new(
             code::FAILURE,
@@ -235,7 +235,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         return finish("started", Some(&report));
     }
     print_failure(&report, compose, &project);
-    take_down(compose, &project, &engine);
+    take_down(compose, &project, &engine, &claimed.owner);
     mark(&store, slot, "stopped")?;
     let failed = report
         .results
@@ -333,14 +333,26 @@ fn print_failure(report: &Report, compose: &Compose, project: &Project) {
 }
 
 /// Leaves no half-started stack: compose down with volumes, then whatever
-/// still carries the project's label.
-pub(crate) fn take_down(compose: &Compose, project: &Project, engine: &Engine) {
+/// of this registry's still carries the project's label.
+pub(crate) fn take_down(compose: &Compose, project: &Project, engine: &Engine, owner: &Owner) {
     output::note(&format!("Taking down `{}` with its volumes", project.name));
-    compose_down(compose, project);
-    if let Err(e) = engine.remove_project(&project.name) {
-        output::note(&format!(
+    // Compose goes by the project's name alone: with another registry's
+    // resources under that name, only ours are removed, one by one.
+    if engine
+        .survey(&project.name, owner)
+        .is_ok_and(|s| s.foreign.is_empty())
+    {
+        compose_down(compose, project);
+    }
+    match engine.remove_project(&project.name, owner) {
+        Ok(cleared) => {
+            if let Some(text) = describe_left_alone(&project.name, &cleared.left_alone) {
+                output::note(&text);
+            }
+        }
+        Err(e) => output::note(&format!(
             "warning: could not remove all of `{}`: {e:#}",
             project.name
-        ));
+        )),
     }
 }
