@@ -60,10 +60,10 @@ fn two_state_folders(n: u32, compose: Compose) {
     let wb = b.worktree("b");
     let claim = b.run(&wb, &["claim"]).success();
     assert_eq!(b.slot_of(&wb), Some(1));
+    intact(&a, &project, "claim in B");
     claim.assert_stderr_contains(&format!("left alone: 4 containers, 1 volume and 1 network of `{project}` that belong to another registry (state folder `{}`)", a.state.display()));
     claim
         .assert_stderr_contains("hint: docker sandbox removes only what this state folder started");
-    intact(&a, &project, "claim in B");
 
     // B's release runs no `compose down` on the shared name.
     let release = b.run(&wb, &["release", "--format", "json"]).success();
@@ -174,12 +174,12 @@ fn a_hand_started_project(n: u32, compose: Compose) {
     };
 
     let gc = w.run(&w.repo, &["gc"]).success();
+    check("gc");
     gc.assert_stdout_contains(&format!(
         "left alone: 1 container, 1 volume and 1 network of `{project}` that belong to no registry: \
          a project started by hand or by another tool, from `{}`",
         file.display()
     ));
-    check("gc");
     let json = w.run(&w.repo, &["gc", "--format", "json"]).success().json();
     assert_eq!(json["removed_projects"], serde_json::json!([]), "{json:#}");
     let left: &Value = &json["left_alone"][0];
