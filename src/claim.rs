@@ -8,12 +8,12 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::config::{Pool, Profile};
-use crate::engine::{Container, Engine, Removed};
+use crate::engine::{Cleared, Container, Engine, Owner};
 use crate::error::{UserError, code, fail};
 use crate::fsutil;
 use crate::ports;
 use crate::registry::{Registry, SlotRecord, Store};
-use crate::slot::{ENV_FILE, SECRET_MODE};
+use crate::slot::{COMPOSE_FILE, ENV_FILE, SECRET_MODE};
 use crate::worktree;
 
 /// Exit codes of `claim` (and of `up` when it claims).
@@ -33,8 +33,20 @@ pub(crate) struct Claimed {
     /// A new claim (else the worktree held it already).
     pub(crate) fresh: bool,
     pub(crate) record: SlotRecord,
-    /// What was cleared off the slot before handing it over.
-    pub(crate) cleaned: Removed,
+    /// What was cleared off the slot before handing it over, and what was
+    /// left there because it is not this registry's.
+    pub(crate) cleaned: Cleared,
+    /// This registry, as the slot's resources show it.
+    pub(crate) owner: Owner,
+}
+
+/// This registry as the resources of `slot` show it: its id, and the slot's
+/// compose file.
+pub(crate) fn owner(pool: &Pool, registry: &Registry, slot: u32) -> Owner {
+    Owner {
+        registry: registry.id.clone(),
+        slot_file: pool.slot_dir(slot).join(COMPOSE_FILE),
+    }
 }
 
 /// A port of a slot that something other than the slot's own containers holds.
@@ -124,18 +136,21 @@ pub(crate) fn claim(
             slot: id,
             fresh: false,
             record,
-            cleaned: Removed::default(),
+            cleaned: Cleared::default(),
+            owner: owner(pool, &now, id),
         });
     }
     if let Some(id) = follow_move(pool, store, worktree)? {
-        let record = store.read()?.slots[&id].clone();
+        let moved = store.read()?;
+        let record = moved.slots[&id].clone();
         check_held(&record, want, cmd)?;
         write_env(pool, id, &record, worktree, cmd)?;
         return Ok(Claimed {
             slot: id,
             fresh: false,
             record,
-            cleaned: Removed::default(),
+            cleaned: Cleared::default(),
+            owner: owner(pool, &moved, id),
         });
     }
     if now.slots.is_empty() {
@@ -143,26 +158,29 @@ pub(crate) fn claim(
     }
     // One engine query, outside the lock: which containers publish which ports.
     let containers = engine.containers(None)?;
-    let (slot, fresh, record) = store.update(|reg| {
+    let (slot, fresh, record, owner) = store.update(|reg| {
         // Claimed since the first look, by another process of this worktree.
         if let Some(id) = reg.claim_of(worktree) {
             let rec = &reg.slots[&id];
             check_held(rec, want, cmd)?;
-            return Ok((id, false, rec.clone()));
+            return Ok((id, false, rec.clone(), owner(pool, reg, id)));
         }
         let id = choose(pool, reg, want, &containers, cmd)?;
+        reg.ensure_id()?;
         let rec = reg.slots.get_mut(&id).expect("picked slot exists");
         rec.claimed_by = Some(worktree.to_owned());
         rec.claimed_at = Some(Utc::now());
         rec.status = "stopped".to_owned();
-        Ok((id, true, rec.clone()))
+        let rec = rec.clone();
+        Ok((id, true, rec, owner(pool, reg, id)))
     })?;
 
-    let mut cleaned = Removed::default();
+    let mut cleaned = Cleared::default();
     if fresh {
         // Whatever an earlier holder left (a database volume with its old
-        // password, above all) goes before the slot is handed over.
-        match engine.remove_project(&pool.project(slot)) {
+        // password, above all) goes before the slot is handed over; only
+        // this registry's own, never another state folder's of the same name.
+        match engine.remove_project(&pool.project(slot), &owner) {
             Ok(r) => cleaned = r,
             Err(e) => {
                 unclaim(store, slot, worktree)?;
@@ -178,6 +196,7 @@ pub(crate) fn claim(
         fresh,
         record,
         cleaned,
+        owner,
     })
 }
 

@@ -109,7 +109,9 @@ signal N); 1 when this worktree holds no slot; 2 for a usage error.")]
     #[command(after_help = "\
 Without SLOT: this worktree's slot. A slot held by another worktree that
 still exists is refused unless --force; an orphaned claim (its worktree is
-gone) is released freely.
+gone) is released freely. Only this registry's own containers, volumes and
+networks are removed: what another state folder or a person started under
+the slot's project name is left alone and listed.
 
 Exit codes:
   0  released (or nothing to release)
@@ -119,6 +121,9 @@ Exit codes:
 
     /// Free orphaned claims and remove this pool's compose projects that no claim owns
     #[command(after_help = "\
+Projects of this registry only: one of the same name that another state
+folder or a person started is reported as left alone, never removed.
+
 Exit codes:
   0  cleaned up (or nothing to do)
   1  no engine; an engine call failed

@@ -1,5 +1,6 @@
 //! What runs, asked of the Docker engine: compose containers, volumes and
-//! networks by label, their removal, and whether the engine answers at all.
+//! networks by label, whose they are (`Owner`), the removal of this
+//! registry's own, and whether the engine answers at all.
 //!
 //! The engine API on a local unix socket answers in about a millisecond, where a
 //! `docker ps` costs a process and 10 to 40 ms (bench/README.md); so the socket
@@ -23,6 +24,12 @@ use crate::http;
 
 pub(crate) const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub(crate) const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// Compose's own label on containers: the compose files, comma-separated.
+pub(crate) const CONFIG_FILES_LABEL: &str = "com.docker.compose.project.config_files";
+/// Our labels, on every container, volume and network a slot starts.
+pub(crate) const REGISTRY_LABEL: &str = "org.docker-sandbox.registry";
+pub(crate) const POOL_LABEL: &str = "org.docker-sandbox.pool";
+pub(crate) const SLOT_LABEL: &str = "org.docker-sandbox.slot";
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// The docker CLI and docker's global flags, for every docker call we make.
@@ -97,6 +104,20 @@ pub(crate) struct Container {
     /// Docker's human status: `Up 3 seconds (healthy)`, `Exited (1) 2 minutes ago`.
     pub(crate) status: String,
     pub(crate) ports: Vec<Published>,
+    pub(crate) marks: Marks,
+    /// The named volumes it mounts.
+    pub(crate) volumes: Vec<String>,
+    /// The networks it is attached to, by name.
+    pub(crate) networks: Vec<String>,
+}
+
+/// What tells whose a container, volume or network is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    /// `org.docker-sandbox.registry`, when it has one.
+    pub(crate) registry: Option<String>,
+    /// Compose's `com.docker.compose.project.config_files` (containers only).
+    pub(crate) config_files: Vec<PathBuf>,
 }
 
 impl Container {
@@ -134,6 +155,228 @@ pub(crate) struct Resource {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) project: String,
+    pub(crate) marks: Marks,
+}
+
+/// This registry, as its resources show it: its id on our labels, and the
+/// slot's compose file that compose names on the containers it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owner {
+    /// None for a registry that never wrote one: nothing carries it.
+    pub(crate) registry: Option<String>,
+    pub(crate) slot_file: PathBuf,
+}
+
+impl Owner {
+    /// A container is ours when it carries no other registry's id and either
+    /// carries ours or was started from our slot file; one started from other
+    /// files (a hand-started project of the same name, a copy of the state
+    /// folder) is not.
+    pub(crate) fn owns_container(&self, c: &Container) -> bool {
+        let by_id = match (&c.marks.registry, &self.registry) {
+            (Some(theirs), Some(ours)) if theirs == ours => true,
+            (Some(_), _) => return false,
+            (None, _) => false,
+        };
+        if c.marks.config_files.is_empty() {
+            return by_id;
+        }
+        c.marks.config_files.iter().any(|f| self.is_slot_file(f))
+    }
+
+    /// A volume or network is ours when it carries our id; one without any
+    /// registry id (made before ids, or by a template without our labels) is
+    /// ours only when one of `ours`, our containers, uses it.
+    pub(crate) fn owns(&self, r: &Resource, kind: Kind, ours: &[&Container]) -> bool {
+        match (&r.marks.registry, &self.registry) {
+            (Some(theirs), Some(mine)) => theirs == mine,
+            (Some(_), None) => false,
+            (None, _) => ours.iter().any(|c| match kind {
+                Kind::Volume => c.volumes.contains(&r.name),
+                _ => c.networks.contains(&r.name),
+            }),
+        }
+    }
+
+    fn is_slot_file(&self, file: &Path) -> bool {
+        if file == self.slot_file {
+            return true;
+        }
+        // The same file by another spelling (a symlinked state folder).
+        match (file.canonicalize(), self.slot_file.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    Container,
+    Volume,
+    Network,
+}
+
+impl Kind {
+    fn noun(self, n: usize) -> String {
+        let word = match self {
+            Kind::Container => "container",
+            Kind::Volume => "volume",
+            Kind::Network => "network",
+        };
+        format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// A container, volume or network of a slot's project that this registry
+/// did not start, and so leaves alone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct LeftAlone {
+    pub(crate) kind: Kind,
+    pub(crate) name: String,
+    /// The registry id it carries; none for a hand-started project.
+    pub(crate) registry: Option<String>,
+    /// The state folder of the registry that started it, when its compose
+    /// file tells (`<state>/slot-N/docker-compose.yml`).
+    pub(crate) state_dir: Option<PathBuf>,
+    /// The compose files it was started from (containers only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) config_files: Vec<PathBuf>,
+}
+
+/// What a project holds, sorted by whose it is.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Survey {
+    pub(crate) containers: Vec<Container>,
+    pub(crate) volumes: Vec<Resource>,
+    pub(crate) networks: Vec<Resource>,
+    pub(crate) foreign: Vec<LeftAlone>,
+}
+
+impl Survey {
+    /// Sorts a project's resources into this registry's own and the others.
+    pub(crate) fn sort(
+        owner: &Owner,
+        containers: Vec<Container>,
+        volumes: Vec<Resource>,
+        networks: Vec<Resource>,
+    ) -> Survey {
+        let (ours, theirs): (Vec<Container>, Vec<Container>) = containers
+            .into_iter()
+            .partition(|c| owner.owns_container(c));
+        let mut foreign: Vec<LeftAlone> = theirs
+            .iter()
+            .map(|c| LeftAlone::new(Kind::Container, &c.name, &c.marks))
+            .collect();
+        let refs: Vec<&Container> = ours.iter().collect();
+        let mut keep = |list: Vec<Resource>, kind: Kind| -> Vec<Resource> {
+            let (mine, others): (Vec<Resource>, Vec<Resource>) =
+                list.into_iter().partition(|r| owner.owns(r, kind, &refs));
+            foreign.extend(
+                others
+                    .iter()
+                    .map(|r| LeftAlone::new(kind, &r.name, &r.marks)),
+            );
+            mine
+        };
+        let volumes = keep(volumes, Kind::Volume);
+        let networks = keep(networks, Kind::Network);
+        Survey {
+            containers: ours,
+            volumes,
+            networks,
+            foreign,
+        }
+    }
+
+    /// This registry's own, counted.
+    pub(crate) fn ours(&self) -> Removed {
+        Removed {
+            containers: self.containers.len(),
+            volumes: self.volumes.len(),
+            networks: self.networks.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ours() == Removed::default() && self.foreign.is_empty()
+    }
+}
+
+impl LeftAlone {
+    fn new(kind: Kind, name: &str, marks: &Marks) -> LeftAlone {
+        LeftAlone {
+            kind,
+            name: name.to_owned(),
+            registry: marks.registry.clone(),
+            state_dir: marks.config_files.iter().find_map(|f| state_dir_of(f)),
+            config_files: marks.config_files.clone(),
+        }
+    }
+}
+
+/// `<state>/slot-N/docker-compose.yml` to `<state>`.
+fn state_dir_of(file: &Path) -> Option<PathBuf> {
+    let slot_dir = file.parent()?;
+    let n = slot_dir.file_name()?.to_str()?.strip_prefix("slot-")?;
+    (file.file_name()? == "docker-compose.yml" && n.parse::<u32>().is_ok())
+        .then(|| slot_dir.parent().map(Path::to_owned))
+        .flatten()
+}
+
+/// One line (and a hint) on what was left alone of `project`, for people;
+/// `None` when nothing was.
+pub(crate) fn describe_left_alone(project: &str, left: &[LeftAlone]) -> Option<String> {
+    if left.is_empty() {
+        return None;
+    }
+    let counts: Vec<String> = [Kind::Container, Kind::Volume, Kind::Network]
+        .into_iter()
+        .map(|k| (k, left.iter().filter(|l| l.kind == k).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| k.noun(n))
+        .collect();
+    // A registry's state folder, as any of its containers names it.
+    let folder = |id: &str| {
+        left.iter()
+            .filter(|l| l.registry.as_deref() == Some(id))
+            .find_map(|l| l.state_dir.clone())
+    };
+    let mut whose: Vec<String> = Vec::new();
+    for l in left {
+        let w = match (&l.registry, l.config_files.first()) {
+            (Some(id), _) => match folder(id) {
+                Some(dir) => format!("another registry (state folder `{}`)", dir.display()),
+                None => format!("another registry (id {id})"),
+            },
+            (None, Some(file)) => format!(
+                "no registry: a project started by hand or by another tool, from `{}`",
+                file.display()
+            ),
+            (None, None) => "no registry: they carry no docker sandbox labels".to_owned(),
+        };
+        if !whose.contains(&w) {
+            whose.push(w);
+        }
+    }
+    let names: Vec<&str> = left.iter().map(|l| l.name.as_str()).collect();
+    Some(format!(
+        "left alone: {} of `{project}` that belong to {}\n\
+         hint: docker sandbox removes only what this state folder started; if they are \
+         stale, remove them from their own state folder, or by hand ({})",
+        join_and(&counts),
+        whose.join(" and "),
+        names.join(", ")
+    ))
+}
+
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// What `remove_project` removed.
@@ -152,6 +395,13 @@ impl std::fmt::Display for Removed {
             self.containers, self.volumes, self.networks
         )
     }
+}
+
+/// What clearing a project did: this registry's own removed, the rest left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Cleared {
+    pub(crate) removed: Removed,
+    pub(crate) left_alone: Vec<LeftAlone>,
 }
 
 /// How we reach the engine.
@@ -356,24 +606,40 @@ impl Engine {
         Ok(parse_addresses(&networks))
     }
 
-    /// Removes every container, volume and network labelled with `project`:
-    /// what `compose down -v` leaves when the compose file changed or is gone.
-    pub(crate) fn remove_project(&self, project: &str) -> Result<Removed> {
-        let containers = self.containers(Some(project))?;
+    /// Everything labelled with `project`, sorted into `owner`'s and the
+    /// rest: the one place that decides what may be removed.
+    pub(crate) fn survey(&self, project: &str, owner: &Owner) -> Result<Survey> {
+        Ok(Survey::sort(
+            owner,
+            self.containers(Some(project))?,
+            self.volumes(Some(project))?,
+            self.networks(Some(project))?,
+        ))
+    }
+
+    /// Removes the containers, volumes and networks of `project` that are
+    /// `owner`'s: what `compose down -v` leaves when the compose file changed
+    /// or is gone. Another registry's, or a hand-started project's of the
+    /// same name, are left alone and returned.
+    pub(crate) fn remove_project(&self, project: &str, owner: &Owner) -> Result<Cleared> {
+        let survey = self.survey(project, owner)?;
         let mut removed = Removed::default();
-        for c in &containers {
+        for c in &survey.containers {
             self.remove("container", &c.id)?;
             removed.containers += 1;
         }
-        for v in self.volumes(Some(project))? {
+        for v in &survey.volumes {
             self.remove("volume", &v.name)?;
             removed.volumes += 1;
         }
-        for n in self.networks(Some(project))? {
+        for n in &survey.networks {
             self.remove("network", &n.id)?;
             removed.networks += 1;
         }
-        Ok(removed)
+        Ok(Cleared {
+            removed,
+            left_alone: survey.foreign,
+        })
     }
 
     /// The name of every volume the engine has: what existed before an `up`.
@@ -396,74 +662,39 @@ impl Engine {
         }
     }
 
-    /// The volumes that `project`'s containers mount, by name: with the
-    /// project's labelled volumes, the volumes an `up` of it may have made
-    /// (anonymous ones carry no label).
-    pub(crate) fn mounted_volumes(&self, project: &str) -> Result<BTreeSet<String>> {
-        let filter = label_filter(Some(project));
-        match self {
-            Engine::Socket(socket) => {
-                let v = api_json(
-                    socket,
-                    &format!(
-                        "/containers/json?all=1&filters={}",
-                        encode(&api_filters(&filter))
-                    ),
-                )?;
-                Ok(v.as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|c| c["Mounts"].as_array().into_iter().flatten())
-                    .filter(|m| m["Type"] == "volume")
-                    .filter_map(|m| m["Name"].as_str().map(str::to_owned))
-                    .collect())
-            }
-            Engine::Cli(docker) => Ok(cli_lines(
-                docker,
-                &[
-                    "ps",
-                    "-a",
-                    "--no-trunc",
-                    "--filter",
-                    &format!("label={filter}"),
-                ],
-            )?
-            .iter()
-            .flat_map(|c| {
-                c["Mounts"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty() && !m.starts_with('/'))
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .collect()),
-        }
-    }
-
-    /// Removes `project`'s containers (not their volumes) and networks, and
-    /// of its volumes (labelled with it, or in `mounted`) only those not in
-    /// `keep`: what a failed `up` made, and nothing that was there before it.
-    /// Returns what was removed and the names of the volumes kept.
+    /// Removes what of `project` is `owner`'s, as `remove_project` does, but
+    /// its containers without their volumes, and of the volumes (labelled with
+    /// the project, or mounted by one of its containers in `earlier`, the
+    /// survey made before compose took them down: an anonymous volume is
+    /// known only by the container that mounts it) only those not in `keep`:
+    /// what a failed `up` made, and nothing that was there before it.
+    /// Returns what was cleared and the names of the volumes kept.
     pub(crate) fn remove_project_keeping(
         &self,
         project: &str,
+        owner: &Owner,
+        earlier: &Survey,
         keep: &BTreeSet<String>,
-        mounted: &BTreeSet<String>,
-    ) -> Result<(Removed, Vec<String>)> {
+    ) -> Result<(Cleared, Vec<String>)> {
+        let survey = self.survey(project, owner)?;
         let mut removed = Removed::default();
-        for c in self.containers(Some(project))? {
+        for c in &survey.containers {
             self.remove("container-only", &c.id)?;
             removed.containers += 1;
         }
-        let mut volumes: BTreeSet<String> = self
-            .volumes(Some(project))?
-            .into_iter()
-            .map(|v| v.name)
+        let volumes: BTreeSet<String> = survey
+            .volumes
+            .iter()
+            .chain(&earlier.volumes)
+            .map(|v| v.name.clone())
+            .chain(
+                survey
+                    .containers
+                    .iter()
+                    .chain(&earlier.containers)
+                    .flat_map(|c| c.volumes.iter().cloned()),
+            )
             .collect();
-        volumes.extend(mounted.iter().cloned());
         let mut kept = Vec::new();
         for name in volumes {
             if keep.contains(&name) {
@@ -473,11 +704,15 @@ impl Engine {
                 removed.volumes += 1;
             }
         }
-        for n in self.networks(Some(project))? {
+        for n in &survey.networks {
             self.remove("network", &n.id)?;
             removed.networks += 1;
         }
-        Ok((removed, kept))
+        let cleared = Cleared {
+            removed,
+            left_alone: survey.foreign,
+        };
+        Ok((cleared, kept))
     }
 
     fn remove(&self, kind: &str, id: &str) -> Result<()> {
@@ -622,6 +857,26 @@ struct ApiContainer {
     status: String,
     #[serde(default)]
     ports: Vec<ApiPort>,
+    #[serde(default)]
+    mounts: Vec<ApiMount>,
+    #[serde(default)]
+    network_settings: Option<ApiNetworks>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApiMount {
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApiNetworks {
+    #[serde(default)]
+    networks: std::collections::HashMap<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -649,9 +904,25 @@ impl ApiContainer {
             })
             .collect();
         ports.dedup();
+        let mut networks: Vec<String> = self
+            .network_settings
+            .map(|n| n.networks.into_keys().collect())
+            .unwrap_or_default();
+        networks.sort();
         Container {
             project: label(PROJECT_LABEL),
             service: label(SERVICE_LABEL),
+            marks: marks(
+                self.labels.get(REGISTRY_LABEL),
+                self.labels.get(CONFIG_FILES_LABEL),
+            ),
+            volumes: self
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume" && !m.name.is_empty())
+                .map(|m| m.name.clone())
+                .collect(),
+            networks,
             name: self
                 .names
                 .first()
@@ -665,14 +936,17 @@ impl ApiContainer {
     }
 }
 
-fn api_resource(v: &Value, id_key: &str) -> Resource {
-    Resource {
-        id: v[id_key].as_str().unwrap_or_default().to_owned(),
-        name: v["Name"].as_str().unwrap_or_default().to_owned(),
-        project: v["Labels"][PROJECT_LABEL]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+fn marks(registry: Option<&String>, config_files: Option<&String>) -> Marks {
+    Marks {
+        registry: registry.filter(|r| !r.is_empty()).cloned(),
+        config_files: config_files
+            .map(|f| {
+                f.split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -695,26 +969,69 @@ fn parse_addresses(networks: &Value) -> Vec<Address> {
         .unwrap_or_default()
 }
 
-/// The CLI prints labels as `k=v,k2=v2`.
-fn cli_label(labels: &str, key: &str) -> String {
-    labels
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default()
-}
-
-fn cli_resource(v: &Value, id_key: &str) -> Resource {
+fn api_resource(v: &Value, id_key: &str) -> Resource {
+    let label = |k: &str| v["Labels"][k].as_str().map(str::to_owned);
     Resource {
         id: v[id_key].as_str().unwrap_or_default().to_owned(),
         name: v["Name"].as_str().unwrap_or_default().to_owned(),
-        project: cli_label(v["Labels"].as_str().unwrap_or_default(), PROJECT_LABEL),
+        project: label(PROJECT_LABEL).unwrap_or_default(),
+        marks: marks(label(REGISTRY_LABEL).as_ref(), None),
+    }
+}
+
+/// The CLI prints labels as `k=v,k2=v2`; a value may hold commas itself (the
+/// config files of compose), so a piece without `=` continues the value before.
+fn cli_labels(labels: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for piece in labels.split(',') {
+        match (piece.split_once('='), out.last_mut()) {
+            (Some((k, v)), _) => out.push((k.to_owned(), v.to_owned())),
+            (None, Some((_, v))) => {
+                v.push(',');
+                v.push_str(piece);
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn cli_label(labels: &str, key: &str) -> String {
+    cli_labels(labels)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+fn cli_marks(labels: &str, with_files: bool) -> Marks {
+    let l = cli_labels(labels);
+    let get = |key: &str| l.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    marks(
+        get(REGISTRY_LABEL).as_ref(),
+        get(CONFIG_FILES_LABEL).filter(|_| with_files).as_ref(),
+    )
+}
+
+fn cli_resource(v: &Value, id_key: &str) -> Resource {
+    let labels = v["Labels"].as_str().unwrap_or_default();
+    Resource {
+        id: v[id_key].as_str().unwrap_or_default().to_owned(),
+        name: v["Name"].as_str().unwrap_or_default().to_owned(),
+        project: cli_label(labels, PROJECT_LABEL),
+        marks: cli_marks(labels, false),
     }
 }
 
 fn cli_container(v: &Value) -> Result<Container> {
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let list = |k: &str| -> Vec<String> {
+        s(k).split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
     let labels = s("Labels");
     Ok(Container {
         id: s("ID"),
@@ -724,6 +1041,11 @@ fn cli_container(v: &Value) -> Result<Container> {
         state: s("State"),
         status: s("Status"),
         ports: parse_cli_ports(&s("Ports")),
+        marks: cli_marks(&labels, true),
+        // `docker ps` names a container's volumes (and the sources of its
+        // bind mounts, which match no volume) under `Mounts`.
+        volumes: list("Mounts"),
+        networks: list("Networks"),
     })
 }
 
@@ -813,6 +1135,9 @@ mod tests {
             state: "running".into(),
             status: status.into(),
             ports: vec![],
+            marks: Marks::default(),
+            volumes: vec![],
+            networks: vec![],
         };
         assert_eq!(c("Up 3 seconds (healthy)").health(), Some("healthy"));
         assert_eq!(
@@ -845,6 +1170,142 @@ mod tests {
         assert_eq!(cli_label(labels, PROJECT_LABEL), "ktrdr-slot-1");
         assert_eq!(cli_label(labels, SERVICE_LABEL), "db");
         assert_eq!(cli_label(labels, "nope"), "");
+    }
+
+    fn ctr(name: &str, registry: Option<&str>, files: &[&str], volumes: &[&str]) -> Container {
+        Container {
+            id: name.into(),
+            name: name.into(),
+            project: "demo-slot-1".into(),
+            service: "db".into(),
+            state: "running".into(),
+            status: "Up 1 minute".into(),
+            ports: vec![],
+            marks: Marks {
+                registry: registry.map(str::to_owned),
+                config_files: files.iter().map(PathBuf::from).collect(),
+            },
+            volumes: volumes.iter().map(|v| v.to_string()).collect(),
+            networks: vec!["demo-slot-1_default".into()],
+        }
+    }
+
+    fn res(name: &str, registry: Option<&str>) -> Resource {
+        Resource {
+            id: name.into(),
+            name: name.into(),
+            project: "demo-slot-1".into(),
+            marks: Marks {
+                registry: registry.map(str::to_owned),
+                config_files: vec![],
+            },
+        }
+    }
+
+    const MINE: &str = "/a/state/slot-1/docker-compose.yml";
+    const THEIRS: &str = "/b/state/slot-1/docker-compose.yml";
+
+    fn owner() -> Owner {
+        Owner {
+            registry: Some("aaaa".into()),
+            slot_file: MINE.into(),
+        }
+    }
+
+    #[test]
+    fn a_container_is_ours_by_our_id_or_our_slot_file_and_never_by_its_name() {
+        let o = owner();
+        assert!(o.owns_container(&ctr("ours", Some("aaaa"), &[MINE], &[])));
+        assert!(o.owns_container(&ctr("labels only", Some("aaaa"), &[], &[])));
+        // A template without our labels: compose's own label tells.
+        assert!(o.owns_container(&ctr("no labels", None, &[MINE], &[])));
+        // An adopted pool runs the worktree's files and then the slot file.
+        assert!(o.owns_container(&ctr("adopted", None, &["/w/compose.yaml", MINE], &[])));
+        assert!(!o.owns_container(&ctr("other registry", Some("bbbb"), &[MINE], &[])));
+        assert!(!o.owns_container(&ctr("other folder", None, &[THEIRS], &[])));
+        assert!(!o.owns_container(&ctr("hand-started", None, &["/x/compose.yml"], &[])));
+        assert!(!o.owns_container(&ctr("copied state folder", Some("aaaa"), &[THEIRS], &[])));
+        assert!(!o.owns_container(&ctr("nothing", None, &[], &[])));
+        let no_id = Owner {
+            registry: None,
+            slot_file: MINE.into(),
+        };
+        assert!(no_id.owns_container(&ctr("old", None, &[MINE], &[])));
+        assert!(!no_id.owns_container(&ctr("new", Some("aaaa"), &[MINE], &[])));
+    }
+
+    #[test]
+    fn volumes_and_networks_are_ours_by_our_id_or_through_our_containers() {
+        let o = owner();
+        let c = ctr("c", None, &[MINE], &["demo-slot-1_old"]);
+        let survey = Survey::sort(
+            &o,
+            vec![
+                c.clone(),
+                ctr("theirs", Some("bbbb"), &[THEIRS], &["demo-slot-1_data"]),
+            ],
+            vec![
+                res("demo-slot-1_mine", Some("aaaa")),
+                res("demo-slot-1_old", None),
+                res("demo-slot-1_data", Some("bbbb")),
+                res("demo-slot-1_stray", None),
+            ],
+            vec![
+                res("demo-slot-1_default", None),
+                res("demo-slot-1_x", Some("bbbb")),
+            ],
+        );
+        let names = |l: &[Resource]| l.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(survey.containers, [c]);
+        assert_eq!(
+            names(&survey.volumes),
+            ["demo-slot-1_mine", "demo-slot-1_old"]
+        );
+        assert_eq!(names(&survey.networks), ["demo-slot-1_default"]);
+        let left: Vec<(Kind, &str, Option<&str>)> = survey
+            .foreign
+            .iter()
+            .map(|l| (l.kind, l.name.as_str(), l.registry.as_deref()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                (Kind::Container, "theirs", Some("bbbb")),
+                (Kind::Volume, "demo-slot-1_data", Some("bbbb")),
+                (Kind::Volume, "demo-slot-1_stray", None),
+                (Kind::Network, "demo-slot-1_x", Some("bbbb")),
+            ]
+        );
+        assert_eq!(
+            survey.foreign[0].state_dir.as_deref(),
+            Some(Path::new("/b/state"))
+        );
+        let text = describe_left_alone("demo-slot-1", &survey.foreign).unwrap();
+        assert!(
+            text.starts_with(
+                "left alone: 1 container, 2 volumes and 1 network of `demo-slot-1` that belong to \
+                 another registry (state folder `/b/state`) and no registry"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nhint: "), "{text}");
+        assert_eq!(describe_left_alone("demo-slot-1", &[]), None);
+    }
+
+    #[test]
+    fn cli_labels_keep_commas_inside_values() {
+        let labels = "com.docker.compose.project=demo-slot-1,com.docker.compose.project.config_files=/w/a.yml,/s/slot-1/docker-compose.yml,org.docker-sandbox.registry=aaaa";
+        let m = cli_marks(labels, true);
+        assert_eq!(m.registry.as_deref(), Some("aaaa"));
+        assert_eq!(
+            m.config_files,
+            [
+                PathBuf::from("/w/a.yml"),
+                PathBuf::from("/s/slot-1/docker-compose.yml")
+            ]
+        );
+        assert_eq!(cli_label(labels, PROJECT_LABEL), "demo-slot-1");
+        assert_eq!(cli_marks(labels, false).config_files, Vec::<PathBuf>::new());
     }
 
     #[test]

@@ -25,6 +25,12 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Registry {
     pub(crate) version: u64,
     pub(crate) pool: String,
+    /// Stable and random, made on the first write: every container, volume
+    /// and network a slot starts carries it (`org.docker-sandbox.registry`),
+    /// so that this registry removes only its own, never another state
+    /// folder's of the same pool name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id: Option<String>,
     #[serde(default)]
     pub(crate) slots: BTreeMap<u32, SlotRecord>,
     /// Instances of the v1 registry, kept as they were.
@@ -60,10 +66,20 @@ impl Registry {
         Registry {
             version: VERSION,
             pool: pool.to_owned(),
+            id: None,
             slots: BTreeMap::new(),
             instances: serde_json::Map::new(),
             local_prod: Value::Null,
         }
+    }
+
+    /// The registry's id, made now if it has none (saved with the change
+    /// that `Store::update` is making).
+    pub(crate) fn ensure_id(&mut self) -> Result<String> {
+        if self.id.is_none() {
+            self.id = Some(new_id()?);
+        }
+        Ok(self.id.clone().expect("just set"))
     }
 
     /// The slot `worktree` holds, if any.
@@ -168,6 +184,8 @@ impl Store {
         let mut registry = before.clone();
         let out = change(&mut registry)?;
         if registry != before {
+            // An older registry gets its id on its next write, and keeps it.
+            registry.ensure_id()?;
             self.save(&registry)?;
         }
         drop(lock);
@@ -184,6 +202,13 @@ impl Store {
         text.push('\n');
         fsutil::write_atomic(&self.path, text.as_bytes(), 0o644)
     }
+}
+
+/// A new registry id: 128 random bits in hex.
+pub(crate) fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("failed to get random bytes: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// An exclusive lock on `path`, saying so while it waits; a clear error when
@@ -310,6 +335,7 @@ fn migrate_v1(value: Value, path: &Path, pool: &str) -> Result<Registry> {
     Ok(Registry {
         version: VERSION,
         pool: pool.to_owned(),
+        id: None,
         slots: BTreeMap::new(),
         instances,
         local_prod: map.remove("local_prod").unwrap_or(Value::Null),
@@ -392,6 +418,47 @@ mod tests {
         assert_eq!(r.pick_free(Heavy, |_| true), None);
         assert_eq!(r.claim_of(Path::new("/v")), Some(4));
         assert_eq!(r.claim_of(Path::new("/nobody")), None);
+    }
+
+    #[test]
+    fn an_old_registry_gets_an_id_on_its_next_write_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let old =
+            r#"{"version": 2, "pool": "ktrdr", "slots": {}, "instances": {}, "local_prod": null}"#;
+        std::fs::write(&path, old).unwrap();
+        let env = crate::config::Environment {
+            home: Some(dir.path().into()),
+            cwd: "/".into(),
+            ..crate::config::Environment::default()
+        };
+        let mut pool = crate::config::from_toml("", None, &env).unwrap();
+        pool.state_dir = dir.path().to_owned();
+        let store = Store::new(&pool, None);
+        assert_eq!(store.read().unwrap().id, None);
+        // A write that changes nothing writes nothing, not even an id.
+        store.update(|_| Ok(())).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), old);
+        store
+            .update(|r| {
+                r.slots.insert(1, record(1, Profile::Light));
+                Ok(())
+            })
+            .unwrap();
+        let id = store.read().unwrap().id.expect("an id on the first write");
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        store
+            .update(|r| {
+                r.slots.remove(&1);
+                assert_eq!(r.ensure_id().unwrap(), id);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.read().unwrap().id.as_deref(), Some(id.as_str()));
+        assert_ne!(new_id().unwrap(), id, "ids are random");
     }
 
     #[test]

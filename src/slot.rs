@@ -87,10 +87,16 @@ pub(crate) fn plan(pool: &Pool, registry: &Registry, slot: u32) -> Plan {
 }
 
 /// Renders a slot's files with a new password, writing nothing.
-pub(crate) fn render(pool: &Pool, renderer: &Renderer, slot: u32) -> Result<(SlotPorts, Rendered)> {
+pub(crate) fn render(
+    pool: &Pool,
+    renderer: &Renderer,
+    slot: u32,
+    registry_id: &str,
+) -> Result<(SlotPorts, Rendered)> {
     let ports = ports::slot_ports(pool, slot)?;
     let password = random_password()?;
-    let rendered = renderer.render(pool, &SlotContext::new(pool, slot, &ports, &password))?;
+    let ctx = SlotContext::new(pool, slot, &ports, &password, registry_id);
+    let rendered = renderer.render(pool, &ctx)?;
     Ok((ports, rendered))
 }
 

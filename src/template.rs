@@ -9,6 +9,7 @@ use handlebars::{Handlebars, handlebars_helper};
 use serde::Serialize;
 
 use crate::config::{COMPOSE_TEMPLATE, ENV_TEMPLATE, Pool, Templates};
+use crate::engine::{POOL_LABEL, REGISTRY_LABEL, SLOT_LABEL};
 use crate::error::fail;
 use crate::ports::{SlotPorts, Worker};
 
@@ -33,6 +34,11 @@ pub(crate) struct SlotContext<'a> {
     pub(crate) state_dir: &'a Path,
     /// The slot's database password, random per slot.
     pub(crate) password: &'a str,
+    /// The registry's id, for the `org.docker-sandbox.registry` label.
+    pub(crate) registry_id: &'a str,
+    /// The labels every service, named volume and network must carry, so that
+    /// this registry knows its own: `{{#each labels}}{{@key}}: "{{this}}"{{/each}}`.
+    pub(crate) labels: BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,8 +49,19 @@ pub(crate) struct PortEntry {
 }
 
 impl<'a> SlotContext<'a> {
-    pub(crate) fn new(pool: &'a Pool, slot: u32, ports: &'a SlotPorts, password: &'a str) -> Self {
+    pub(crate) fn new(
+        pool: &'a Pool,
+        slot: u32,
+        ports: &'a SlotPorts,
+        password: &'a str,
+        registry_id: &'a str,
+    ) -> Self {
         let prefix = pool.prefix();
+        let labels = BTreeMap::from([
+            (REGISTRY_LABEL, registry_id.to_owned()),
+            (POOL_LABEL, pool.name.clone()),
+            (SLOT_LABEL, slot.to_string()),
+        ]);
         SlotContext {
             pool: &pool.name,
             slot,
@@ -66,6 +83,8 @@ impl<'a> SlotContext<'a> {
             shared_dir: &pool.shared_dir,
             state_dir: &pool.state_dir,
             password,
+            registry_id,
+            labels,
         }
     }
 }
@@ -181,7 +200,7 @@ mod tests {
 
     fn render(pool: &Pool, slot: u32) -> Rendered {
         let ports = slot_ports(pool, slot).unwrap();
-        let ctx = SlotContext::new(pool, slot, &ports, "pw123");
+        let ctx = SlotContext::new(pool, slot, &ports, "pw123", "0123abcd");
         Renderer::new(pool).unwrap().render(pool, &ctx).unwrap()
     }
 
@@ -259,6 +278,21 @@ mod tests {
     }
 
     #[test]
+    fn default_compose_labels_every_service_volume_and_network() {
+        let p = pool("");
+        let heavy = render(&p, 6).compose;
+        for label in [
+            "org.docker-sandbox.registry: \"0123abcd\"",
+            "org.docker-sandbox.pool: \"ktrdr\"",
+            "org.docker-sandbox.slot: \"6\"",
+        ] {
+            assert!(heavy.contains(&format!("\n  {label}\n")), "{label}");
+        }
+        // 13 services (8 workers), 3 named volumes, the default network.
+        assert_eq!(heavy.matches("    labels: *sandbox-labels\n").count(), 17);
+    }
+
+    #[test]
     fn extra_env_is_appended() {
         let p = pool("[env]\nFEATURE_X = \"on\"");
         let env = env_map(&render(&p, 2).env);
@@ -275,7 +309,7 @@ mod tests {
             dir.path().display()
         ));
         let ports = slot_ports(&p, 1).unwrap();
-        let ctx = SlotContext::new(&p, 1, &ports, "pw");
+        let ctx = SlotContext::new(&p, 1, &ports, "pw", "0123abcd");
         let msg = format!(
             "{:#}",
             Renderer::new(&p).unwrap().render(&p, &ctx).unwrap_err()
@@ -296,7 +330,7 @@ mod tests {
             dir.path().display()
         ));
         let ports = slot_ports(&p, 1).unwrap();
-        let ctx = SlotContext::new(&p, 1, &ports, "a<b>&'\"");
+        let ctx = SlotContext::new(&p, 1, &ports, "a<b>&'\"", "0123abcd");
         let r = Renderer::new(&p).unwrap().render(&p, &ctx).unwrap();
         assert_eq!(r.env, "A=a<b>&'\"\n");
     }

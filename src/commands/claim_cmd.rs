@@ -23,6 +23,10 @@ pub(crate) struct ClaimJson {
     /// A new claim; false when the worktree held the slot already.
     pub(crate) fresh: bool,
     pub(crate) ports: std::collections::BTreeMap<String, u16>,
+    /// What the slot's project holds that is not this registry's, and so was
+    /// not cleared (only when there is some).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) left_alone: Vec<crate::engine::LeftAlone>,
 }
 
 impl ClaimJson {
@@ -35,6 +39,7 @@ impl ClaimJson {
             env_file: worktree.join(ENV_FILE),
             fresh: c.fresh,
             ports: c.record.ports.clone(),
+            left_alone: c.cleaned.left_alone.clone(),
         }
     }
 }
@@ -48,9 +53,14 @@ pub(crate) fn print_claim(pool: &Pool, c: &Claimed, worktree: &Path) {
             c.record.profile,
             worktree.display()
         ));
-        let r = &c.cleaned;
+        let r = &c.cleaned.removed;
         if r.containers + r.volumes + r.networks > 0 {
             output::note(&format!("Cleared what the slot's last holder left: {r}"));
+        }
+        if let Some(text) =
+            crate::engine::describe_left_alone(&pool.project(c.slot), &c.cleaned.left_alone)
+        {
+            output::note(&text);
         }
     } else {
         output::line(&format!(

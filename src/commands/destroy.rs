@@ -52,8 +52,16 @@ pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool) -> Result<u8> {
         ));
     }
     if let Some(slot) = slot {
-        let removed = release_slot(ctx, &pool, &store, &engine, slot, &here)?;
-        output::line(&format!("Released slot {slot}: removed {removed}"));
+        let cleared = release_slot(ctx, &pool, &store, &engine, slot, &here)?;
+        output::line(&format!(
+            "Released slot {slot}: removed {}",
+            cleared.removed
+        ));
+        if let Some(text) =
+            crate::engine::describe_left_alone(&pool.project(slot), &cleared.left_alone)
+        {
+            output::line(&text);
+        }
     }
     if keep_worktree {
         output::line(&format!("Kept worktree `{}`", here.display()));

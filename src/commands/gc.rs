@@ -1,5 +1,7 @@
 //! `gc [--dry-run]`: free claims whose worktree is gone, and remove this pool's
-//! compose projects (containers, volumes, networks) that no claim owns.
+//! compose projects (containers, volumes, networks) that no claim owns. What
+//! this registry did not start (another state folder's of the same pool name,
+//! a project started by hand) is reported, never removed.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -7,10 +9,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::claim;
 use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::release::release_slot;
-use crate::engine::Removed;
+use crate::engine::{LeftAlone, Removed, describe_left_alone};
 use crate::output;
 use crate::registry::Registry;
 
@@ -22,6 +25,9 @@ struct GcJson {
     freed: Vec<Freed>,
     /// Compose projects of this pool that no claim owned.
     removed_projects: Vec<RemovedProject>,
+    /// Projects named like this pool's slots that hold what this registry
+    /// did not start: left alone.
+    left_alone: Vec<ForeignProject>,
 }
 
 #[derive(Serialize)]
@@ -29,12 +35,19 @@ struct Freed {
     slot: u32,
     claimed_by: PathBuf,
     removed: Option<Removed>,
+    left_alone: Vec<LeftAlone>,
 }
 
 #[derive(Serialize)]
 struct RemovedProject {
     project: String,
     removed: Option<Removed>,
+}
+
+#[derive(Serialize)]
+struct ForeignProject {
+    project: String,
+    resources: Vec<LeftAlone>,
 }
 
 pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
@@ -68,18 +81,23 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
             rec.slot_id,
             holder.display()
         );
-        let removed = if dry_run {
+        let (removed, left_alone) = if dry_run {
             say(gone);
-            None
+            (None, Vec::new())
         } else {
-            let removed = release_slot(ctx, &pool, &store, &engine, rec.slot_id, &holder)?;
-            say(format!("{gone}: removed {removed}"));
-            Some(removed)
+            let cleared = release_slot(ctx, &pool, &store, &engine, rec.slot_id, &holder)?;
+            say(format!("{gone}: removed {}", cleared.removed));
+            if let Some(text) = describe_left_alone(&pool.project(rec.slot_id), &cleared.left_alone)
+            {
+                say(text);
+            }
+            (Some(cleared.removed), cleared.left_alone)
         };
         report.freed.push(Freed {
             slot: rec.slot_id,
             claimed_by: holder,
             removed,
+            left_alone,
         });
     }
 
@@ -88,7 +106,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
     // one made before is seen as owned.
     let prefix = format!("{}-slot-", pool.name);
     let freed: BTreeSet<String> = report.freed.iter().map(|f| pool.project(f.slot)).collect();
-    let sweep = |reg: &Registry| -> Result<Vec<RemovedProject>> {
+    let sweep = |reg: &Registry| -> Result<(Vec<RemovedProject>, Vec<ForeignProject>)> {
         let owned: BTreeSet<String> = reg
             .slots
             .values()
@@ -100,40 +118,65 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
         projects.extend(engine.volumes(None)?.into_iter().map(|v| v.project));
         projects.extend(engine.networks(None)?.into_iter().map(|n| n.project));
         let mut done = Vec::new();
+        let mut foreign = Vec::new();
         for name in projects {
-            let ours = name
+            let slot = name
                 .strip_prefix(&prefix)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if !ours || owned.contains(&name) || freed.contains(&name) {
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u32>().ok());
+            let Some(slot) = slot else { continue };
+            if owned.contains(&name) || freed.contains(&name) {
                 continue;
             }
-            let removed = if dry_run {
-                say(format!(
-                    "Would remove compose project `{name}`: no claim owns it"
-                ));
-                None
+            let owner = claim::owner(&pool, reg, slot);
+            let (removed, left) = if dry_run {
+                let survey = engine.survey(&name, &owner)?;
+                let ours = survey.ours();
+                if ours != Removed::default() {
+                    say(format!(
+                        "Would remove compose project `{name}`: no claim owns it"
+                    ));
+                }
+                (Some(ours), survey.foreign)
             } else {
-                let r = engine.remove_project(&name)?;
-                say(format!(
-                    "Removed compose project `{name}` (no claim owns it): {r}"
-                ));
-                Some(r)
+                let cleared = engine.remove_project(&name, &owner)?;
+                if cleared.removed != Removed::default() {
+                    say(format!(
+                        "Removed compose project `{name}` (no claim owns it): {}",
+                        cleared.removed
+                    ));
+                }
+                (Some(cleared.removed), cleared.left_alone)
             };
-            done.push(RemovedProject {
-                project: name,
-                removed,
-            });
+            if let Some(text) = describe_left_alone(&name, &left) {
+                say(text);
+            }
+            if removed.as_ref().is_some_and(|r| *r != Removed::default()) {
+                done.push(RemovedProject {
+                    project: name.clone(),
+                    removed: removed.filter(|_| !dry_run),
+                });
+            }
+            if !left.is_empty() {
+                foreign.push(ForeignProject {
+                    project: name,
+                    resources: left,
+                });
+            }
         }
-        Ok(done)
+        Ok((done, foreign))
     };
-    report.removed_projects = if dry_run {
+    (report.removed_projects, report.left_alone) = if dry_run {
         sweep(&registry)?
     } else {
         store.update(|reg| sweep(reg))?
     };
     if json {
         output::json(&report);
-    } else if report.freed.is_empty() && report.removed_projects.is_empty() {
+    } else if report.freed.is_empty()
+        && report.removed_projects.is_empty()
+        && report.left_alone.is_empty()
+    {
         output::line("Nothing to clean up");
     }
     Ok(0)

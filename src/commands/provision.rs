@@ -41,12 +41,19 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
     let store = ctx.store(&pool);
     let renderer = Renderer::new(&pool)?;
     // Every slot renders before anything is written: a template error leaves
-    // the disk as it was.
-    let rendered = pool
-        .slots
-        .keys()
-        .map(|&id| Ok((id, slot::render(&pool, &renderer, id)?)))
-        .collect::<Result<BTreeMap<_, _>>>()?;
+    // the disk as it was. The files carry the registry's id (made here for a
+    // registry that has none, and saved with the slots).
+    let render_all = |id: &str| {
+        pool.slots
+            .keys()
+            .map(|&slot| Ok((slot, slot::render(&pool, &renderer, slot, id)?)))
+            .collect::<Result<BTreeMap<_, _>>>()
+    };
+    let candidate = match store.read()?.id {
+        Some(id) => id,
+        None => crate::registry::new_id()?,
+    };
+    let mut rendered = render_all(&candidate)?;
     let plans: Vec<(u32, Plan)> = if dry_run {
         // Reads only: not even the state folder is created.
         let registry = store.read()?;
@@ -55,9 +62,16 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
             .map(|&id| (id, slot::plan(&pool, &registry, id)))
             .collect()
     } else {
-        store.update(|registry: &mut Registry| {
+        let (plans, files) = store.update(|registry: &mut Registry| {
+            let id = registry.id.get_or_insert_with(|| candidate.clone()).clone();
+            // Another process gave the registry its id meanwhile.
+            let files = if id == candidate {
+                std::mem::take(&mut rendered)
+            } else {
+                render_all(&id)?
+            };
             let mut plans = Vec::new();
-            for (&id, files) in &rendered {
+            for (&id, files) in &files {
                 let plan = slot::plan(&pool, registry, id);
                 match &plan {
                     Plan::Create => slot::write(&pool, registry, id, &Part::ALL, files)?,
@@ -66,8 +80,10 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
                 }
                 plans.push((id, plan));
             }
-            Ok(plans)
-        })?
+            Ok((plans, files))
+        })?;
+        rendered = files;
+        plans
     };
     if format == Format::Json {
         output::json(&ProvisionJson {

@@ -1,5 +1,6 @@
 //! `release [SLOT] [--force]`: stop a slot, remove its containers and volumes,
-//! free its claim, and remove the worktree's env file.
+//! free its claim, and remove the worktree's env file. What the slot's compose
+//! project holds that this registry did not start is left alone and reported.
 
 use anyhow::Result;
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 use crate::claim;
 use crate::cli::Format;
 use crate::commands::{Ctx, project};
-use crate::engine::{Engine, Removed};
+use crate::engine::{Cleared, Engine, LeftAlone, Removed, describe_left_alone};
 use crate::output;
 
 /// `release --format json`.
@@ -19,6 +20,8 @@ struct ReleaseJson {
     released: bool,
     claimed_by: Option<std::path::PathBuf>,
     removed: Option<Removed>,
+    /// What the slot's project holds that is not this registry's.
+    left_alone: Vec<LeftAlone>,
 }
 
 pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) -> Result<u8> {
@@ -29,6 +32,7 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) ->
                 released: false,
                 claimed_by: None,
                 removed: None,
+                left_alone: Vec::new(),
             });
         } else {
             output::line(&text);
@@ -67,20 +71,25 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) ->
     };
     let engine = ctx.engine();
     engine.ping()?;
-    let removed = release_slot(ctx, &pool, &store, &engine, slot, &holder)?;
+    let cleared = release_slot(ctx, &pool, &store, &engine, slot, &holder)?;
     if format == Format::Json {
         output::json(&ReleaseJson {
             slot: Some(slot),
             released: true,
             claimed_by: Some(holder),
-            removed: Some(removed),
+            removed: Some(cleared.removed),
+            left_alone: cleared.left_alone,
         });
         return Ok(0);
     }
     output::line(&format!(
-        "Released slot {slot} (claimed by `{}`): removed {removed}",
+        "Released slot {slot} (claimed by `{}`): removed {}",
         holder.display(),
+        cleared.removed
     ));
+    if let Some(text) = describe_left_alone(&pool.project(slot), &cleared.left_alone) {
+        output::line(&text);
+    }
     Ok(0)
 }
 
@@ -93,29 +102,30 @@ pub(crate) fn release_slot(
     engine: &Engine,
     slot: u32,
     holder: &std::path::Path,
-) -> Result<Removed> {
+) -> Result<Cleared> {
     let _lock = store.slot_lock(&pool.slot_dir(slot))?;
-    let removed = stop_and_remove(ctx, pool, engine, slot, holder)?;
+    let owner = claim::owner(pool, &store.read()?, slot);
+    let cleared = stop_and_remove(ctx, pool, engine, slot, holder, &owner)?;
     claim::finish_release(store, slot, holder)?;
-    Ok(removed)
+    Ok(cleared)
 }
 
-/// `compose down -v --remove-orphans` where compose can still run the project,
-/// then everything else carrying the project's label.
+/// `compose down -v --remove-orphans` where compose can still run the project
+/// and all of it is this registry's (compose goes by the project's name
+/// alone), then whatever else of ours carries the project's label.
 fn stop_and_remove(
     ctx: &Ctx,
     pool: &crate::config::Pool,
     engine: &Engine,
     slot: u32,
     holder: &std::path::Path,
-) -> Result<crate::engine::Removed> {
+    owner: &crate::engine::Owner,
+) -> Result<Cleared> {
     let name = pool.project(slot);
-    let before = engine.containers(Some(&name))?.len();
-    let volumes_before = engine.volumes(Some(&name))?.len();
-    let networks_before = engine.networks(Some(&name))?.len();
-    if before + volumes_before + networks_before == 0 {
+    let survey = engine.survey(&name, owner)?;
+    if survey.is_empty() {
         // Nothing to stop or remove: no need to ask again.
-        return Ok(crate::engine::Removed::default());
+        return Ok(Cleared::default());
     }
     let dir = if holder.is_dir() {
         holder.to_owned()
@@ -123,13 +133,12 @@ fn stop_and_remove(
         pool.slot_dir(slot)
     };
     let project = project(pool, slot, &dir);
-    if project.file.is_file() && project.env_file.is_file() {
+    if survey.foreign.is_empty() && project.file.is_file() && project.env_file.is_file() {
         crate::commands::up::compose_down(ctx.compose()?, &project);
     }
-    engine.remove_project(&name)?;
-    Ok(crate::engine::Removed {
-        containers: before,
-        volumes: volumes_before,
-        networks: networks_before,
+    let cleared = engine.remove_project(&name, owner)?;
+    Ok(Cleared {
+        removed: survey.ours(),
+        left_alone: cleared.left_alone,
     })
 }

@@ -13,7 +13,7 @@ use crate::cli::Format;
 use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
 use crate::config::Profile;
-use crate::engine::Engine;
+use crate::engine::{Engine, Owner, Survey, describe_left_alone};
 use crate::error::{UserError, code};
 use crate::gate::{self, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
@@ -168,7 +168,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     // first one takes it down, a second one exits at once.
     let interrupt = Interrupt::watch()?;
     let interrupted = |sig: i32| -> Result<u8> {
-        let taken = take_down(compose, &project, &engine, &before);
+        let taken = take_down(compose, &project, &engine, &claimed.owner, &before);
         mark(&store, slot, "stopped")?;
         Err(UserError::new(
             interrupt_code(sig),
@@ -202,7 +202,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         return interrupted(sig);
     }
     if !status.success() {
-        let taken = take_down(compose, &project, &engine, &before);
+        let taken = take_down(compose, &project, &engine, &claimed.owner, &before);
         mark(&store, slot, "stopped")?;
         return Err(UserError::new(
             code::FAILURE,
@@ -243,7 +243,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         return finish("started", Some(&report));
     }
     print_failure(&report, compose, &project);
-    let taken = take_down(compose, &project, &engine, &before);
+    let taken = take_down(compose, &project, &engine, &claimed.owner, &before);
     mark(&store, slot, "stopped")?;
     let failed = report
         .results
@@ -382,27 +382,34 @@ impl TakenDown {
 }
 
 /// Leaves no half-started stack, and no loss: compose down without volumes,
-/// then by label what is left of the project, with the volumes that were not
-/// in `before` (the engine's volumes before this `up` started anything).
+/// then what is left of the project that is this registry's, with the
+/// volumes that were not in `before` (the engine's volumes before this `up`
+/// started anything). Another registry's resources of the same project name
+/// are left alone.
 fn take_down(
     compose: &Compose,
     project: &Project,
     engine: &Engine,
+    owner: &Owner,
     before: &BTreeSet<String>,
 ) -> TakenDown {
     output::note(&format!("Taking down `{}`", project.name));
     // Asked before compose removes the containers: an anonymous volume is
     // known only by the container that mounts it.
-    let mounted = engine.mounted_volumes(&project.name).unwrap_or_else(|e| {
+    let earlier = engine.survey(&project.name, owner).unwrap_or_else(|e| {
         output::note(&format!(
-            "warning: could not list the volumes of `{}`'s containers: {e:#}",
+            "warning: could not list the resources of `{}`: {e:#}",
             project.name
         ));
-        BTreeSet::new()
+        Survey::default()
     });
-    run_down(compose, project, &["down", "--remove-orphans"]);
-    match engine.remove_project_keeping(&project.name, before, &mounted) {
-        Ok((removed, kept)) => {
+    // Compose goes by the project's name alone: with another registry's
+    // resources under that name, only ours are removed, one by one.
+    if earlier.foreign.is_empty() {
+        run_down(compose, project, &["down", "--remove-orphans"]);
+    }
+    match engine.remove_project_keeping(&project.name, owner, &earlier, before) {
+        Ok((cleared, kept)) => {
             if !kept.is_empty() {
                 let names: Vec<String> = kept.iter().map(|k| format!("`{k}`")).collect();
                 output::note(&format!(
@@ -410,8 +417,11 @@ fn take_down(
                     names.join(", ")
                 ));
             }
+            if let Some(text) = describe_left_alone(&project.name, &cleared.left_alone) {
+                output::note(&text);
+            }
             TakenDown {
-                removed: Some(removed.volumes),
+                removed: Some(cleared.removed.volumes),
                 kept,
             }
         }

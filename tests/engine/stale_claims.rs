@@ -29,11 +29,13 @@ fn gc_frees_a_deleted_worktrees_claim_and_removes_stray_projects() {
     assert_eq!(orphan["status"], "running", "{orphan}");
     assert_eq!(w.slot(sb)["orphaned"], false);
 
-    // A compose project named like one of the pool's slots that no claim
-    // owns (slot 9 is not even in the pool): a volume and a container.
+    // A compose project of this registry that no claim owns (slot 9 is not
+    // even in the pool any more): a volume and a container.
     let stray = w.project(9);
-    stale_db_volume(&stray, "nobody-remembers");
-    stray_container(&stray, "db", &[]);
+    let own = w.own_labels(9);
+    stale_db_volume(&stray, "nobody-remembers", &own);
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
+    stray_container(&stray, "db", &own);
 
     let dry = w.run(&w.repo, &["gc", "--dry-run"]).success();
     dry.assert_stdout_contains(&format!("Would free slot {sa}"));

@@ -58,22 +58,30 @@ fn a_released_slot_hands_out_a_fresh_database_even_with_a_new_password() {
 #[test]
 fn a_new_claim_clears_what_an_earlier_holder_left_on_the_slot() {
     let w = World::new(5);
-    // What a crashed tool or a hand-run compose leaves on slots 1 and 2: a
-    // database volume with someone else's password, a container using it,
-    // and the project's network.
+    // What a crashed run of this registry leaves on slots 1 and 2: a
+    // database volume with an earlier holder's password, a container using
+    // it, and the project's network, all with this registry's labels.
     for slot in [1, 2] {
         let project = w.project(slot);
-        let vol = stale_db_volume(&project, "password-of-an-earlier-holder");
-        stray_container(&project, "db", &["-v", &format!("{vol}:/data")]);
-        docker_ok(&[
+        let own = w.own_labels(slot);
+        let vol = stale_db_volume(&project, "password-of-an-earlier-holder", &own);
+        let mount = format!("{vol}:/data");
+        let mut extra: Vec<&str> = vec!["-v", &mount];
+        extra.extend(own.iter().map(String::as_str));
+        stray_container(&project, "db", &extra);
+        let project_label = format!("{PROJECT_LABEL}={project}");
+        let name = format!("{project}_default");
+        let mut args = vec![
             "network",
             "create",
             "--label",
-            &format!("{PROJECT_LABEL}={project}"),
+            &project_label,
             "--label",
             "com.docker.compose.network=default",
-            &format!("{project}_default"),
-        ]);
+        ];
+        args.extend(own.iter().map(String::as_str));
+        args.push(&name);
+        docker_ok(&args);
     }
 
     // `claim` clears slot 1 before handing it over...

@@ -227,6 +227,8 @@ pub struct World {
     pub pool: String,
     /// The first port of this test's block.
     pub base: u16,
+    /// The test's number.
+    pub number: u32,
     pub compose: Compose,
     _tmp: tempfile::TempDir,
 }
@@ -245,9 +247,40 @@ impl World {
     /// A world whose pool uses the templates in `fixtures/<templates>` and
     /// the `[[gate]]` tables `gate` instead of the default ones.
     pub fn with_stack(n: u32, compose: Compose, templates: &str, gate: &str) -> World {
+        World::build(n, compose, format!("e2e{n}"), true, templates, gate)
+    }
+
+    /// The world of test `n` on a pool named `pool` instead of `e2eN`.
+    pub fn with_pool(n: u32, compose: Compose, pool: &str) -> World {
+        World::build(n, compose, pool.to_owned(), true, "templates", DEFAULT_GATE)
+    }
+
+    /// A second world with the same pool name and ports as this one: its own
+    /// HOME, state folder (another registry) and repository, on one engine.
+    pub fn twin(&self) -> World {
+        World::build(
+            self.number,
+            self.compose,
+            self.pool.clone(),
+            false,
+            "templates",
+            DEFAULT_GATE,
+        )
+    }
+
+    fn build(
+        n: u32,
+        compose: Compose,
+        pool: String,
+        first: bool,
+        templates: &str,
+        gate: &str,
+    ) -> World {
         preflight();
         machine_lock();
-        claim_number(n);
+        if first {
+            claim_number(n);
+        }
         let tmp = tempfile::Builder::new()
             .prefix(&format!("ds-e2e{n}-"))
             .tempdir()
@@ -264,13 +297,16 @@ impl World {
             home,
             state,
             repo,
-            pool: format!("e2e{n}"),
+            pool,
             base: base_port(n),
+            number: n,
             compose,
             _tmp: tmp,
         };
         // Anything an earlier, killed run of this test left behind.
-        world.cleanup();
+        if first {
+            world.cleanup();
+        }
         std::fs::write(
             world.repo.join("docker-sandbox.toml"),
             world.project_file(templates, gate),
@@ -459,6 +495,26 @@ workers = [{workers}, 10]
 
     pub fn project(&self, id: u32) -> String {
         format!("{}-slot-{id}", self.pool)
+    }
+
+    /// The registry's id (`org.docker-sandbox.registry`).
+    pub fn registry_id(&self) -> String {
+        let text = std::fs::read_to_string(self.state.join("registry.json")).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["id"].as_str().expect("the registry has an id").to_owned()
+    }
+
+    /// `--label` arguments that make a resource this registry's own, as the
+    /// slot's rendered files would.
+    pub fn own_labels(&self, slot: u32) -> Vec<String> {
+        [
+            format!("org.docker-sandbox.registry={}", self.registry_id()),
+            format!("org.docker-sandbox.pool={}", self.pool),
+            format!("org.docker-sandbox.slot={slot}"),
+        ]
+        .into_iter()
+        .flat_map(|l| ["--label".to_owned(), l])
+        .collect()
     }
 
     pub fn slot_dir(&self, id: u32) -> PathBuf {
@@ -707,18 +763,21 @@ pub fn assert_stack_running(project: &str) {
 }
 
 /// Makes a labelled volume `<project>_dbdata` holding a database password, as
-/// the fixture's db would have left it.
-pub fn stale_db_volume(project: &str, password: &str) -> String {
+/// the fixture's db would have left it; `labels` are more `--label` arguments.
+pub fn stale_db_volume(project: &str, password: &str, labels: &[String]) -> String {
     let name = format!("{project}_dbdata");
-    docker_ok(&[
+    let project_label = format!("{PROJECT_LABEL}={project}");
+    let mut args = vec![
         "volume",
         "create",
         "--label",
-        &format!("{PROJECT_LABEL}={project}"),
+        &project_label,
         "--label",
         "com.docker.compose.volume=dbdata",
-        &name,
-    ]);
+    ];
+    args.extend(labels.iter().map(String::as_str));
+    args.push(&name);
+    docker_ok(&args);
     docker_ok(&[
         "run",
         "--rm",

@@ -15,6 +15,18 @@ use crate::support::*;
 
 const LABEL: &str = "label=com.docker.compose.project";
 
+/// `item` (a container, volume or network of the fake) with this registry's
+/// id among its labels, as a slot's rendered files give it.
+fn ours(sb: &Sandbox, mut item: serde_json::Value) -> serde_json::Value {
+    let id = sb.ctx.registry()["id"]
+        .as_str()
+        .expect("the registry has an id")
+        .to_owned();
+    let labels = item["Labels"].as_str().unwrap().to_owned();
+    item["Labels"] = format!("{labels},org.docker-sandbox.registry={id}").into();
+    item
+}
+
 /// Blocks of 200 ports from 10000 up to 20400: below Linux's ephemeral range
 /// (32768 up), so an outgoing connection never holds one, and below the
 /// real-engine suite's blocks (20500 up).
@@ -389,7 +401,7 @@ fn a_failed_compose_up_takes_the_stack_down_and_keeps_the_claim() {
     let run = sb.run(&["up", "--no-wait"]).code(1);
     let l = sb.lines();
     let mut expected = fresh_up(&l, 1, UP);
-    expected.push(l.ps(Some(1)));
+    expected.extend(l.clear_empty(1));
     expected.push(l.compose(1, DOWN));
     expected.extend(l.clear_empty(1));
     assert_calls(&sb.calls(), &expected);
@@ -423,7 +435,10 @@ fn a_failed_up_removes_only_the_volumes_it_created() {
     sb.run(&["claim"]).success();
     // The slot's database volume was there before this `up`; the anonymous
     // volume its container mounts was not: `up` made it.
-    let mut db = container("c1", "ktrdr-slot-1", "db", "created", "Created", "");
+    let mut db = ours(
+        &sb,
+        container("c1", "ktrdr-slot-1", "db", "created", "Created", ""),
+    );
     db["Mounts"] = serde_json::json!("ktrdr-slot-1_pgdata,0a1b2c3d");
     sb.fake.answer("ps.jsonl", &[db]);
     sb.fake.answer(
@@ -443,12 +458,14 @@ fn a_failed_up_removes_only_the_volumes_it_created() {
             l.all_volumes(),
             l.compose(1, UP),
             l.ps(Some(1)),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
             l.compose(1, DOWN),
             l.ps(Some(1)),
-            l.docker(&["rm", "-f", "c1"]),
             l.volume_ls(Some(1)),
-            l.docker(&["volume", "rm", "-f", "0a1b2c3d"]),
             l.network_ls(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
+            l.docker(&["volume", "rm", "-f", "0a1b2c3d"]),
         ],
     );
     for part in [
@@ -583,13 +600,16 @@ fn release_takes_the_stack_down_removes_everything_and_frees_the_claim() {
     sb.fake.answer(
         "ps.jsonl",
         &[
-            container(
-                "c1",
-                "ktrdr-slot-1",
-                "backend",
-                "running",
-                "Up 2 minutes",
-                &api,
+            ours(
+                &sb,
+                container(
+                    "c1",
+                    "ktrdr-slot-1",
+                    "backend",
+                    "running",
+                    "Up 2 minutes",
+                    &api,
+                ),
             ),
             container(
                 "c2",
@@ -603,11 +623,14 @@ fn release_takes_the_stack_down_removes_everything_and_frees_the_claim() {
     );
     sb.fake.answer(
         "volumes.jsonl",
-        &[volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1")],
+        &[ours(&sb, volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1"))],
     );
     sb.fake.answer(
         "networks.jsonl",
-        &[network("n1", "ktrdr-slot-1_default", "ktrdr-slot-1")],
+        &[ours(
+            &sb,
+            network("n1", "ktrdr-slot-1_default", "ktrdr-slot-1"),
+        )],
     );
     sb.fake.clear();
 
@@ -619,10 +642,10 @@ fn release_takes_the_stack_down_removes_everything_and_frees_the_claim() {
         l.compose_version(),
         l.compose(1, DOWN_V),
         l.ps(Some(1)),
-        l.docker(&["rm", "-f", "-v", "c1"]),
         l.volume_ls(Some(1)),
-        l.docker(&["volume", "rm", "-f", "ktrdr-slot-1_pgdata"]),
         l.network_ls(Some(1)),
+        l.docker(&["rm", "-f", "-v", "c1"]),
+        l.docker(&["volume", "rm", "-f", "ktrdr-slot-1_pgdata"]),
         l.docker(&["network", "rm", "n1"]),
     ]);
     assert_calls(&sb.calls(), &expected);
@@ -1114,24 +1137,30 @@ fn leftovers(sb: &Sandbox) {
     sb.fake.answer(
         "ps.jsonl",
         &[
-            container(
-                "old1",
-                "ktrdr-slot-1",
-                "db",
-                "exited",
-                "Exited (0) 2 days ago",
-                "",
+            ours(
+                sb,
+                container(
+                    "old1",
+                    "ktrdr-slot-1",
+                    "db",
+                    "exited",
+                    "Exited (0) 2 days ago",
+                    "",
+                ),
             ),
             container("keep2", "ktrdr-slot-2", "db", "running", "Up 1 hour", ""),
         ],
     );
     sb.fake.answer(
         "volumes.jsonl",
-        &[volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1")],
+        &[ours(sb, volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1"))],
     );
     sb.fake.answer(
         "networks.jsonl",
-        &[network("net1", "ktrdr-slot-1_default", "ktrdr-slot-1")],
+        &[ours(
+            sb,
+            network("net1", "ktrdr-slot-1_default", "ktrdr-slot-1"),
+        )],
     );
 }
 
@@ -1147,10 +1176,10 @@ fn a_new_claim_clears_what_the_slots_last_holder_left() {
             l.ping(),
             l.ps(None),
             l.ps(Some(1)),
-            l.docker(&["rm", "-f", "-v", "old1"]),
             l.volume_ls(Some(1)),
-            l.docker(&["volume", "rm", "-f", "ktrdr-slot-1_pgdata"]),
             l.network_ls(Some(1)),
+            l.docker(&["rm", "-f", "-v", "old1"]),
+            l.docker(&["volume", "rm", "-f", "ktrdr-slot-1_pgdata"]),
             l.docker(&["network", "rm", "net1"]),
         ],
     );
@@ -1238,15 +1267,21 @@ fn gc_frees_orphaned_claims_and_removes_projects_no_claim_owns() {
         "ps.jsonl",
         &[
             container("c1", "ktrdr-slot-1", "backend", "running", "Up 1 hour", ""),
-            container(
-                "c2",
-                "ktrdr-slot-2",
-                "backend",
-                "exited",
-                "Exited (0) 1 day ago",
-                "",
+            ours(
+                &sb,
+                container(
+                    "c2",
+                    "ktrdr-slot-2",
+                    "backend",
+                    "exited",
+                    "Exited (0) 1 day ago",
+                    "",
+                ),
             ),
-            container("c4", "ktrdr-slot-4", "db", "running", "Up 3 days", ""),
+            ours(
+                &sb,
+                container("c4", "ktrdr-slot-4", "db", "running", "Up 3 days", ""),
+            ),
             container("o4", "other-slot-4", "db", "running", "Up 3 days", ""),
             container("x1", "ktrdr-slot-1x", "db", "running", "Up 3 days", ""),
         ],
@@ -1255,12 +1290,15 @@ fn gc_frees_orphaned_claims_and_removes_projects_no_claim_owns() {
         "volumes.jsonl",
         &[
             volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1"),
-            volume("ktrdr-slot-4_pgdata", "ktrdr-slot-4"),
+            ours(&sb, volume("ktrdr-slot-4_pgdata", "ktrdr-slot-4")),
         ],
     );
     sb.fake.answer(
         "networks.jsonl",
-        &[network("n4", "ktrdr-slot-4_default", "ktrdr-slot-4")],
+        &[ours(
+            &sb,
+            network("n4", "ktrdr-slot-4_default", "ktrdr-slot-4"),
+        )],
     );
     sb.fake.clear();
     let l = sb.lines();
@@ -1274,7 +1312,15 @@ fn gc_frees_orphaned_claims_and_removes_projects_no_claim_owns() {
     );
     assert_calls(
         &sb.calls(),
-        &[l.ping(), l.ps(None), l.volume_ls(None), l.network_ls(None)],
+        &[
+            l.ping(),
+            l.ps(None),
+            l.volume_ls(None),
+            l.network_ls(None),
+            l.ps(Some(4)),
+            l.volume_ls(Some(4)),
+            l.network_ls(Some(4)),
+        ],
     );
     assert_eq!(
         tree(&sb.ctx.state),
@@ -1300,17 +1346,17 @@ fn gc_frees_orphaned_claims_and_removes_projects_no_claim_owns() {
             l.compose_version(),
             l.compose_in(2, &slot2, DOWN_V),
             l.ps(Some(2)),
-            l.docker(&["rm", "-f", "-v", "c2"]),
             l.volume_ls(Some(2)),
             l.network_ls(Some(2)),
+            l.docker(&["rm", "-f", "-v", "c2"]),
             l.ps(None),
             l.volume_ls(None),
             l.network_ls(None),
             l.ps(Some(4)),
-            l.docker(&["rm", "-f", "-v", "c4"]),
             l.volume_ls(Some(4)),
-            l.docker(&["volume", "rm", "-f", "ktrdr-slot-4_pgdata"]),
             l.network_ls(Some(4)),
+            l.docker(&["rm", "-f", "-v", "c4"]),
+            l.docker(&["volume", "rm", "-f", "ktrdr-slot-4_pgdata"]),
             l.docker(&["network", "rm", "n4"]),
         ],
     );
@@ -1338,13 +1384,16 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
     sb.run(&["claim"]).success();
     sb.fake.answer(
         "ps.jsonl",
-        &[container(
-            "c1",
-            "ktrdr-slot-1",
-            "backend",
-            "exited",
-            "Exited (1) 3 seconds ago",
-            "",
+        &[ours(
+            &sb,
+            container(
+                "c1",
+                "ktrdr-slot-1",
+                "backend",
+                "exited",
+                "Exited (1) 3 seconds ago",
+                "",
+            ),
         )],
     );
     sb.fake.clear();
@@ -1361,11 +1410,13 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
             l.ps(Some(1)),
             l.compose(1, &["logs", "--no-color", "--tail=15", "backend"]),
             l.ps(Some(1)),
-            l.compose(1, DOWN),
-            l.ps(Some(1)),
-            l.docker(&["rm", "-f", "c1"]),
             l.volume_ls(Some(1)),
             l.network_ls(Some(1)),
+            l.compose(1, DOWN),
+            l.ps(Some(1)),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
         ],
     );
     for part in [
@@ -1430,13 +1481,16 @@ fn interrupted_during_the_gate(signal: &str, code: i32, name: &str) {
     sb.run(&["claim"]).success();
     sb.fake.answer(
         "ps.jsonl",
-        &[container(
-            "c1",
-            "ktrdr-slot-1",
-            "backend",
-            "running",
-            "Up 2 seconds (health: starting)",
-            "",
+        &[ours(
+            &sb,
+            container(
+                "c1",
+                "ktrdr-slot-1",
+                "backend",
+                "running",
+                "Up 2 seconds (health: starting)",
+                "",
+            ),
         )],
     );
     sb.fake.clear();
@@ -1479,14 +1533,16 @@ fn interrupted_during_the_gate(signal: &str, code: i32, name: &str) {
     // Nothing after the signal but taking the stack down: no log reading.
     let at = calls.iter().position(|c| *c == down).unwrap();
     assert_calls(
-        &calls[at - 1..],
+        &calls[at - 3..],
         &[
             l.ps(Some(1)),
-            down.clone(),
-            l.ps(Some(1)),
-            l.docker(&["rm", "-f", "c1"]),
             l.volume_ls(Some(1)),
             l.network_ls(Some(1)),
+            down.clone(),
+            l.ps(Some(1)),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
         ],
     );
     assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
@@ -1828,4 +1884,121 @@ fn up_reports_json_for_scripts() {
         format!("http://127.0.0.1:{}", sb.api_port(1))
     );
     assert_eq!(v["checks"], serde_json::json!([]));
+}
+
+/// What another state folder of the same pool name started under slot 1's
+/// project name: a container, a volume and a network with its registry id.
+fn foreign_stack(sb: &Sandbox, with_ours: bool) {
+    let theirs = |mut item: serde_json::Value| {
+        let labels = item["Labels"].as_str().unwrap().to_owned();
+        item["Labels"] = format!("{labels},org.docker-sandbox.registry=bbbb").into();
+        item
+    };
+    let mut other = theirs(container(
+        "f1",
+        "ktrdr-slot-1",
+        "db",
+        "running",
+        "Up 1 hour",
+        "",
+    ));
+    other["Labels"] = format!(
+        "{},com.docker.compose.project.config_files=/elsewhere/state/slot-1/docker-compose.yml",
+        other["Labels"].as_str().unwrap()
+    )
+    .into();
+    let mut ps = vec![other];
+    if with_ours {
+        ps.push(ours(
+            sb,
+            container("c1", "ktrdr-slot-1", "backend", "exited", "Exited (0)", ""),
+        ));
+    }
+    sb.fake.answer("ps.jsonl", &ps);
+    sb.fake.answer(
+        "volumes.jsonl",
+        &[theirs(volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1"))],
+    );
+    sb.fake.answer(
+        "networks.jsonl",
+        &[network("n1", "ktrdr-slot-1_default", "ktrdr-slot-1")],
+    );
+}
+
+#[test]
+fn another_registrys_stack_under_the_same_name_is_left_alone_and_reported() {
+    let sb = Sandbox::new();
+    sb.run(&["claim", "--slot", "2"]).success();
+    // A claim of slot 1 clears only this registry's own there.
+    foreign_stack(&sb, true);
+    sb.fake.clear();
+    let wt = sb.worktree("other");
+    let run = sb.run_in(&wt, &["claim", "--slot", "1"]).success();
+    let l = sb.lines();
+    let survey = l.clear_empty(1);
+    let mut expected = vec![l.ping(), l.ps(None)];
+    expected.extend(survey.clone());
+    expected.push(l.docker(&["rm", "-f", "-v", "c1"]));
+    assert_calls(&sb.calls(), &expected);
+    assert!(
+        run.stderr.contains(
+            "left alone: 1 container, 1 volume and 1 network of `ktrdr-slot-1` that belong to \
+             another registry (state folder `/elsewhere/state`) and no registry: they carry no \
+             docker sandbox labels\nhint: docker sandbox removes only what this state folder started"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // `release`: no `compose down` (it goes by the name alone), ours removed.
+    sb.fake.clear();
+    let run = sb.run_in(&wt, &["release", "--format", "json"]).success();
+    let mut expected = vec![l.ping()];
+    expected.extend(survey.clone());
+    expected.extend(survey.clone());
+    expected.push(l.docker(&["rm", "-f", "-v", "c1"]));
+    assert_calls(&sb.calls(), &expected);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        json["removed"],
+        serde_json::json!({"containers": 1, "volumes": 0, "networks": 0})
+    );
+    assert_eq!(
+        json["left_alone"],
+        serde_json::json!([
+            {"kind": "container", "name": "ktrdr-slot-1-db-1", "registry": "bbbb",
+             "state_dir": "/elsewhere/state",
+             "config_files": ["/elsewhere/state/slot-1/docker-compose.yml"]},
+            {"kind": "volume", "name": "ktrdr-slot-1_pgdata", "registry": "bbbb", "state_dir": null},
+            {"kind": "network", "name": "ktrdr-slot-1_default", "registry": null, "state_dir": null},
+        ])
+    );
+    assert_eq!(
+        sb.claimed_by(1),
+        serde_json::Value::Null,
+        "the claim is freed"
+    );
+
+    // `gc` reports the foreign project and removes nothing of it.
+    foreign_stack(&sb, false);
+    sb.fake.clear();
+    let run = sb.run(&["gc", "--format", "json"]).success();
+    let mut expected = vec![l.ping(), l.ps(None), l.volume_ls(None), l.network_ls(None)];
+    expected.extend(survey.clone());
+    assert_calls(&sb.calls(), &expected);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["removed_projects"], serde_json::json!([]));
+    assert_eq!(json["left_alone"][0]["project"], "ktrdr-slot-1");
+    assert_eq!(
+        json["left_alone"][0]["resources"].as_array().unwrap().len(),
+        3
+    );
+    let run = sb.run(&["gc", "--dry-run"]).success();
+    assert!(
+        run.stdout
+            .starts_with("left alone: 1 container, 1 volume and 1 network of `ktrdr-slot-1`"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("Would remove"), "{}", run.stdout);
 }

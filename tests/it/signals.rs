@@ -260,17 +260,19 @@ fn logs_follow_passes_docker_closing_its_socket_on_to_compose() {
 #[test]
 fn up_stopped_by_docker_closing_its_socket_takes_the_stack_down() {
     let claimed = Claimed::new("gate = []\n");
-    claimed.fake.answer(
-        "ps.jsonl",
-        &[container(
-            "c1",
-            "ktrdr-slot-1",
-            "backend",
-            "running",
-            "Up 2 seconds (health: starting)",
-            "",
-        )],
+    // The slot's own container: it carries this registry's id.
+    let mut backend = container(
+        "c1",
+        "ktrdr-slot-1",
+        "backend",
+        "running",
+        "Up 2 seconds (health: starting)",
+        "",
     );
+    let id = claimed.ctx.registry()["id"].as_str().unwrap().to_owned();
+    let labels = backend["Labels"].as_str().unwrap().to_owned();
+    backend["Labels"] = format!("{labels},org.docker-sandbox.registry={id}").into();
+    claimed.fake.answer("ps.jsonl", &[backend]);
     let (listener, address) = docker_socket();
     let mut up = claimed
         .cmd(&["up", "--timeout", "60"])
