@@ -234,11 +234,16 @@ impl Rng {
 }
 
 /// When to kill a run: a delay drawn from `[0, span)`, where `span` follows
-/// the runs themselves. It grows when a run finished before its kill and
-/// shrinks when a kill landed, so about half the kills land whatever the
-/// machine's speed, and a machine that slows down mid-test moves it along.
+/// the runs themselves. A kill that landed (the run was still going) means
+/// the delays are short of the runs, so it grows; a run that finished before
+/// its kill means they are long, so it shrinks. About half the kills land
+/// whatever the machine's speed, and a machine that slows down mid-test moves
+/// it along. It stays within a factor of 20 of where it started, so a run of
+/// one-sided outcomes cannot run it away.
 struct Window {
     span: Duration,
+    least: Duration,
+    most: Duration,
 }
 
 impl Window {
@@ -246,8 +251,11 @@ impl Window {
     fn calibrated(mut sample: impl FnMut() -> Duration) -> Window {
         let mut times: Vec<Duration> = (0..6).map(|_| sample()).collect();
         times.sort();
+        let span = (times[times.len() / 2] * 2).max(Duration::from_micros(100));
         Window {
-            span: times[times.len() / 2] * 2,
+            span,
+            least: span / 20,
+            most: span * 20,
         }
     }
 
@@ -259,12 +267,8 @@ impl Window {
     }
 
     fn landed(&mut self, kill_landed: bool) {
-        self.span = if kill_landed {
-            self.span.mul_f64(0.95)
-        } else {
-            self.span.mul_f64(1.05)
-        }
-        .max(Duration::from_micros(100));
+        let factor = if kill_landed { 1.05 } else { 0.95 };
+        self.span = self.span.mul_f64(factor).clamp(self.least, self.most);
     }
 }
 
