@@ -101,6 +101,18 @@ fn a_removed_container_makes_the_slot_partial_and_up_recreates_it(n: u32, compos
         .assert_stdout_contains("partial")
         .assert_stdout_contains("No container for `backtest-worker-1`");
     assert_eq!(w.slot(slot)["status"], "partial", "`slots` agrees");
+    let list = w
+        .run(&w.repo, &["list", "--format", "json"])
+        .success()
+        .json();
+    let row = list["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == wt.display().to_string())
+        .unwrap_or_else(|| panic!("no row for {} in {list:#}", wt.display()))
+        .clone();
+    assert_eq!(row["status"], "partial", "`list` agrees: {row:#}");
 
     let up = w.run(&wt, &["up"]).success();
     up.assert_stdout_contains("is up and ready")
