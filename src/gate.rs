@@ -535,15 +535,35 @@ fn list_len(body: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// A loopback server that does `serve` with each connection (a stray one
-    /// from another test does not take the place of ours), and a client
-    /// connection to it.
-    fn served(serve: fn(std::net::TcpStream)) -> (std::net::TcpStream, u16) {
+    /// What a test server does with each connection.
+    #[derive(Clone, Copy)]
+    enum Server {
+        /// Closes it at once, as docker-proxy does when nothing listens.
+        Closes,
+        /// Sends a line and keeps it open.
+        Greets,
+        /// Keeps it open without a word, waiting for the client.
+        Waits,
+    }
+
+    /// A loopback server and a client connection to it. One thread serves
+    /// every connection (a stray one from another test cannot take our
+    /// place) and keeps those it holds open until the test process ends.
+    fn served(server: Server) -> (std::net::TcpStream, u16) {
+        use std::io::Write;
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         std::thread::spawn(move || {
-            for s in l.incoming().flatten() {
-                std::thread::spawn(move || serve(s));
+            let mut held = Vec::new();
+            for mut s in l.incoming().flatten() {
+                match server {
+                    Server::Closes => drop(s),
+                    Server::Greets => {
+                        let _ = s.write_all(b"220 ready\r\n");
+                        held.push(s);
+                    }
+                    Server::Waits => held.push(s),
+                }
             }
         });
         (
@@ -562,24 +582,15 @@ mod tests {
 
     #[test]
     fn without_the_container_a_close_fails_and_a_banner_or_silence_passes() {
-        // What docker-proxy does when nothing listens behind it.
-        let (s, port) = served(drop);
+        let (s, port) = served(Server::Closes);
         let got = shown(hold(s, port));
         assert!(
             got.starts_with("wait: the connection was closed at once"),
             "{got}"
         );
-        let (s, port) = served(|mut s| {
-            use std::io::Write;
-            s.write_all(b"220 ready\r\n").unwrap();
-            std::thread::sleep(Duration::from_secs(30));
-        });
+        let (s, port) = served(Server::Greets);
         assert_eq!(shown(hold(s, port)), "pass: connected; it answered");
-        // A server that waits for the client, until the client goes.
-        let (s, port) = served(|mut s| {
-            use std::io::Read;
-            let _ = s.read(&mut [0u8; 1]);
-        });
+        let (s, port) = served(Server::Waits);
         assert_eq!(shown(hold(s, port)), "pass: connected; kept open for 1s");
     }
 
