@@ -91,6 +91,11 @@ Exit codes:
 
     /// Show this worktree's slot: URLs, and each container's state and health
     #[command(after_help = "\
+The slot is `running` when every container runs and every service of the
+compose model has one, `partial` when not (a container stopped, or removed:
+`up` recreates it), `stopped` when none runs. The exit code does not depend
+on it.
+
 Exit codes:
   0  shown
   1  this worktree holds no slot; no engine

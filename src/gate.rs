@@ -1,7 +1,8 @@
-//! The startability gate: after `up`, the stack is ready only when its
-//! containers run (and are healthy where they have a healthcheck) and the
-//! pool's checks pass: TCP connect, HTTP status, HTTP JSON list length. One
-//! deadline for all; polls back off; a line per check as it passes.
+//! The startability gate: after `up`, the stack is ready only when every
+//! service of its compose model has its containers, they run (and are
+//! healthy where they have a healthcheck), and the pool's checks pass: TCP
+//! accept, HTTP status, HTTP JSON list length. One deadline for all; polls
+//! back off; a line per check as it passes.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,9 @@ pub(crate) struct Target<'a> {
     pub(crate) ports: &'a std::collections::BTreeMap<String, u16>,
     pub(crate) workers: u32,
     pub(crate) checks: &'a [GateCheck],
+    /// The services of the compose model, where known: each must have a
+    /// container.
+    pub(crate) services: Option<&'a [String]>,
     /// Stops waiting when a signal arrives.
     pub(crate) interrupt: Option<&'a Interrupt>,
 }
@@ -261,6 +265,14 @@ fn containers(target: &Target<'_>) -> Poll {
     if list.is_empty() {
         return Poll::Wait("no containers yet".into(), Blame::Services(vec![]));
     }
+    let missing = missing(&list, target.services);
+    if !missing.is_empty() {
+        let what: Vec<String> = missing.iter().map(|s| format!("`{s}`")).collect();
+        return Poll::Wait(
+            format!("no container for {}", what.join(", ")),
+            Blame::Services(missing),
+        );
+    }
     let mut waiting = Vec::new();
     for c in &list {
         match (c.state.as_str(), c.exit_code(), c.health()) {
@@ -294,6 +306,21 @@ fn containers(target: &Target<'_>) -> Poll {
         what.join(", "),
         Blame::Services(waiting.iter().map(|(c, _)| c.service.clone()).collect()),
     )
+}
+
+/// The services of the compose model that have no container.
+pub(crate) fn missing<'a>(
+    containers: impl IntoIterator<Item = &'a Container>,
+    services: Option<&[String]>,
+) -> Vec<String> {
+    let present: std::collections::BTreeSet<&str> =
+        containers.into_iter().map(|c| c.service.as_str()).collect();
+    services
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| !present.contains(s.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The services publishing `port`, for logs.
@@ -470,7 +497,13 @@ fn hold(mut stream: std::net::TcpStream, port: u16) -> Poll {
         return Poll::Wait(format!("read: {e}"), Blame::Port(port));
     }
     let mut byte = [0u8; 1];
-    match stream.read(&mut byte) {
+    let read = loop {
+        match stream.read(&mut byte) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            other => break other,
+        }
+    };
+    match read {
         Ok(0) => closed(),
         Ok(_) => Poll::Pass("connected; it answered".into()),
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -502,15 +535,35 @@ fn list_len(body: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// A loopback server that does `serve` with each connection (a stray one
-    /// from another test does not take the place of ours), and a client
-    /// connection to it.
-    fn served(serve: fn(std::net::TcpStream)) -> (std::net::TcpStream, u16) {
+    /// What a test server does with each connection.
+    #[derive(Clone, Copy)]
+    enum Server {
+        /// Closes it at once, as docker-proxy does when nothing listens.
+        Closes,
+        /// Sends a line and keeps it open.
+        Greets,
+        /// Keeps it open without a word, waiting for the client.
+        Waits,
+    }
+
+    /// A loopback server and a client connection to it. One thread serves
+    /// every connection (a stray one from another test cannot take our
+    /// place) and keeps those it holds open until the test process ends.
+    fn served(server: Server) -> (std::net::TcpStream, u16) {
+        use std::io::Write;
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         std::thread::spawn(move || {
-            for s in l.incoming().flatten() {
-                std::thread::spawn(move || serve(s));
+            let mut held = Vec::new();
+            for mut s in l.incoming().flatten() {
+                match server {
+                    Server::Closes => drop(s),
+                    Server::Greets => {
+                        let _ = s.write_all(b"220 ready\r\n");
+                        held.push(s);
+                    }
+                    Server::Waits => held.push(s),
+                }
             }
         });
         (
@@ -529,24 +582,15 @@ mod tests {
 
     #[test]
     fn without_the_container_a_close_fails_and_a_banner_or_silence_passes() {
-        // What docker-proxy does when nothing listens behind it.
-        let (s, port) = served(drop);
+        let (s, port) = served(Server::Closes);
         let got = shown(hold(s, port));
         assert!(
             got.starts_with("wait: the connection was closed at once"),
             "{got}"
         );
-        let (s, port) = served(|mut s| {
-            use std::io::Write;
-            s.write_all(b"220 ready\r\n").unwrap();
-            std::thread::sleep(Duration::from_secs(30));
-        });
+        let (s, port) = served(Server::Greets);
         assert_eq!(shown(hold(s, port)), "pass: connected; it answered");
-        // A server that waits for the client, until the client goes.
-        let (s, port) = served(|mut s| {
-            use std::io::Read;
-            let _ = s.read(&mut [0u8; 1]);
-        });
+        let (s, port) = served(Server::Waits);
         assert_eq!(shown(hold(s, port)), "pass: connected; kept open for 1s");
     }
 

@@ -60,7 +60,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         .into_iter()
         .map(|(path, branch)| {
             let rec = registry.claim_of(&path).map(|id| &registry.slots[&id]);
-            let status = rec.map(|r| slot_state(&pool, live.as_deref(), r));
+            let status = rec.map(|r| slot_state(ctx, &pool, live.as_deref(), r));
             Row {
                 orphaned: !path.exists(),
                 branch,

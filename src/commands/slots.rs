@@ -55,7 +55,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             }
         }
     };
-    let status_of = |s: &SlotRecord| slot_state(&pool, live.as_deref(), s);
+    let status_of = |s: &SlotRecord| slot_state(ctx, &pool, live.as_deref(), s);
 
     if format == Format::Json {
         output::json(&SlotsJson {

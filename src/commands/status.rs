@@ -1,15 +1,20 @@
 //! `status [--format json]`: this worktree's slot, its URLs, and each
-//! container's state and health, from one engine query.
+//! container's state and health, from one engine query; and the state code
+//! that `slots` and `list` share: a stack's containers against the services
+//! of its compose model.
 
 use std::path::Path;
+use std::process::Stdio;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::Format;
-use crate::commands::{Ctx, addresses, held};
+use crate::commands::{Ctx, addresses, held, project};
+use crate::compose::Project;
 use crate::config::{Pool, Profile};
 use crate::engine::Container;
+use crate::gate::missing;
 use crate::output::{self, Tone};
 use crate::registry::SlotRecord;
 
@@ -26,6 +31,8 @@ struct StatusJson<'a> {
     ports: &'a std::collections::BTreeMap<String, u16>,
     urls: std::collections::BTreeMap<String, String>,
     containers: Vec<ContainerJson<'a>>,
+    /// Services of the compose model without a container.
+    missing: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -38,30 +45,126 @@ struct ContainerJson<'a> {
     ports: Vec<u16>,
 }
 
-/// A stack's state from its containers.
-pub(crate) fn summarise<'a>(containers: impl IntoIterator<Item = &'a Container>) -> &'static str {
-    let (mut all, mut running) = (0, 0);
-    for c in containers {
-        all += 1;
-        running += usize::from(c.state == "running");
-    }
+/// A stack's state from its containers and, where known, the services of its
+/// compose model: `stopped` when none runs, `running` when every container
+/// runs and every service has one, `partial` otherwise (a container stopped,
+/// or removed: `docker rm -f` leaves no trace among the containers).
+pub(crate) fn summarise<'a>(
+    containers: impl IntoIterator<Item = &'a Container>,
+    services: Option<&[String]>,
+) -> &'static str {
+    let containers: Vec<&Container> = containers.into_iter().collect();
+    let running = containers.iter().filter(|c| c.state == "running").count();
     match running {
         0 => "stopped",
-        n if n == all => "running",
+        n if n == containers.len() && missing(containers.iter().copied(), services).is_empty() => {
+            "running"
+        }
         _ => "partial",
     }
 }
 
 /// A slot's state: from the engine's containers when it could be asked
-/// (`live`), else the registry's last known one.
-pub(crate) fn slot_state(pool: &Pool, live: Option<&[Container]>, rec: &SlotRecord) -> String {
-    match live {
-        Some(list) => {
-            let project = pool.project(rec.slot_id);
-            summarise(list.iter().filter(|c| c.project == project)).to_owned()
-        }
-        None => rec.status.clone(),
+/// (`live`), compared with the slot's compose model, else the registry's
+/// last known one.
+pub(crate) fn slot_state(
+    ctx: &Ctx,
+    pool: &Pool,
+    live: Option<&[Container]>,
+    rec: &SlotRecord,
+) -> String {
+    let Some(list) = live else {
+        return rec.status.clone();
+    };
+    let name = pool.project(rec.slot_id);
+    let own: Vec<&Container> = list.iter().filter(|c| c.project == name).collect();
+    // Without a running container the model changes nothing: skip it.
+    let services = if own.iter().any(|c| c.state == "running") {
+        let directory = rec
+            .claimed_by
+            .clone()
+            .unwrap_or_else(|| pool.slot_dir(rec.slot_id));
+        model_services(
+            ctx,
+            &project(pool, rec.slot_id, &directory),
+            &pool.slot_dir(rec.slot_id),
+        )
+    } else {
+        None
+    };
+    summarise(own, services.as_deref()).to_owned()
+}
+
+/// The cache of `model_services`, in the slot folder.
+const SERVICES_CACHE: &str = ".model-services.json";
+
+#[derive(Serialize, Deserialize)]
+struct ServicesCache {
+    /// `model_key` of the files the list was read from.
+    key: String,
+    services: Vec<String>,
+}
+
+/// The services of a slot's compose model, as compose itself reads them:
+/// `compose config --services` on the slot's files (v2 and v1 alike; it
+/// knows `extends`, profiles and merges that a reader of our own would
+/// miss). The answer is cached in the slot folder under a hash of what
+/// compose read, so that `status`, `slots` and a no-op `up` run no compose
+/// child while the files stay as they are. `None` when compose cannot say
+/// (files missing or broken, no compose): callers then judge by the
+/// containers alone.
+pub(crate) fn model_services(ctx: &Ctx, project: &Project, slot_dir: &Path) -> Option<Vec<String>> {
+    let key = model_key(project)?;
+    let cache = slot_dir.join(SERVICES_CACHE);
+    if let Ok(text) = std::fs::read(&cache)
+        && let Ok(c) = serde_json::from_slice::<ServicesCache>(&text)
+        && c.key == key
+    {
+        return Some(c.services);
     }
+    let compose = ctx.compose().ok()?;
+    let out = compose
+        .command(project, &["config", "--services"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let mut services: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    services.sort();
+    services.dedup();
+    let entry = ServicesCache { key, services };
+    if let Ok(json) = serde_json::to_vec_pretty(&entry) {
+        // Only a cache: a read-only state folder costs a compose run per use.
+        let _ = crate::fsutil::write_atomic(&cache, &json, 0o644);
+    }
+    Some(entry.services)
+}
+
+/// A hash of what `compose config --services` reads: the compose file, the
+/// env file's path and contents, and `COMPOSE_PROFILES` (which services a
+/// profile enables). FNV-1a, 64 bits: a key that stays the same across
+/// builds and platforms, not a defence against anyone.
+fn model_key(project: &Project) -> Option<String> {
+    let file = std::fs::read(&project.file).ok()?;
+    let env = std::fs::read(&project.env_file).ok()?;
+    let profiles = std::env::var_os("COMPOSE_PROFILES").unwrap_or_default();
+    let env_path = project.env_file.as_os_str().as_encoded_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [&file[..], env_path, &env[..], profiles.as_encoded_bytes()] {
+        let len = (part.len() as u64).to_le_bytes();
+        for b in len.iter().chain(part) {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Some(format!("{hash:016x}"))
 }
 
 /// How a table shows a slot's state.
@@ -87,7 +190,13 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let project = held.pool.project(held.slot());
     let mut containers = engine.containers(Some(&project))?;
     containers.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
-    let state = summarise(&containers);
+    let services = if containers.is_empty() {
+        None
+    } else {
+        model_services(ctx, &held.project(), &held.pool.slot_dir(held.slot()))
+    };
+    let state = summarise(&containers, services.as_deref());
+    let missing = missing(&containers, services.as_deref());
     let urls = addresses(&held.pool, &held.record.ports);
     if format == Format::Json {
         output::json(&StatusJson {
@@ -110,6 +219,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                     ports: c.ports.iter().map(|p| p.public).collect(),
                 })
                 .collect(),
+            missing,
         });
         return Ok(0);
     }
@@ -148,5 +258,16 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         })
         .collect();
     output::table(&["Service", "State", "Health", "Ports", "Status"], rows);
+    if !missing.is_empty() {
+        output::line(&format!(
+            "No container for {}: `{} up` recreates it.",
+            missing
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ctx.cmd_name()
+        ));
+    }
     Ok(0)
 }

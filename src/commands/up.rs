@@ -106,6 +106,8 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         ports: &record.ports,
         workers: record.workers.values().sum(),
         checks: &pool.gate,
+        // Compose has just made every service's containers when the gate runs.
+        services: None,
         interrupt: None,
     };
     let finish = |result: &'static str, report: Option<&Report>| -> Result<u8> {
@@ -146,13 +148,17 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         .iter()
         .filter(|c| c.project == project.name)
         .collect();
-    if !opts.build
-        && opts.wait
-        && !own.is_empty()
-        && own.iter().all(|c| c.state == "running")
-        && let Some(report) = gate::passes_now(&target)
-    {
-        return finish("already-up", Some(&report));
+    if !opts.build && opts.wait && !own.is_empty() && own.iter().all(|c| c.state == "running") {
+        // A service whose container was removed leaves no trace among the
+        // containers: the compose model shows it, and compose recreates it.
+        let services = super::status::model_services(ctx, &project, &pool.slot_dir(slot));
+        let target = gate::Target {
+            services: services.as_deref(),
+            ..target
+        };
+        if let Some(report) = gate::passes_now(&target) {
+            return finish("already-up", Some(&report));
+        }
     }
 
     let compose = ctx.compose()?;

@@ -70,3 +70,67 @@ fn postgres_is_ready_when_up_says_so_v2() {
 fn postgres_is_ready_when_up_says_so_v1() {
     postgres_is_ready_when_up_says_so(47, Compose::V1);
 }
+
+/// `docker rm -f` of one service's container: the other containers still
+/// run, so only the compose model shows what is missing. `status` says
+/// `partial` (exit 0: it reports), `up` runs compose, and the container is
+/// back, with the gate passing.
+fn a_removed_container_makes_the_slot_partial_and_up_recreates_it(n: u32, compose: Compose) {
+    let w = World::with_compose(n, compose);
+    let wt = w.worktree("removed");
+    w.run(&wt, &["up"])
+        .success()
+        .assert_stdout_contains("is up and ready");
+    let slot = w.slot_of(&wt).unwrap();
+    let project = w.project(slot);
+    let victim = containers(&project)
+        .into_iter()
+        .find(|c| c.service == "backtest-worker-1")
+        .expect("the worker's container");
+    docker_ok(&["rm", "-f", &victim.id]);
+
+    let status = w.run(&wt, &["status", "--format", "json"]).success().json();
+    assert_eq!(status["status"], "partial", "{compose:?}: {status:#}");
+    assert_eq!(
+        status["missing"],
+        serde_json::json!(["backtest-worker-1"]),
+        "{status:#}"
+    );
+    w.run(&wt, &["status"])
+        .success()
+        .assert_stdout_contains("partial")
+        .assert_stdout_contains("No container for `backtest-worker-1`");
+    assert_eq!(w.slot(slot)["status"], "partial", "`slots` agrees");
+    let list = w
+        .run(&w.repo, &["list", "--format", "json"])
+        .success()
+        .json();
+    let row = list["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == wt.display().to_string())
+        .unwrap_or_else(|| panic!("no row for {} in {list:#}", wt.display()))
+        .clone();
+    assert_eq!(row["status"], "partial", "`list` agrees: {row:#}");
+
+    let up = w.run(&wt, &["up"]).success();
+    up.assert_stdout_contains("is up and ready")
+        .assert_stderr_contains(&format!("Starting slot {slot}"));
+    assert_stack_running(&project);
+    assert_eq!(
+        w.run(&wt, &["status", "--format", "json"]).success().json()["status"],
+        "running"
+    );
+    w.run(&wt, &["down", "--volumes"]).success();
+}
+
+#[test]
+fn a_removed_container_makes_the_slot_partial_and_up_recreates_it_v2() {
+    a_removed_container_makes_the_slot_partial_and_up_recreates_it(48, Compose::V2);
+}
+
+#[test]
+fn a_removed_container_makes_the_slot_partial_and_up_recreates_it_v1() {
+    a_removed_container_makes_the_slot_partial_and_up_recreates_it(49, Compose::V1);
+}

@@ -9,7 +9,9 @@
 //!   `!!UNSAFE-ARG!!`, so such an argument fails the test instead of hiding);
 //! - `compose.env`: the environment (`env -0`) of the last compose verb call;
 //! - answers: `ps.jsonl`, `volumes.jsonl`, `networks.jsonl` (filtered by the
-//!   `--filter label=...` given), `compose-version` (default `2.29.7`);
+//!   `--filter label=...` given), `compose-version` (default `2.29.7`),
+//!   `compose-services` (what `compose config --services` prints; nothing by
+//!   default);
 //! - `exit.<key>` / `stderr.<key>`: make the call with that key fail. Keys:
 //!   `version`, `ps`, `rm`, `volume-ls`, `volume-rm`, `network-ls`,
 //!   `network-rm`, `compose-<verb>` (`compose-version`, `compose-up`, ...) and,
@@ -77,6 +79,9 @@ compose() {
   case "$verb" in
     version)
       if [ -f "$dir/compose-version" ]; then cat "$dir/compose-version"; else echo 2.29.7; fi
+      ;;
+    config)
+      if [ -f "$dir/compose-services" ]; then cat "$dir/compose-services"; fi
       ;;
     *)
       env -0 >"$dir/compose.env"

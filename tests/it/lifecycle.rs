@@ -1447,13 +1447,28 @@ fn up_leaves_a_stack_that_is_up_and_ready_alone() {
             &format!("127.0.0.1:{}->8000/tcp", sb.api_port(1)),
         )],
     );
+    std::fs::write(sb.fake.dir.join("compose-services"), "backend\n").unwrap();
     sb.fake.clear();
     let env = sb.ctx.cwd.join(".env.sandbox");
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
     let before = inode(&env);
-    let run = sb.run(&["up"]).success();
+    sb.run(&["up"]).success();
     let l = sb.lines();
-    // No compose at all: the stack is up, so it is not even looked for.
+    // No `compose up`: the stack is up. Compose is asked once for the
+    // model's services, which are then kept with the slot.
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.compose_version(),
+            l.compose(1, &["config", "--services"]),
+            l.ps(Some(1)),
+        ],
+    );
+    sb.fake.clear();
+    let run = sb.run(&["up"]).success();
+    // No compose at all while the slot's files stay as they are.
     assert_calls(&sb.calls(), &[l.ping(), l.ps(None), l.ps(Some(1))]);
     assert!(
         run.stdout
@@ -1585,12 +1600,30 @@ fn status_asks_the_engine_about_this_slot_only() {
             container("c9", "ktrdr-slot-2", "db", "running", "Up", ""),
         ],
     );
+    std::fs::write(
+        sb.fake.dir.join("compose-services"),
+        "backend\ndb\nworker\n",
+    )
+    .unwrap();
+    sb.fake.clear();
+    sb.run(&["status", "--format", "json"]).success();
+    let l = sb.lines();
+    // The model's services come from compose once, then from the slot folder.
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ps(Some(1)),
+            l.compose_version(),
+            l.compose(1, &["config", "--services"]),
+        ],
+    );
     sb.fake.clear();
     let run = sb.run(&["status", "--format", "json"]).success();
-    assert_calls(&sb.calls(), &[sb.lines().ps(Some(1))]);
+    assert_calls(&sb.calls(), &[l.ps(Some(1))]);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["slot"], 1);
     assert_eq!(v["status"], "partial");
+    assert_eq!(v["missing"], serde_json::json!(["worker"]));
     assert_eq!(v["worktree"], serde_json::json!(sb.ctx.cwd));
     let services: Vec<&str> = v["containers"]
         .as_array()
