@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -129,6 +130,75 @@ wait"#;
     assert_eq!(status.code(), Some(7), "{seen}");
     stdout.read_to_string(&mut seen).unwrap();
     assert_eq!(seen, "ready\nchild got INT\n");
+    w.run(&a, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+/// Processes whose command line names `project` and `verb`: compose's own
+/// children of `logs -f` must not outlive it.
+fn processes_of(project: &str, verb: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == project) && args.iter().any(|a| a == verb) {
+            found.push(args.join(" "));
+        }
+    }
+    found
+}
+
+#[test]
+fn sigterm_to_docker_stops_logs_follow_and_its_compose() {
+    let w = World::with_compose(43, Compose::V2);
+    let a = w.worktree("a");
+    let config = docker_config(&w);
+    w.run(&a, &["up"]).success();
+    let mut docker = through_docker(&w, &config, &a, &["logs", "-f", "backend"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(docker.stdout.take().unwrap());
+    let mut seen = String::new();
+    read_until(&mut stdout, &mut seen, "backend: slot=1");
+    kill("-TERM", docker.id());
+    // Unheard, `logs -f` would follow for ever: if docker has not exited
+    // after long, stop the backend, which ends the logs with 0.
+    let (done, stopped) = std::sync::mpsc::channel::<()>();
+    let project = w.project(1);
+    let guard = std::thread::spawn(move || {
+        if stopped.recv_timeout(Duration::from_secs(120)).is_err() {
+            for c in containers(&project)
+                .iter()
+                .filter(|c| c.service == "backend")
+            {
+                docker_ok(&["stop", &c.id]);
+            }
+        }
+    });
+    let status = docker.wait().unwrap();
+    let _ = done.send(());
+    guard.join().unwrap();
+    let mut stderr = String::new();
+    docker
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    // Compose, told through docker in turn, exits 130 when cancelled.
+    assert_eq!(status.code(), Some(130), "{seen}\n{stderr}");
+    assert_eq!(
+        processes_of(&w.project(1), "logs"),
+        Vec::<String>::new(),
+        "left behind"
+    );
     w.run(&a, &["release"]).success();
     assert_eq!(w.leftovers(), Vec::<String>::new());
 }
