@@ -157,6 +157,9 @@ fn docker_closed() {
             // A signal to this process from now on is a second interrupt.
             seen.store(true, Ordering::SeqCst);
         }
+        // Docker does not say where its signal came from: a Ctrl-C on a
+        // terminal while docker writes into a pipe (`... | tee`) reaches the
+        // child from the terminal and again from here.
         Route::PassOn {
             child: Some(pid), ..
         } => send(*pid, SIGINT),

@@ -66,14 +66,14 @@ impl Claimed {
         cmd
     }
 
-    /// The fake docker, except that `compose ... logs` runs [`TRAPPING`].
-    fn trapping_logs(&self) {
+    /// The fake docker, except that `compose ... <verb>` runs [`TRAPPING`].
+    fn trapping(&self, verb: &str) {
         let real = self.ctx.root.join("fake-docker-real");
         std::fs::rename(&self.fake.docker, &real).unwrap();
         write_executable(
             &self.fake.docker,
             &format!(
-                "#!/bin/bash\ncase \" $* \" in\n  *' compose '*' logs '*) {TRAPPING} ;;\n  \
+                "#!/bin/bash\ncase \" $* \" in\n  *' compose '*' {verb} '*) {TRAPPING} ;;\n  \
                  *) exec '{}' \"$@\" ;;\nesac\n",
                 real.display()
             ),
@@ -239,7 +239,7 @@ fn a_socket_that_cannot_be_reached_changes_nothing() {
 #[test]
 fn logs_follow_passes_sigint_to_compose_and_exits_with_its_code() {
     let claimed = Claimed::new("");
-    claimed.trapping_logs();
+    claimed.trapping("logs");
     let (plugin, stdout, pids) = start_until_ready(claimed.cmd(&["logs", "-f"]));
     kill("-INT", plugin.id());
     assert_passed_on(plugin, stdout, pids, 7, "child got INT");
@@ -248,7 +248,7 @@ fn logs_follow_passes_sigint_to_compose_and_exits_with_its_code() {
 #[test]
 fn logs_follow_passes_docker_closing_its_socket_on_to_compose() {
     let claimed = Claimed::new("");
-    claimed.trapping_logs();
+    claimed.trapping("logs");
     let (listener, address) = docker_socket();
     let mut cmd = claimed.cmd(&["logs", "-f"]);
     cmd.env("DOCKER_CLI_PLUGIN_SOCKET", &address);
@@ -308,4 +308,55 @@ fn up_stopped_by_docker_closing_its_socket_takes_the_stack_down() {
         .position(|c| c.iter().any(|a| a == "compose") && c.iter().any(|a| a == "down"));
     assert!(down.is_some(), "{calls:?}");
     assert_eq!(claimed.ctx.registry()["slots"]["1"]["status"], "stopped");
+}
+
+#[test]
+fn another_command_ends_at_once_with_130_when_docker_closes_its_socket() {
+    let claimed = Claimed::new("");
+    claimed.trapping("down");
+    let (listener, address) = docker_socket();
+    let mut down = claimed
+        .cmd(&["down"])
+        .env("DOCKER_CLI_PLUGIN_SOCKET", &address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = Pids(vec![down.id()]);
+    // `down` sends compose's output to stderr.
+    let mut stderr = BufReader::new(down.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("ready ") {
+        line.clear();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "no ready line");
+    }
+    let _compose = Pids(
+        line["ready ".len()..]
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect(),
+    );
+    drop(accept_plugin(&listener));
+    // As a SIGINT would end it, with the code a shell gives one.
+    assert_eq!(down.wait().unwrap().code(), Some(130));
+}
+
+#[test]
+fn metadata_and_completion_never_connect() {
+    let ctx = TestContext::new();
+    let (listener, address) = docker_socket();
+    for args in [
+        &["docker-cli-plugin-metadata"][..],
+        &["__complete", "sandbox", "u"][..],
+    ] {
+        let mut cmd = ctx.cmd();
+        cmd.args(args).env("DOCKER_CLI_PLUGIN_SOCKET", &address);
+        TestContext::run_cmd(cmd).success();
+    }
+    listener.set_nonblocking(true).unwrap();
+    let accepted = listener.accept().map(|_| ());
+    assert_eq!(
+        accepted.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock)
+    );
 }
