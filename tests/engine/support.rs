@@ -35,6 +35,22 @@ pub const SLOTS: u32 = 3;
 /// The services of a light slot of the fixture stack.
 pub const SERVICES: [&str; 4] = ["backend", "backtest-worker-1", "db", "training-worker-1"];
 
+/// The fixture stack's readiness checks (`World::new`).
+pub const DEFAULT_GATE: &str = r#"
+[[gate]]
+tcp = "db"
+
+[[gate]]
+http = "api"
+path = "/api/v1/health"
+status = 200
+
+[[gate]]
+http = "api"
+path = "/api/v1/workers"
+count = "workers"
+"#;
+
 /// Environment the plugin must not inherit from whoever runs the suite: our
 /// own settings, docker's endpoint (the suite uses the default engine, as its
 /// own `docker` calls do), and the fixture's knobs, which tests set per run.
@@ -223,6 +239,12 @@ impl World {
     }
 
     pub fn with_compose(n: u32, compose: Compose) -> World {
+        World::with_stack(n, compose, "templates", DEFAULT_GATE)
+    }
+
+    /// A world whose pool uses the templates in `fixtures/<templates>` and
+    /// the `[[gate]]` tables `gate` instead of the default ones.
+    pub fn with_stack(n: u32, compose: Compose, templates: &str, gate: &str) -> World {
         preflight();
         machine_lock();
         claim_number(n);
@@ -249,7 +271,11 @@ impl World {
         };
         // Anything an earlier, killed run of this test left behind.
         world.cleanup();
-        std::fs::write(world.repo.join("docker-sandbox.toml"), world.project_file()).unwrap();
+        std::fs::write(
+            world.repo.join("docker-sandbox.toml"),
+            world.project_file(templates, gate),
+        )
+        .unwrap();
         world.git(&world.repo, &["init", "-q", "-b", "main"]);
         world.git(&world.repo, &["add", "docker-sandbox.toml"]);
         world.git(&world.repo, &["commit", "-q", "-m", "sandbox pool"]);
@@ -260,9 +286,10 @@ impl World {
         world
     }
 
-    fn project_file(&self) -> String {
-        let templates =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/fixtures/templates");
+    fn project_file(&self, templates: &str, gate: &str) -> String {
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/engine/fixtures")
+            .join(templates);
         let b = self.base;
         let slots: String = (1..=SLOTS).map(|s| format!("{s} = \"light\"\n")).collect();
         format!(
@@ -278,20 +305,7 @@ gate_timeout = 60
 api = [{api}, 1]
 db = [{db}, 1]
 workers = [{workers}, 10]
-
-[[gate]]
-tcp = "db"
-
-[[gate]]
-http = "api"
-path = "/api/v1/health"
-status = 200
-
-[[gate]]
-http = "api"
-path = "/api/v1/workers"
-count = "workers"
-"#,
+{gate}"#,
             pool = self.pool,
             templates = templates.display(),
             api = b,
@@ -558,9 +572,11 @@ fn claim_number(n: u32) {
 }
 
 /// Test `n` owns ports `base..base+500`: api at base+slot, db at
-/// base+100+slot, workers from base+200+10*slot. Tests 1 to 25 stay below
-/// Linux's ephemeral range (32768 and up), where an outgoing connection
-/// could hold a port a slot wants to publish; higher numbers reach into it.
+/// base+100+slot, workers from base+200+10*slot. The blocks of 1 to 25 stay
+/// below Linux's ephemeral range (32768 and up), where an outgoing
+/// connection could hold a port a slot wants to publish; those above 25 are
+/// in it, where such a clash is possible but rare (the suite's own probes
+/// are short connections), and shows as a port conflict naming the port.
 pub fn base_port(n: u32) -> u16 {
     assert!((1..=90).contains(&n), "test numbers are 1 to 90, not {n}");
     (20_000 + 500 * n) as u16
@@ -797,7 +813,6 @@ pub fn db_auth(port: u16, password: &str) -> String {
 /// with `password`, runs `sql` in database `db`, and returns what it printed
 /// (unaligned, tuples only, trimmed), or psql's error. It never prompts and
 /// reads no `~/.pgpass` or `PG*` settings of whoever runs the suite.
-#[allow(dead_code)] // until the first test with a real database
 pub fn psql(port: u16, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
     let mut cmd = Command::new("psql");
     for (key, _) in std::env::vars_os() {
