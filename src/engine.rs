@@ -445,7 +445,10 @@ impl Engine {
         Ok((removed, kept))
     }
 
+    /// `kind` is `container` (with its anonymous volumes), `container-only`
+    /// (without them), `volume` or `network`.
     fn remove(&self, kind: &str, id: &str) -> Result<()> {
+        let noun = kind.trim_end_matches("-only");
         match self {
             Engine::Socket(socket) => {
                 let path = match kind {
@@ -458,7 +461,7 @@ impl Engine {
                 // 404: already gone, which is what we wanted.
                 if !matches!(r.status, 200 | 204 | 404) {
                     bail!(
-                        "failed to remove {kind} `{id}`: {}",
+                        "failed to remove {noun} `{id}`: {}",
                         String::from_utf8_lossy(&r.body).trim()
                     );
                 }
@@ -477,7 +480,7 @@ impl Engine {
                     .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
                 let err = String::from_utf8_lossy(&out.stderr);
                 if !out.status.success() && !err.contains("No such") && !err.contains("not found") {
-                    bail!("failed to remove {kind} `{id}`: {}", err.trim());
+                    bail!("failed to remove {noun} `{id}`: {}", err.trim());
                 }
                 Ok(())
             }
