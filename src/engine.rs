@@ -715,7 +715,10 @@ impl Engine {
         Ok((cleared, kept))
     }
 
+    /// `kind` is `container` (with its anonymous volumes), `container-only`
+    /// (without them), `volume` or `network`.
     fn remove(&self, kind: &str, id: &str) -> Result<()> {
+        let noun = kind.trim_end_matches("-only");
         match self {
             Engine::Socket(socket) => {
                 let path = match kind {
@@ -728,7 +731,7 @@ impl Engine {
                 // 404: already gone, which is what we wanted.
                 if !matches!(r.status, 200 | 204 | 404) {
                     bail!(
-                        "failed to remove {kind} `{id}`: {}",
+                        "failed to remove {noun} `{id}`: {}",
                         String::from_utf8_lossy(&r.body).trim()
                     );
                 }
@@ -747,7 +750,7 @@ impl Engine {
                     .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
                 let err = String::from_utf8_lossy(&out.stderr);
                 if !out.status.success() && !err.contains("No such") && !err.contains("not found") {
-                    bail!("failed to remove {kind} `{id}`: {}", err.trim());
+                    bail!("failed to remove {noun} `{id}`: {}", err.trim());
                 }
                 Ok(())
             }

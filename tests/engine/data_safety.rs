@@ -3,7 +3,8 @@
 //! a failed `up --build` of a running slot (a failed `up` removes only what
 //! it created: a fresh claim's new volumes go, older ones stay), and after
 //! `git worktree move` the moved worktree's `up` finds its slot and its data.
-//! Each with compose v2 and the legacy v1.
+//! Each with compose v2 and the legacy v1, and once with a real PostgreSQL
+//! whose rows, written with `psql` from the host, outlive a failed `up`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -172,6 +173,62 @@ fn data_survives_down_and_failed_or_interrupted_ups_v2() {
 #[test]
 fn data_survives_down_and_failed_or_interrupted_ups_v1() {
     data_survives_failed_ups(54, Compose::V1);
+}
+
+/// The PostgreSQL stack's gate: the database's port, and an HTTP check of
+/// it that can never pass (it speaks no HTTP): every `up` that runs the gate
+/// fails, `up --no-wait` starts it.
+const FAILING_PG_GATE: &str = r#"
+[[gate]]
+tcp = "db"
+
+[[gate]]
+http = "db"
+path = "/"
+status = 200
+"#;
+
+/// `psql` as the slot's user, retried while the server is still starting
+/// (`up --no-wait` does not wait for it) until it answers or 60 s pass.
+fn psql_when_up(w: &World, worktree: &Path, sql: &str) -> Result<String, String> {
+    let env = env_file(&worktree.join(".env.sandbox"));
+    let port = w.port(1, "db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match psql(port, "sandbox", &env["DB_PASSWORD"], "sandbox", sql) {
+            Err(e) if std::time::Instant::now() < deadline && !e.contains("does not exist") => {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn a_postgres_database_survives_down_and_a_failed_up() {
+    let w = World::with_stack(57, Compose::V2, "templates-pg", FAILING_PG_GATE);
+    let a = w.worktree("a");
+    w.run(&a, &["up", "--no-wait"]).success();
+    psql_when_up(
+        &w,
+        &a,
+        &format!("create table kept (v text); insert into kept values ('{PRECIOUS}')"),
+    )
+    .unwrap();
+    w.run(&a, &["down"]).success();
+
+    let up = w.run(&a, &["up", "--timeout", "5"]).code(2);
+    assert_eq!(containers(&w.project(1)).len(), 0);
+
+    // The same server, started on the volume it kept, still has the row.
+    w.run(&a, &["up", "--no-wait"]).success();
+    assert_eq!(
+        psql_when_up(&w, &a, "select v from kept").as_deref(),
+        Ok(PRECIOUS)
+    );
+    up.assert_stderr_contains("the stack was taken down; its volumes were kept");
+    w.run(&a, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
 }
 
 fn a_moved_worktree_keeps_its_data(n: u32, compose: Compose) {
