@@ -309,7 +309,7 @@ impl LeftAlone {
 }
 
 /// `<state>/slot-N/docker-compose.yml` to `<state>`.
-fn state_dir_of(file: &Path) -> Option<PathBuf> {
+pub(crate) fn state_dir_of(file: &Path) -> Option<PathBuf> {
     let slot_dir = file.parent()?;
     let n = slot_dir.file_name()?.to_str()?.strip_prefix("slot-")?;
     (file.file_name()? == "docker-compose.yml" && n.parse::<u32>().is_ok())

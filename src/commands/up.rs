@@ -94,6 +94,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let project = project(&pool, slot, &worktree);
 
     let containers = engine.containers(None)?;
+    if let Some(e) = claim::foreign_stack(&pool, &claimed.owner, slot, &containers, &cmd) {
+        return Err(e);
+    }
     let busy = claim::busy_ports(&pool, record, &containers);
     if !busy.is_empty() {
         return Err(claim::port_conflict(slot, &busy));
