@@ -44,6 +44,17 @@ fn intact(a: &World, project: &str, after: &str) {
     );
 }
 
+/// Gives `slot` of `w`'s registry to `holder`, as a claim made earlier
+/// would have (the plugin no longer hands that slot out).
+fn hold(w: &World, slot: u32, holder: &Path) {
+    let registry = w.state.join("registry.json");
+    let mut reg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&registry).unwrap()).unwrap();
+    reg["slots"][slot.to_string()]["claimed_by"] = holder.display().to_string().into();
+    reg["slots"][slot.to_string()]["claimed_at"] = "2026-11-19T09:00:00Z".into();
+    std::fs::write(&registry, serde_json::to_string_pretty(&reg).unwrap()).unwrap();
+}
+
 fn two_state_folders(n: u32, compose: Compose) {
     let a = World::with_pool(n, compose, &format!("e2eid{n}"));
     let b = a.twin();
@@ -63,11 +74,6 @@ fn two_state_folders(n: u32, compose: Compose) {
         "in use by another registry (state folder `{}`)",
         a.state.display()
     );
-
-    // B's `up` of its slot does not let compose take A's containers over.
-    let up = b.run(&wb, &["up"]).code(1);
-    intact(&a, &project, "up in B");
-    up.assert_stderr_contains(&format!("slot 1's compose project `{project}` is {theirs}"));
 
     // B's release runs no `compose down` on the shared name.
     let release = b.run(&wb, &["release", "--format", "json"]).success();
@@ -93,22 +99,16 @@ fn two_state_folders(n: u32, compose: Compose) {
 
     // B's claims pass slot 1 over, with or without asking for it.
     let wc = b.worktree("c");
-    b.run(&wc, &["claim", "--slot", "1"])
-        .code(1)
-        .assert_stderr_contains(&theirs);
+    let claim = b.run(&wc, &["claim", "--slot", "1"]);
     intact(&a, &project, "claim --slot 1 in B");
+    claim.code(1).assert_stderr_contains(&theirs);
     b.run(&wc, &["claim"]).success();
     intact(&a, &project, "claim in B");
     assert_eq!(b.slot_of(&wc), Some(2));
 
     // B's gc: an orphaned claim on slot 1 (its worktree deleted), then a
     // project no claim owns.
-    let registry = b.state.join("registry.json");
-    let mut reg: Value =
-        serde_json::from_str(&std::fs::read_to_string(&registry).unwrap()).unwrap();
-    reg["slots"]["1"]["claimed_by"] = b.root.join("repo--gone").display().to_string().into();
-    reg["slots"]["1"]["claimed_at"] = "2026-11-19T09:00:00Z".into();
-    std::fs::write(&registry, serde_json::to_string_pretty(&reg).unwrap()).unwrap();
+    hold(&b, 1, &b.root.join("repo--gone"));
     let gc = b.run(&b.repo, &["gc", "--format", "json"]).success();
     intact(&a, &project, "gc in B freeing an orphan");
     let gc = gc.json();
@@ -125,6 +125,17 @@ fn two_state_folders(n: u32, compose: Compose) {
     assert_eq!(gc["removed_projects"], serde_json::json!([]), "{gc:#}");
     assert_eq!(gc["left_alone"][0]["project"], project.as_str(), "{gc:#}");
     intact(&a, &project, "gc --format json in B");
+
+    // B's `up` of a slot 1 it holds does not let compose take A's
+    // containers over.
+    let wd = b.worktree("d");
+    hold(&b, 1, &wd);
+    let up = b.run(&wd, &["up"]);
+    intact(&a, &project, "up in B");
+    up.code(1)
+        .assert_stderr_contains(&format!("slot 1's compose project `{project}` is {theirs}"));
+    b.run(&wd, &["release"]).success();
+    intact(&a, &project, "release of the refused slot in B");
 
     // A still removes all of its own.
     b.run(&wc, &["release"]).success();
@@ -212,13 +223,12 @@ fn a_hand_started_project(n: u32, compose: Compose) {
 
     // Claims pass that slot over.
     let wt = w.worktree("a");
-    w.run(&wt, &["claim", "--slot", "1"])
-        .code(1)
-        .assert_stderr_contains(&format!(
-            "slot 1's compose project `{project}` is in use by a project started from `{}`",
-            file.display()
-        ));
+    let claim = w.run(&wt, &["claim", "--slot", "1"]);
     check("claim --slot 1");
+    claim.code(1).assert_stderr_contains(&format!(
+        "slot 1's compose project `{project}` is in use by a project started from `{}`",
+        file.display()
+    ));
     w.run(&wt, &["claim"]).success();
     assert_eq!(w.slot_of(&wt), Some(2));
     check("claim");
