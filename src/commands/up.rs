@@ -87,6 +87,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             record.profile,
             worktree.display()
         ));
+        if let Some(text) = describe_left_alone(&pool.project(slot), &claimed.cleaned.left_alone) {
+            output::note(&text);
+        }
     }
     // One `up`, `down` or `release` at a time per slot: a second `up` of the
     // same worktree waits, then finds the stack up.
