@@ -8,9 +8,10 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::config::{Pool, Profile};
-use crate::engine::{Cleared, Container, Engine, Owner};
+use crate::engine::{Cleared, Container, Engine};
 use crate::error::{UserError, code, fail};
 use crate::fsutil;
+use crate::owner::Owner;
 use crate::ports;
 use crate::registry::{Registry, SlotRecord, Store};
 use crate::slot::{COMPOSE_FILE, ENV_FILE, SECRET_MODE};
@@ -116,7 +117,7 @@ pub(crate) fn foreign_stack(
     let foreign = foreign_containers(&project, owner, containers);
     let first = foreign.first()?;
     let whose = match (&first.marks.registry, first.marks.config_files.first()) {
-        (Some(_), Some(file)) => match crate::engine::state_dir_of(file) {
+        (Some(_), Some(file)) => match crate::owner::state_dir_of(file) {
             Some(dir) => format!("another registry (state folder `{}`)", dir.display()),
             None => format!("another registry (compose file `{}`)", file.display()),
         },

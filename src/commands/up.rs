@@ -12,11 +12,12 @@ use crate::cli::Format;
 use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
 use crate::config::Profile;
-use crate::engine::{Engine, Owner, describe_left_alone};
+use crate::engine::Engine;
 use crate::error::{UserError, code};
 use crate::gate::{self, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
 use crate::output;
+use crate::owner::{Owner, describe_left_alone};
 
 pub(crate) const GATE_FAILED: u8 = 2;
 
