@@ -8,9 +8,10 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::config::{Pool, Profile};
-use crate::engine::{Cleared, Container, Engine, Owner};
+use crate::engine::{Cleared, Container, Engine};
 use crate::error::{UserError, code, fail};
 use crate::fsutil;
+use crate::owner::Owner;
 use crate::ports;
 use crate::registry::{Registry, SlotRecord, Store};
 use crate::slot::{COMPOSE_FILE, ENV_FILE, SECRET_MODE};
@@ -87,6 +88,59 @@ pub(crate) fn busy_ports(pool: &Pool, record: &SlotRecord, containers: &[Contain
             }
         })
         .collect()
+}
+
+/// The containers of `owner`'s slot project that another registry, or a
+/// person, started: compose, going by the project name alone, would take
+/// them over on `up`, so such a slot is neither handed out nor started.
+pub(crate) fn foreign_containers<'c>(
+    project: &str,
+    owner: &Owner,
+    containers: &'c [Container],
+) -> Vec<&'c Container> {
+    containers
+        .iter()
+        .filter(|c| c.project == project && !owner.owns_container(c))
+        .collect()
+}
+
+/// The error for a slot whose project name another registry's (or a hand-
+/// started) stack uses; `None` when there is none.
+pub(crate) fn foreign_stack(
+    pool: &Pool,
+    owner: &Owner,
+    slot: u32,
+    containers: &[Container],
+    cmd: &str,
+) -> Option<anyhow::Error> {
+    let project = pool.project(slot);
+    let foreign = foreign_containers(&project, owner, containers);
+    let first = foreign.first()?;
+    let whose = match (&first.marks.registry, first.marks.config_files.first()) {
+        (Some(_), Some(file)) => match crate::owner::state_dir_of(file) {
+            Some(dir) => format!("another registry (state folder `{}`)", dir.display()),
+            None => format!("another registry (compose file `{}`)", file.display()),
+        },
+        (Some(id), None) => format!("another registry (id {id})"),
+        (None, Some(file)) => format!("a project started from `{}`", file.display()),
+        (None, None) => "a project docker sandbox did not start".to_owned(),
+    };
+    Some(
+        UserError::new(
+            NO_FREE_SLOT,
+            format!(
+                "slot {slot}'s compose project `{project}` is in use by {whose}: {} container(s), e.g. `{}`",
+                foreign.len(),
+                first.name
+            ),
+        )
+        .hint(format!(
+            "compose would take those containers over; they were left alone. Stop that stack \
+             where it was started, or use another slot (`{cmd} release`, then `{cmd} claim`); \
+             a state folder of its own pool name avoids the clash"
+        ))
+        .into(),
+    )
 }
 
 /// The error for busy ports of a slot, exit code 3.
@@ -323,7 +377,11 @@ fn choose(
     match want.slot {
         Some(id) => check_requested(pool, reg, id, min, containers, cmd),
         None => reg
-            .pick_free(min, |rec| busy_ports(pool, rec, containers).is_empty())
+            .pick_free(min, |rec| {
+                let project = pool.project(rec.slot_id);
+                foreign_containers(&project, &owner(pool, reg, rec.slot_id), containers).is_empty()
+                    && busy_ports(pool, rec, containers).is_empty()
+            })
             .ok_or_else(|| no_free_slot(pool, reg, min, containers, cmd)),
     }
 }
@@ -365,6 +423,9 @@ fn check_requested(
             "leave out --slot to get the lightest slot that fits",
         ));
     }
+    if let Some(e) = foreign_stack(pool, &owner(pool, reg, id), id, containers, cmd) {
+        return Err(e);
+    }
     let busy = busy_ports(pool, rec, containers);
     if !busy.is_empty() {
         return Err(port_conflict(id, &busy));
@@ -388,6 +449,15 @@ fn no_free_slot(
             ),
             Some(p) => format!("claimed by `{}`", p.display()),
             None if rec.profile < min => "too light".to_owned(),
+            None if !foreign_containers(
+                &pool.project(rec.slot_id),
+                &owner(pool, reg, rec.slot_id),
+                containers,
+            )
+            .is_empty() =>
+            {
+                "its compose project is in use by a stack this registry did not start".to_owned()
+            }
             None => match busy_ports(pool, rec, containers).first() {
                 Some(b) => format!("port {} ({}) is in use", b.port, b.name),
                 None => "free".to_owned(),

@@ -21,6 +21,7 @@ mod gate;
 mod http;
 mod interrupt;
 mod output;
+mod owner;
 mod plugin;
 mod ports;
 mod registry;

@@ -26,7 +26,7 @@ pub(crate) struct ClaimJson {
     /// What the slot's project holds that is not this registry's, and so was
     /// not cleared (only when there is some).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) left_alone: Vec<crate::engine::LeftAlone>,
+    pub(crate) left_alone: Vec<crate::owner::LeftAlone>,
 }
 
 impl ClaimJson {
@@ -58,7 +58,7 @@ pub(crate) fn print_claim(pool: &Pool, c: &Claimed, worktree: &Path) {
             output::note(&format!("Cleared what the slot's last holder left: {r}"));
         }
         if let Some(text) =
-            crate::engine::describe_left_alone(&pool.project(c.slot), &c.cleaned.left_alone)
+            crate::owner::describe_left_alone(&pool.project(c.slot), &c.cleaned.left_alone)
         {
             output::note(&text);
         }

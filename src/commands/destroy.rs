@@ -58,7 +58,7 @@ pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool) -> Result<u8> {
             cleared.removed
         ));
         if let Some(text) =
-            crate::engine::describe_left_alone(&pool.project(slot), &cleared.left_alone)
+            crate::owner::describe_left_alone(&pool.project(slot), &cleared.left_alone)
         {
             output::line(&text);
         }

@@ -13,8 +13,9 @@ use crate::claim;
 use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::release::release_slot;
-use crate::engine::{LeftAlone, Removed, describe_left_alone};
+use crate::engine::Removed;
 use crate::output;
+use crate::owner::{LeftAlone, describe_left_alone};
 use crate::registry::Registry;
 
 /// `gc --format json`.

@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::claim;
 use crate::cli::Format;
 use crate::commands::{Ctx, project};
-use crate::engine::{Cleared, Engine, LeftAlone, Removed, describe_left_alone};
+use crate::engine::{Cleared, Engine, Removed};
 use crate::output;
+use crate::owner::{LeftAlone, describe_left_alone};
 
 /// `release --format json`.
 #[derive(Serialize)]
@@ -119,7 +120,7 @@ fn stop_and_remove(
     engine: &Engine,
     slot: u32,
     holder: &std::path::Path,
-    owner: &crate::engine::Owner,
+    owner: &crate::owner::Owner,
 ) -> Result<Cleared> {
     let name = pool.project(slot);
     let survey = engine.survey(&name, owner)?;

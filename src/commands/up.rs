@@ -13,11 +13,12 @@ use crate::cli::Format;
 use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
 use crate::config::Profile;
-use crate::engine::{Engine, Owner, Survey, describe_left_alone};
+use crate::engine::Engine;
 use crate::error::{UserError, code};
 use crate::gate::{self, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
 use crate::output;
+use crate::owner::{Owner, Survey, describe_left_alone};
 
 pub(crate) const GATE_FAILED: u8 = 2;
 
@@ -88,6 +89,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             record.profile,
             worktree.display()
         ));
+        if let Some(text) = describe_left_alone(&pool.project(slot), &claimed.cleaned.left_alone) {
+            output::note(&text);
+        }
     }
     // One `up`, `down` or `release` at a time per slot: a second `up` of the
     // same worktree waits, then finds the stack up.
@@ -95,6 +99,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let project = project(&pool, slot, &worktree);
 
     let containers = engine.containers(None)?;
+    if let Some(e) = claim::foreign_stack(&pool, &claimed.owner, slot, &containers, &cmd) {
+        return Err(e);
+    }
     let busy = claim::busy_ports(&pool, record, &containers);
     if !busy.is_empty() {
         return Err(claim::port_conflict(slot, &busy));

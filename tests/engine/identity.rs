@@ -44,29 +44,40 @@ fn intact(a: &World, project: &str, after: &str) {
     );
 }
 
+/// Gives `slot` of `w`'s registry to `holder`, as a claim made earlier
+/// would have (the plugin no longer hands that slot out).
+fn hold(w: &World, slot: u32, holder: &Path) {
+    let registry = w.state.join("registry.json");
+    let mut reg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&registry).unwrap()).unwrap();
+    reg["slots"][slot.to_string()]["claimed_by"] = holder.display().to_string().into();
+    reg["slots"][slot.to_string()]["claimed_at"] = "2026-11-19T09:00:00Z".into();
+    std::fs::write(&registry, serde_json::to_string_pretty(&reg).unwrap()).unwrap();
+}
+
 fn two_state_folders(n: u32, compose: Compose) {
     let a = World::with_pool(n, compose, &format!("e2eid{n}"));
     let b = a.twin();
     assert_eq!(a.pool, b.pool);
     assert_ne!(a.registry_id(), b.registry_id());
+    // B holds slot 1 before A starts its stack there.
+    let wb = b.worktree("b");
+    b.run(&wb, &["claim"]).success();
+    assert_eq!(b.slot_of(&wb), Some(1));
     let wa = a.worktree("a");
     a.run(&wa, &["up"]).success();
     assert_eq!(a.slot_of(&wa), Some(1));
     let project = a.project(1);
     in_db(&project, "echo precious >/data/marker");
     intact(&a, &project, "up in A");
-
-    // B's claim of the same slot clears only what B started.
-    let wb = b.worktree("b");
-    let claim = b.run(&wb, &["claim"]).success();
-    assert_eq!(b.slot_of(&wb), Some(1));
-    intact(&a, &project, "claim in B");
-    claim.assert_stderr_contains(&format!("left alone: 4 containers, 1 volume and 1 network of `{project}` that belong to another registry (state folder `{}`)", a.state.display()));
-    claim
-        .assert_stderr_contains("hint: docker sandbox removes only what this state folder started");
+    let theirs = format!(
+        "in use by another registry (state folder `{}`)",
+        a.state.display()
+    );
 
     // B's release runs no `compose down` on the shared name.
     let release = b.run(&wb, &["release", "--format", "json"]).success();
+    intact(&a, &project, "release in B");
     let json = release.json();
     assert_eq!(json["released"], true, "{json:#}");
     assert_eq!(
@@ -74,7 +85,7 @@ fn two_state_folders(n: u32, compose: Compose) {
         serde_json::json!({"containers": 0, "volumes": 0, "networks": 0})
     );
     let left = json["left_alone"].as_array().unwrap();
-    assert_eq!(left.len(), 6, "{json:#}");
+    assert_eq!(left.len(), 6, "4 containers, a volume, a network: {json:#}");
     assert!(
         left.iter()
             .all(|l| l["registry"] == a.registry_id().as_str()),
@@ -85,26 +96,49 @@ fn two_state_folders(n: u32, compose: Compose) {
             .any(|l| l["state_dir"] == a.state.display().to_string()),
         "{json:#}"
     );
-    intact(&a, &project, "release in B");
 
-    // B's gc: an orphaned claim on slot 1, then a project no claim owns.
-    b.run(&wb, &["claim"]).success();
-    std::fs::remove_dir_all(&wb).unwrap();
-    let gc = b.run(&b.repo, &["gc", "--format", "json"]).success().json();
+    // B's claims pass slot 1 over, with or without asking for it.
+    let wc = b.worktree("c");
+    let claim = b.run(&wc, &["claim", "--slot", "1"]);
+    intact(&a, &project, "claim --slot 1 in B");
+    claim.code(1).assert_stderr_contains(&theirs);
+    b.run(&wc, &["claim"]).success();
+    intact(&a, &project, "claim in B");
+    assert_eq!(b.slot_of(&wc), Some(2));
+
+    // B's gc: an orphaned claim on slot 1 (its worktree deleted), then a
+    // project no claim owns.
+    hold(&b, 1, &b.root.join("repo--gone"));
+    let gc = b.run(&b.repo, &["gc", "--format", "json"]).success();
+    intact(&a, &project, "gc in B freeing an orphan");
+    let gc = gc.json();
     assert_eq!(gc["freed"][0]["slot"], 1, "{gc:#}");
     assert_eq!(gc["freed"][0]["left_alone"].as_array().unwrap().len(), 6);
-    intact(&a, &project, "gc in B freeing an orphan");
     let gc = b.run(&b.repo, &["gc"]).success();
+    intact(&a, &project, "gc in B");
     gc.assert_stdout_contains(&format!(
-        "left alone: 4 containers, 1 volume and 1 network of `{project}`"
+        "left alone: 4 containers, 1 volume and 1 network of `{project}` that belong to another registry (state folder `{}`)",
+        a.state.display()
     ));
     assert!(!gc.stdout.contains("Removed"), "{}", gc.stdout);
     let gc = b.run(&b.repo, &["gc", "--format", "json"]).success().json();
     assert_eq!(gc["removed_projects"], serde_json::json!([]), "{gc:#}");
     assert_eq!(gc["left_alone"][0]["project"], project.as_str(), "{gc:#}");
-    intact(&a, &project, "gc in B");
+    intact(&a, &project, "gc --format json in B");
+
+    // B's `up` of a slot 1 it holds does not let compose take A's
+    // containers over.
+    let wd = b.worktree("d");
+    hold(&b, 1, &wd);
+    let up = b.run(&wd, &["up"]);
+    intact(&a, &project, "up in B");
+    up.code(1)
+        .assert_stderr_contains(&format!("slot 1's compose project `{project}` is {theirs}"));
+    b.run(&wd, &["release"]).success();
+    intact(&a, &project, "release of the refused slot in B");
 
     // A still removes all of its own.
+    b.run(&wc, &["release"]).success();
     a.run(&wa, &["release"]).success();
     assert_nothing_left(&project);
     assert_eq!(a.leftovers(), Vec::<String>::new());
@@ -187,15 +221,18 @@ fn a_hand_started_project(n: u32, compose: Compose) {
     assert_eq!(left["resources"].as_array().unwrap().len(), 3, "{json:#}");
     check("gc --format json");
 
-    // A claim of that slot, and its release, leave it alone too.
+    // Claims pass that slot over.
     let wt = w.worktree("a");
-    w.run(&wt, &["claim", "--slot", "1"])
-        .success()
-        .assert_stderr_contains("left alone: 1 container, 1 volume and 1 network");
+    let claim = w.run(&wt, &["claim", "--slot", "1"]);
+    check("claim --slot 1");
+    claim.code(1).assert_stderr_contains(&format!(
+        "slot 1's compose project `{project}` is in use by a project started from `{}`",
+        file.display()
+    ));
+    w.run(&wt, &["claim"]).success();
+    assert_eq!(w.slot_of(&wt), Some(2));
     check("claim");
-    w.run(&wt, &["release"])
-        .success()
-        .assert_stdout_contains("left alone: 1 container, 1 volume and 1 network");
+    w.run(&wt, &["release"]).success();
     check("release");
 
     compose_by_hand(compose, &project, &file, &["down", "-v"]);

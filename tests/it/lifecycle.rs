@@ -1438,13 +1438,16 @@ fn up_leaves_a_stack_that_is_up_and_ready_alone() {
     sb.run(&["claim"]).success();
     sb.fake.answer(
         "ps.jsonl",
-        &[container(
-            "c1",
-            "ktrdr-slot-1",
-            "backend",
-            "running",
-            "Up 5 minutes (healthy)",
-            &format!("127.0.0.1:{}->8000/tcp", sb.api_port(1)),
+        &[ours(
+            &sb,
+            container(
+                "c1",
+                "ktrdr-slot-1",
+                "backend",
+                "running",
+                "Up 5 minutes (healthy)",
+                &format!("127.0.0.1:{}->8000/tcp", sb.api_port(1)),
+            ),
         )],
     );
     std::fs::write(sb.fake.dir.join("compose-services"), "backend\n").unwrap();
@@ -1782,13 +1785,16 @@ fn a_port_something_else_holds_is_a_conflict() {
     // The slot's own container holding its port is no conflict.
     sb.fake.answer(
         "ps.jsonl",
-        &[container(
-            "c1",
-            "ktrdr-slot-1",
-            "backend",
-            "running",
-            "Up 1 minute",
-            &format!("127.0.0.1:{api}->8000/tcp"),
+        &[ours(
+            &sb,
+            container(
+                "c1",
+                "ktrdr-slot-1",
+                "backend",
+                "running",
+                "Up 1 minute",
+                &format!("127.0.0.1:{api}->8000/tcp"),
+            ),
         )],
     );
     sb.run(&["up", "--no-wait"]).success();
@@ -1920,28 +1926,32 @@ fn up_reports_json_for_scripts() {
 }
 
 /// What another state folder of the same pool name started under slot 1's
-/// project name: a container, a volume and a network with its registry id.
-fn foreign_stack(sb: &Sandbox, with_ours: bool) {
-    let theirs = |mut item: serde_json::Value| {
+/// project name: a container (`theirs`), a volume with its registry id and an
+/// unlabelled network; and a container of this registry's (`mine`).
+fn foreign_stack(sb: &Sandbox, theirs: bool, mine: bool) {
+    let other = |mut item: serde_json::Value| {
         let labels = item["Labels"].as_str().unwrap().to_owned();
         item["Labels"] = format!("{labels},org.docker-sandbox.registry=bbbb").into();
         item
     };
-    let mut other = theirs(container(
-        "f1",
-        "ktrdr-slot-1",
-        "db",
-        "running",
-        "Up 1 hour",
-        "",
-    ));
-    other["Labels"] = format!(
-        "{},com.docker.compose.project.config_files=/elsewhere/state/slot-1/docker-compose.yml",
-        other["Labels"].as_str().unwrap()
-    )
-    .into();
-    let mut ps = vec![other];
-    if with_ours {
+    let mut ps = Vec::new();
+    if theirs {
+        let mut f1 = other(container(
+            "f1",
+            "ktrdr-slot-1",
+            "db",
+            "running",
+            "Up 1 hour",
+            "",
+        ));
+        f1["Labels"] = format!(
+            "{},com.docker.compose.project.config_files=/elsewhere/state/slot-1/docker-compose.yml",
+            f1["Labels"].as_str().unwrap()
+        )
+        .into();
+        ps.push(f1);
+    }
+    if mine {
         ps.push(ours(
             sb,
             container("c1", "ktrdr-slot-1", "backend", "exited", "Exited (0)", ""),
@@ -1950,7 +1960,7 @@ fn foreign_stack(sb: &Sandbox, with_ours: bool) {
     sb.fake.answer("ps.jsonl", &ps);
     sb.fake.answer(
         "volumes.jsonl",
-        &[theirs(volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1"))],
+        &[other(volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1"))],
     );
     sb.fake.answer(
         "networks.jsonl",
@@ -1959,11 +1969,55 @@ fn foreign_stack(sb: &Sandbox, with_ours: bool) {
 }
 
 #[test]
-fn another_registrys_stack_under_the_same_name_is_left_alone_and_reported() {
+fn a_slot_whose_project_another_registry_runs_is_neither_handed_out_nor_started() {
+    let sb = Sandbox::new();
+    sb.run(&["claim", "--slot", "2"]).success();
+    foreign_stack(&sb, true, false);
+    let wt = sb.worktree("other");
+    sb.fake.clear();
+    let run = sb.run_in(&wt, &["claim", "--slot", "1"]).code(1);
+    let l = sb.lines();
+    assert_calls(&sb.calls(), &[l.ping(), l.ps(None)]);
+    assert!(
+        run.stderr.starts_with(
+            "error: slot 1's compose project `ktrdr-slot-1` is in use by another registry \
+             (state folder `/elsewhere/state`): 1 container(s), \
+             e.g. `ktrdr-slot-1-db-1`\nhint: compose would take those containers over"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.claimed_by(1), serde_json::Value::Null);
+    // A claim without --slot passes it over.
+    sb.run_in(&wt, &["claim"]).success();
+    assert_eq!(sb.claimed_by(3), serde_json::json!(wt));
+    // `up` of a slot held already refuses to run compose on the name.
+    sb.run_in(&wt, &["release"]).success();
+    foreign_stack(&sb, false, false);
+    sb.run_in(&wt, &["claim", "--slot", "1"]).success();
+    foreign_stack(&sb, true, false);
+    sb.fake.clear();
+    let run = sb.run_in(&wt, &["up", "--no-wait"]).code(1);
+    assert!(
+        run.stderr.contains(
+            "error: slot 1's compose project `ktrdr-slot-1` is in use by another registry"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !sb.calls().iter().any(|c| c.contains(&"compose".to_owned())),
+        "{:?}",
+        sb.calls()
+    );
+}
+
+#[test]
+fn another_registrys_resources_under_the_same_name_are_left_alone_and_reported() {
     let sb = Sandbox::new();
     sb.run(&["claim", "--slot", "2"]).success();
     // A claim of slot 1 clears only this registry's own there.
-    foreign_stack(&sb, true);
+    foreign_stack(&sb, false, true);
     sb.fake.clear();
     let wt = sb.worktree("other");
     let run = sb.run_in(&wt, &["claim", "--slot", "1"]).success();
@@ -1975,15 +2029,16 @@ fn another_registrys_stack_under_the_same_name_is_left_alone_and_reported() {
     assert_calls(&sb.calls(), &expected);
     assert!(
         run.stderr.contains(
-            "left alone: 1 container, 1 volume and 1 network of `ktrdr-slot-1` that belong to \
-             another registry (state folder `/elsewhere/state`) and no registry: they carry no \
-             docker sandbox labels\nhint: docker sandbox removes only what this state folder started"
+            "left alone: 1 volume and 1 network of `ktrdr-slot-1` that belong to another \
+             registry (id bbbb) and no registry: they carry no docker sandbox labels\n\
+             hint: docker sandbox removes only what this state folder started"
         ),
         "{}",
         run.stderr
     );
 
     // `release`: no `compose down` (it goes by the name alone), ours removed.
+    foreign_stack(&sb, true, true);
     sb.fake.clear();
     let run = sb.run_in(&wt, &["release", "--format", "json"]).success();
     let mut expected = vec![l.ping()];
@@ -2013,7 +2068,7 @@ fn another_registrys_stack_under_the_same_name_is_left_alone_and_reported() {
     );
 
     // `gc` reports the foreign project and removes nothing of it.
-    foreign_stack(&sb, false);
+    foreign_stack(&sb, true, false);
     sb.fake.clear();
     let run = sb.run(&["gc", "--format", "json"]).success();
     let mut expected = vec![l.ping(), l.ps(None), l.volume_ls(None), l.network_ls(None)];
@@ -2028,8 +2083,10 @@ fn another_registrys_stack_under_the_same_name_is_left_alone_and_reported() {
     );
     let run = sb.run(&["gc", "--dry-run"]).success();
     assert!(
-        run.stdout
-            .starts_with("left alone: 1 container, 1 volume and 1 network of `ktrdr-slot-1`"),
+        run.stdout.starts_with(
+            "left alone: 1 container, 1 volume and 1 network of `ktrdr-slot-1` that belong to \
+             another registry (state folder `/elsewhere/state`) and no registry"
+        ),
         "{}",
         run.stdout
     );
