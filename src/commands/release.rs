@@ -97,6 +97,8 @@ pub(crate) fn release_slot(
     let _lock = store.slot_lock(&pool.slot_dir(slot))?;
     let removed = stop_and_remove(ctx, pool, engine, slot, holder)?;
     claim::finish_release(store, slot, holder)?;
+    // Unpinned, the slot takes the ports the pool gives now.
+    crate::slot::ensure(pool, store, slot, crate::slot::Password::Keep)?;
     Ok(removed)
 }
 

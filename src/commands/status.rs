@@ -26,6 +26,10 @@ struct StatusJson<'a> {
     ports: &'a std::collections::BTreeMap<String, u16>,
     urls: std::collections::BTreeMap<String, String>,
     containers: Vec<ContainerJson<'a>>,
+    /// The stack runs from files that changed since it started.
+    restart_to_apply: bool,
+    /// Ports the pool now gives that the claim keeps pinned until released.
+    pending_ports: std::collections::BTreeMap<String, u16>,
 }
 
 #[derive(Serialize)]
@@ -89,6 +93,17 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     containers.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
     let state = summarise(&containers);
     let urls = addresses(&held.pool, &held.record.ports);
+    let drift = {
+        let registry = held.store.read()?;
+        let renderer = crate::template::Renderer::new(&held.pool).ok();
+        crate::commands::slots::drift(
+            &held.pool,
+            renderer.as_ref(),
+            &registry,
+            &held.record,
+            state,
+        )
+    };
     if format == Format::Json {
         output::json(&StatusJson {
             slot: held.slot(),
@@ -110,6 +125,8 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                     ports: c.ports.iter().map(|p| p.public).collect(),
                 })
                 .collect(),
+            restart_to_apply: drift.restart_to_apply,
+            pending_ports: drift.pending_ports,
         });
         return Ok(0);
     }
@@ -122,6 +139,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     for (name, addr) in urls {
         output::line(&format!("  {name:<18} {addr}"));
     }
+    print_drift(ctx, &drift);
     if containers.is_empty() {
         output::line(&format!(
             "No containers: `{} up` starts the stack.",
@@ -149,4 +167,23 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         .collect();
     output::table(&["Service", "State", "Health", "Ports", "Status"], rows);
     Ok(0)
+}
+
+/// What changed under a running slot, said below its URLs.
+fn print_drift(ctx: &Ctx, drift: &crate::commands::slots::Drift) {
+    if drift.restart_to_apply {
+        output::line(&format!(
+            "Restart to apply: the slot's files changed since its stack started; `{} up` applies them",
+            ctx.cmd_name()
+        ));
+    }
+    if drift.retired {
+        output::line("Retired: [slots] no longer lists this slot; it is freed once released");
+    }
+    if !drift.pending_ports.is_empty() {
+        output::line(&format!(
+            "The claim keeps its ports until released; the project file now gives {}",
+            crate::commands::slots::show_ports(&drift.pending_ports)
+        ));
+    }
 }

@@ -140,12 +140,17 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         Ok(0)
     };
 
-    // A running, healthy stack that passes every check at once is left as it is.
+    // A running, healthy stack that passes every check at once is left as it
+    // is, unless it was started from files that have changed since.
     let own: Vec<_> = containers
         .iter()
         .filter(|c| c.project == project.name)
         .collect();
+    let files_changed = claimed.rerendered
+        || crate::slot::started_fingerprint(&pool, slot)
+            .is_some_and(|f| Some(f) != crate::slot::files_fingerprint(&pool, slot));
     if !opts.build
+        && !files_changed
         && opts.wait
         && !own.is_empty()
         && own.iter().all(|c| c.state == "running")
@@ -209,6 +214,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         ))
         .into());
     }
+    crate::slot::mark_started(&pool, slot)?;
     if !opts.wait {
         return finish("started-no-wait", None);
     }
