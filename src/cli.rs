@@ -117,8 +117,11 @@ Exit codes:
   2  usage error")]
     Release(ReleaseArgs),
 
-    /// Free orphaned claims and remove this pool's compose projects that no claim owns
+    /// Free orphaned claims and retired slots, and remove this pool's compose projects that no claim owns
     #[command(after_help = "\
+A retired slot ([slots] no longer lists it) is freed once unclaimed: its
+folder, registry entry, containers, volumes and networks are removed.
+
 Exit codes:
   0  cleaned up (or nothing to do)
   1  no engine; an engine call failed

@@ -88,6 +88,11 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             worktree.display()
         ));
     }
+    if claimed.rerendered && !claimed.fresh {
+        output::note(&format!(
+            "Rendered slot {slot}'s files again: the templates or the project file changed"
+        ));
+    }
     // One `up`, `down` or `release` at a time per slot: a second `up` of the
     // same worktree waits, then finds the stack up.
     let _lock = store.slot_lock(&pool.slot_dir(slot))?;
