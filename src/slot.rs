@@ -185,6 +185,8 @@ pub(crate) struct Desired {
     pub(crate) record: SlotRecord,
     /// The password was read from the slot's files (else it is new).
     pub(crate) kept_password: bool,
+    /// The compose file holds the password too (a template may put it there).
+    pub(crate) compose_secret: bool,
 }
 
 /// A slot that `[slots]` no longer lists: shown as retired, freed by `gc`.
@@ -259,6 +261,7 @@ pub(crate) fn desired(
         None => random_password()?,
     };
     let rendered = renderer.render(pool, &SlotContext::new(pool, slot, &ports, &password))?;
+    let compose_secret = rendered.compose.contains(&password);
     let dir = pool.slot_dir(slot);
     let mut record = old
         .cloned()
@@ -272,6 +275,7 @@ pub(crate) fn desired(
         rendered,
         record,
         kept_password,
+        compose_secret,
     })
 }
 
@@ -287,6 +291,10 @@ fn current_password(
 ) -> Result<Option<String>> {
     const MARK: &str = "0docker0sandbox0password0";
     let probe = renderer.render(pool, &SlotContext::new(pool, slot, ports, MARK))?;
+    let between = |text: &str, before: &str, after: &str| -> Option<String> {
+        let p = text.strip_prefix(before)?.strip_suffix(after)?;
+        (!p.is_empty()).then(|| p.to_owned())
+    };
     let shapes: Vec<(String, String, String)> = parse_env(&probe.env)
         .into_iter()
         .filter_map(|(k, v)| {
@@ -294,9 +302,6 @@ fn current_password(
             Some((k, before.to_owned(), after.to_owned()))
         })
         .collect();
-    if shapes.is_empty() {
-        return Ok(None);
-    }
     let mut files = vec![pool.slot_dir(slot).join(ENV_FILE)];
     files.extend(
         record
@@ -309,14 +314,20 @@ fn current_password(
         };
         let values: BTreeMap<String, String> = parse_env(&text).into_iter().collect();
         for (key, before, after) in &shapes {
-            let found = values
-                .get(key)
-                .and_then(|v| v.strip_prefix(before.as_str()))
-                .and_then(|v| v.strip_suffix(after.as_str()))
-                .filter(|p| !p.is_empty());
-            if let Some(p) = found {
-                return Ok(Some(p.to_owned()));
+            if let Some(p) = values.get(key).and_then(|v| between(v, before, after)) {
+                return Ok(Some(p));
             }
+        }
+    }
+    // A template may put it in the compose file only: the same line there.
+    let Ok(compose) = std::fs::read_to_string(pool.slot_dir(slot).join(COMPOSE_FILE)) else {
+        return Ok(None);
+    };
+    for (want, have) in probe.compose.lines().zip(compose.lines()) {
+        if let Some((before, after)) = want.split_once(MARK)
+            && let Some(p) = between(have, before, after)
+        {
+            return Ok(Some(p));
         }
     }
     Ok(None)
@@ -352,8 +363,11 @@ fn up_to_date(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) -> bo
     let dir = pool.slot_dir(slot);
     let same =
         |name: &str, text: &str| std::fs::read(dir.join(name)).is_ok_and(|b| b == text.as_bytes());
-    let private = std::fs::metadata(dir.join(ENV_FILE))
-        .is_ok_and(|m| m.permissions().mode() & 0o777 == SECRET_MODE);
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name)).map_or(0, |m| m.permissions().mode() & 0o777)
+    };
+    let private = mode(ENV_FILE) == SECRET_MODE
+        && (!want.compose_secret || mode(COMPOSE_FILE) == SECRET_MODE);
     registry.slots.get(&slot) == Some(&want.record)
         && same(COMPOSE_FILE, &want.rendered.compose)
         && same(ENV_FILE, &want.rendered.env)
@@ -364,10 +378,15 @@ fn up_to_date(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) -> bo
 pub(crate) fn write(pool: &Pool, registry: &mut Registry, slot: u32, want: &Desired) -> Result<()> {
     let dir = pool.slot_dir(slot);
     fsutil::create_dir_all(&dir)?;
+    let compose_mode = if want.compose_secret {
+        SECRET_MODE
+    } else {
+        0o644
+    };
     fsutil::write_atomic(
         &dir.join(COMPOSE_FILE),
         want.rendered.compose.as_bytes(),
-        0o644,
+        compose_mode,
     )?;
     fsutil::write_atomic(
         &dir.join(ENV_FILE),

@@ -146,7 +146,14 @@ impl Renderer {
                 )
             })
         };
-        let context = serde_json::to_string(ctx).context("failed to serialise the context")?;
+        // The whole context but the password: the fingerprint sits in files
+        // anyone may read, and a password only changes with a new claim,
+        // whose stack starts from nothing anyway.
+        let mut context = serde_json::to_value(ctx).context("failed to serialise the context")?;
+        if let Some(map) = context.as_object_mut() {
+            map.remove("password");
+        }
+        let context = context.to_string();
         let extra = serde_json::to_string(&pool.env).context("failed to serialise [env]")?;
         let mut parts: Vec<&[u8]> = vec![b"docker-sandbox render 1"];
         parts.extend(self.texts.iter().map(|t| t.as_bytes()));
@@ -356,7 +363,11 @@ mod tests {
         let a = fp(&p, "pw");
         assert_eq!(a.fingerprint, fp(&p, "pw").fingerprint, "stable");
         assert_eq!(fingerprint_of(&a.compose), Some(a.fingerprint.as_str()));
-        assert_ne!(a.fingerprint, fp(&p, "other").fingerprint, "the password");
+        assert_eq!(
+            a.fingerprint,
+            fp(&p, "other").fingerprint,
+            "not the password: the fingerprint is in files anyone may read"
+        );
         let mut q = p.clone();
         q.shared_dir = "/elsewhere".into();
         assert_ne!(a.fingerprint, fp(&q, "pw").fingerprint, "the context");

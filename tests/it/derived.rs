@@ -485,3 +485,41 @@ fn env_values_are_written_as_compose_reads_them() {
         run.stderr
     );
 }
+
+#[test]
+fn a_password_only_the_compose_file_holds_is_kept_and_private() {
+    let ctx = TestContext::new();
+    ctx.git_init();
+    let dir = ctx.root.join("tpl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yml.hbs"),
+        "services:\n  db:\n    image: x\n    environment:\n      PW: \"{{password}}\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("env.sandbox.hbs"), "SLOT_ID={{slot}}\n").unwrap();
+    let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+    assert!(n < 8, "out of port blocks");
+    let base = 6000 + 200 * n;
+    ctx.write_project_file(&format!(
+        "gate = []\n[pool]\ntemplates = \"{}\"\n[slots]\n1 = \"light\"\n[profiles]\nlight = {{}}\n[ports]\nweb = [{base}, 1]\n",
+        dir.display()
+    ));
+    let fake = FakeDocker::install(&ctx);
+    let p = Pool { ctx, fake, base };
+    p.run(&["provision"]).success();
+    let compose = p.slot_dir(1).join("docker-compose.yml");
+    assert_eq!(mode(&compose), 0o600, "it holds the password");
+    p.run(&["claim"]).success();
+    let claimed = std::fs::read_to_string(&compose).unwrap();
+    for _ in 0..2 {
+        p.run(&["env"]).success();
+        p.run(&["provision"]).success();
+        assert_eq!(
+            std::fs::read_to_string(&compose).unwrap(),
+            claimed,
+            "read back from the compose file, the password stays"
+        );
+    }
+    assert_eq!(mode(&compose), 0o600);
+}
