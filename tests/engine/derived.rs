@@ -233,3 +233,54 @@ fn env_values_reach_the_container_as_written_with_compose_v2() {
 fn env_values_reach_the_container_as_written_with_compose_v1() {
     env_values_arrive_exactly(69, Compose::V1);
 }
+
+#[test]
+fn a_service_added_to_the_template_reaches_a_running_slot_on_the_next_up() {
+    let w = World::with_compose(70, Compose::V1);
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/fixtures/templates");
+    let compose = std::fs::read_to_string(fixture.join("docker-compose.yml.hbs")).unwrap();
+    let env = std::fs::read_to_string(fixture.join("env.sandbox.hbs")).unwrap();
+    let dir = templates(&w, "own-templates", &compose, &env);
+    let text = std::fs::read_to_string(w.repo.join("docker-sandbox.toml"))
+        .unwrap()
+        .replace(&fixture.display().to_string(), &dir.display().to_string());
+    start_over(&w, &text);
+    let a = w.worktree("a");
+    w.run(&a, &["up"]).success();
+    assert_stack_running(&w.project(1));
+    assert_eq!(w.slot(1)["restart_to_apply"], false);
+
+    // A service added to the template: the running stack is now stale.
+    let added = compose.replace(
+        "\nvolumes:\n  dbdata:\n",
+        "  extra:\n    image: docker-sandbox-test/busybox:1\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n\nvolumes:\n  dbdata:\n",
+    );
+    assert_ne!(added, compose, "the fixture's volumes block moved");
+    std::fs::write(dir.join("docker-compose.yml.hbs"), added).unwrap();
+    assert_eq!(w.slot(1)["restart_to_apply"], true);
+    let status = w.run(&a, &["status"]).success();
+    status.assert_stdout_contains("Restart to apply");
+    let doctor = w.run(&a, &["doctor", "--format", "json"]).json();
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "slots")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["level"], "warn", "{check}");
+
+    let up = w.run(&a, &["up"]).success();
+    assert!(!up.stdout.contains("already up"), "{}", up.stdout);
+    let services: Vec<String> = containers(&w.project(1))
+        .into_iter()
+        .filter(|c| c.state == "running")
+        .map(|c| c.service)
+        .collect();
+    assert!(services.contains(&"extra".to_owned()), "{services:?}");
+    assert_eq!(w.slot(1)["restart_to_apply"], false);
+    assert_healthy(w.port(1, "api"));
+    w.run(&a, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}

@@ -12,7 +12,7 @@
 //! Test numbers (`World::new(N)`, unique): pool `e2eN`, ports from
 //! 20000 + 500*N. seed004: 1, 17, 18; stale_claims: 2, 3; stale_volumes: 4, 5;
 //! env_file: 6; failed_start: 7-9, 23; ports: 10; lifecycle: 11-13, 15, 16, 19,
-//! 20; no_engine: 14; workflow: 21, 22; derived: 66-69.
+//! 20; no_engine: 14; workflow: 21, 22; derived: 66-70.
 
 mod support;
 
