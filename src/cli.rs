@@ -34,11 +34,12 @@ pub(crate) enum Command {
 Idempotent: a complete slot is skipped, a slot with a missing file is repaired,
 and a slot whose files were rendered from other templates or another project
 file is rendered again (--force: every slot). A slot keeps its database
-password, and a claimed slot its ports, until it is released. Slots no longer
-in [slots] are listed as retired; `gc` frees them once unclaimed.
+password until its next claim, and a claimed slot its ports until it is
+released. Slots no longer in [slots] are listed as retired; `gc` frees them
+once unclaimed.
 
 Exit codes:
-  0  every slot exists (created, repaired or skipped)
+  0  every slot exists (created, repaired, re-rendered or skipped)
   1  bad project file or template, unreadable registry, I/O error
   2  usage error")]
     Provision(ProvisionArgs),
