@@ -14,7 +14,7 @@ use crate::fsutil;
 use crate::owner::Owner;
 use crate::ports;
 use crate::registry::{Registry, SlotRecord, Store};
-use crate::slot::{COMPOSE_FILE, ENV_FILE, SECRET_MODE};
+use crate::slot::{self, COMPOSE_FILE, ENV_FILE, Password, SECRET_MODE, quote_env};
 use crate::worktree;
 
 /// Exit codes of `claim` (and of `up` when it claims).
@@ -39,6 +39,9 @@ pub(crate) struct Claimed {
     pub(crate) cleaned: Cleared,
     /// This registry, as the slot's resources show it.
     pub(crate) owner: Owner,
+    /// The slot's files were rendered again (the templates or the pool
+    /// changed, or a new claim's password).
+    pub(crate) rerendered: bool,
 }
 
 /// This registry as the resources of `slot` show it: its id, and the slot's
@@ -183,28 +186,30 @@ pub(crate) fn claim(
     // `release` racing with this could as well come right after the lock.
     let now = store.read()?;
     if let Some(id) = now.claim_of(worktree) {
-        let record = now.slots[&id].clone();
-        check_held(&record, want, cmd)?;
-        write_env(pool, id, &record, worktree, cmd)?;
+        check_held(&now.slots[&id], want, cmd)?;
+        let current = slot::ensure(pool, store, id, Password::Keep)?;
+        write_env(pool, id, &current.record, worktree, cmd)?;
         return Ok(Claimed {
             slot: id,
             fresh: false,
-            record,
+            record: current.record,
             cleaned: Cleared::default(),
             owner: owner(pool, &now, id),
+            rerendered: current.rerendered,
         });
     }
     if let Some(id) = follow_move(pool, store, worktree)? {
         let moved = store.read()?;
-        let record = moved.slots[&id].clone();
-        check_held(&record, want, cmd)?;
-        write_env(pool, id, &record, worktree, cmd)?;
+        check_held(&moved.slots[&id], want, cmd)?;
+        let current = slot::ensure(pool, store, id, Password::Keep)?;
+        write_env(pool, id, &current.record, worktree, cmd)?;
         return Ok(Claimed {
             slot: id,
             fresh: false,
-            record,
+            record: current.record,
             cleaned: Cleared::default(),
             owner: owner(pool, &moved, id),
+            rerendered: current.rerendered,
         });
     }
     if now.slots.is_empty() {
@@ -212,21 +217,22 @@ pub(crate) fn claim(
     }
     // One engine query, outside the lock: which containers publish which ports.
     let containers = engine.containers(None)?;
-    let (slot, fresh, record, owner) = store.update(|reg| {
+    let (slot, fresh, owner) = store.update(|reg| {
         // Claimed since the first look, by another process of this worktree.
         if let Some(id) = reg.claim_of(worktree) {
             let rec = &reg.slots[&id];
             check_held(rec, want, cmd)?;
-            return Ok((id, false, rec.clone(), owner(pool, reg, id)));
+            return Ok((id, false, owner(pool, reg, id)));
         }
+        // Choose by the ports the pool gives now, not those of an older render.
+        slot::sync_unclaimed(pool, reg)?;
         let id = choose(pool, reg, want, &containers, cmd)?;
         reg.ensure_id()?;
         let rec = reg.slots.get_mut(&id).expect("picked slot exists");
         rec.claimed_by = Some(worktree.to_owned());
         rec.claimed_at = Some(Utc::now());
         rec.status = "stopped".to_owned();
-        let rec = rec.clone();
-        Ok((id, true, rec, owner(pool, reg, id)))
+        Ok((id, true, owner(pool, reg, id)))
     })?;
 
     let mut cleaned = Cleared::default();
@@ -244,13 +250,27 @@ pub(crate) fn claim(
             }
         }
     }
-    write_env(pool, slot, &record, worktree, cmd)?;
+    // A new claim's volumes start empty, so it gets a new password; a
+    // holder's slot keeps the one its volume was made with.
+    let password = if fresh { Password::New } else { Password::Keep };
+    let current = match slot::ensure(pool, store, slot, password) {
+        Ok(c) => c,
+        Err(e) if fresh => {
+            unclaim(store, slot, worktree)?;
+            return Err(e.context(format!(
+                "failed to render slot {slot} for the new claim; the claim was undone"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    write_env(pool, slot, &current.record, worktree, cmd)?;
     Ok(Claimed {
         slot,
         fresh,
-        record,
+        record: current.record,
         cleaned,
         owner,
+        rerendered: current.rerendered,
     })
 }
 
@@ -379,7 +399,9 @@ fn choose(
         None => reg
             .pick_free(min, |rec| {
                 let project = pool.project(rec.slot_id);
-                foreign_containers(&project, &owner(pool, reg, rec.slot_id), containers).is_empty()
+                !slot::is_retired(pool, rec.slot_id)
+                    && foreign_containers(&project, &owner(pool, reg, rec.slot_id), containers)
+                        .is_empty()
                     && busy_ports(pool, rec, containers).is_empty()
             })
             .ok_or_else(|| no_free_slot(pool, reg, min, containers, cmd)),
@@ -401,6 +423,15 @@ fn check_requested(
             format!("the pool's slots are {}", ids.join(", ")),
         ));
     };
+    if slot::is_retired(pool, id) {
+        return Err(fail(
+            format!(
+                "slot {id} is retired: [slots] of {} no longer lists it",
+                pool.origin()
+            ),
+            format!("pick another slot, or let `{cmd} slots` show the free ones"),
+        ));
+    }
     if let Some(holder) = &rec.claimed_by {
         let hint = if rec.is_orphaned() {
             format!("its worktree is gone: `{cmd} release {id}` frees it")
@@ -448,6 +479,7 @@ fn no_free_slot(
                 p.display()
             ),
             Some(p) => format!("claimed by `{}`", p.display()),
+            None if slot::is_retired(pool, rec.slot_id) => "retired".to_owned(),
             None if rec.profile < min => "too light".to_owned(),
             None if !foreign_containers(
                 &pool.project(rec.slot_id),
@@ -519,8 +551,9 @@ pub(crate) fn write_env(
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
     text.push_str(&format!(
-        "# This worktree's claim\nINSTANCE_ID={instance}\nSANDBOX_WORKTREE={}\nCREATED_AT={created}\nSANDBOX_VERSION={}\n",
-        worktree.display(),
+        "# This worktree's claim\nINSTANCE_ID={}\nSANDBOX_WORKTREE={}\nCREATED_AT={created}\nSANDBOX_VERSION={}\n",
+        quote_env(&instance),
+        quote_env(&worktree.display().to_string()),
         env!("CARGO_PKG_VERSION")
     ));
     let path = worktree.join(ENV_FILE);

@@ -31,10 +31,15 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create the pool's slots: a folder, compose file and env file each, and the registry
     #[command(after_help = "\
-Idempotent: a complete slot is skipped, a slot with a missing file is repaired.
+Idempotent: a complete slot is skipped, a slot with a missing file is repaired,
+and a slot whose files were rendered from other templates or another project
+file is rendered again (--force: every slot). A slot keeps its database
+password until its next claim, and a claimed slot its ports until it is
+released. Slots no longer in [slots] are listed as retired; `gc` frees them
+once unclaimed.
 
 Exit codes:
-  0  every slot exists (created, repaired or skipped)
+  0  every slot exists (created, repaired, re-rendered or skipped)
   1  bad project file or template, unreadable registry, I/O error
   2  usage error")]
     Provision(ProvisionArgs),
@@ -43,7 +48,7 @@ Exit codes:
     #[command(after_help = "\
 JSON output (--format json) is an object: {\"pool\", \"state_dir\", \"live\", \"slots\": [...]};
 each slot has slot, profile, project, path, ports, workers, claimed_by, claimed_at,
-orphaned, status. The README lists every field.
+orphaned, status, retired, restart_to_apply, pending_ports. The README lists every field.
 
 Exit codes:
   0  listed (an empty pool says to run `provision`)
@@ -124,10 +129,12 @@ Exit codes:
   2  usage error")]
     Release(ReleaseArgs),
 
-    /// Free orphaned claims and remove this pool's compose projects that no claim owns
+    /// Free orphaned claims and retired slots, and remove this pool's compose projects that no claim owns
     #[command(after_help = "\
 Projects of this registry only: one of the same name that another state
 folder or a person started is reported as left alone, never removed.
+A retired slot ([slots] no longer lists it) is freed once unclaimed: its
+folder, registry entry, containers, volumes and networks are removed.
 
 Exit codes:
   0  cleaned up (or nothing to do)
@@ -460,6 +467,9 @@ pub(crate) struct ProvisionArgs {
     /// Show what would be created or repaired; touch nothing on disk
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Render every slot's files again, even those that are up to date
+    #[arg(long)]
+    pub(crate) force: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,

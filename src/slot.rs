@@ -1,24 +1,120 @@
-//! A slot's folder on disk: which of its parts exist, and writing the missing
-//! ones (compose file, env file, registry record). It prints nothing.
+//! A slot's folder on disk: its two rendered files, derived from the templates
+//! and the pool (they carry a fingerprint of those inputs and are rendered
+//! again when it changes), the registry record that goes with them, the
+//! fingerprint its stack was started from, and the env-file syntax that compose
+//! v2 and 1.29 read alike. It prints nothing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::config::Pool;
 use crate::fsutil;
 use crate::ports::{self, SlotPorts};
-use crate::registry::{Registry, SlotRecord};
-use crate::template::{Rendered, Renderer, SlotContext, random_password};
+use crate::registry::{Registry, SlotRecord, Store};
+use crate::template::{self, Rendered, Renderer, SlotContext, random_password};
 
 pub(crate) const COMPOSE_FILE: &str = "docker-compose.yml";
 pub(crate) const ENV_FILE: &str = ".env.sandbox";
+/// The fingerprint of the files the slot's stack was last started from.
+const STACK_FILE: &str = ".stack-fingerprint";
 
 /// Files holding a password are private to the user.
 pub(crate) const SECRET_MODE: u32 = 0o600;
 
+// ---------------------------------------------------------------------------
+// Env-file syntax.
+// ---------------------------------------------------------------------------
+
+/// A value as an env file line must hold it so that compose v2 and 1.29 both
+/// read it back exactly. Compose v2 interpolates `$` in unquoted and
+/// double-quoted values and cuts unquoted ones at ` #`; both versions take a
+/// single-quoted value literally, except `\'` (a quote) and, in 1.29 only,
+/// `\\`. So: plain values as they are, everything else in single quotes.
+pub(crate) fn quote_env(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+,=".contains(c);
+    if value.chars().all(plain) {
+        return value.to_owned();
+    }
+    format!("'{}'", value.replace('\'', "\\'"))
+}
+
+/// Why `value` cannot be written so that both compose versions read it alike:
+/// a backslash before a backslash or a quote, or at the end.
+pub(crate) fn env_value_problem(value: &str) -> Option<&'static str> {
+    let bytes = value.as_bytes();
+    let bad = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\\' && matches!(bytes.get(i + 1), None | Some(b'\\' | b'\'')));
+    bad.then_some(
+        "a backslash before another backslash or a quote, or at the end, is read differently by compose v2 and 1.29",
+    )
+}
+
+/// A template's env output with every `KEY=value` value quoted by
+/// `quote_env`; a value the template quoted itself is left as written.
+pub(crate) fn quote_env_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let t = body.trim_start();
+        match body.split_once('=') {
+            Some((key, value)) if !t.starts_with('#') && valid_key(key) && !self_quoted(value) => {
+                out.push_str(key);
+                out.push('=');
+                out.push_str(&quote_env(value));
+            }
+            _ => out.push_str(body),
+        }
+        out.push_str(end);
+    }
+    out
+}
+
+fn valid_key(key: &str) -> bool {
+    let k = key.trim().trim_start_matches("export ").trim();
+    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn self_quoted(value: &str) -> bool {
+    let v = value.as_bytes();
+    v.len() >= 2 && matches!(v[0], b'\'' | b'"') && v[v.len() - 1] == v[0]
+}
+
+/// An env file value as compose reads it: quotes taken off, `\'` (single)
+/// or `\"` and `\\` (double) undone; an unquoted value as it stands.
+fn unquote(raw: &str) -> String {
+    let quote = match raw.as_bytes().first() {
+        Some(q @ (b'\'' | b'"')) => *q as char,
+        _ => return raw.to_owned(),
+    };
+    let mut out = String::new();
+    let mut chars = raw[1..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) if n == quote || (quote == '"' && n == '\\') => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            },
+            c if c == quote => break,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The variables of an env file's text, in file order: `KEY=value` lines
-/// (`export KEY=value` too), comments and blank lines skipped.
+/// (`export KEY=value` too), comments and blank lines skipped, quoted values
+/// read as compose reads them.
 pub(crate) fn parse_env(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
@@ -27,12 +123,16 @@ pub(crate) fn parse_env(text: &str) -> Vec<(String, String)> {
         .map(|(k, v)| {
             (
                 k.trim().trim_start_matches("export ").trim().to_owned(),
-                v.to_owned(),
+                unquote(v),
             )
         })
         .filter(|(k, _)| !k.is_empty())
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// What a slot should be, and what it is.
+// ---------------------------------------------------------------------------
 
 /// One part of a provisioned slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,13 +159,186 @@ impl Part {
 pub(crate) enum Plan {
     /// Nothing of it exists.
     Create,
-    /// Everything exists.
+    /// Everything exists and matches the templates and the pool.
     Complete,
-    /// Some parts are missing.
+    /// Some parts are missing: all are written again, keeping the password.
     Repair(Vec<Part>),
+    /// Every part exists but was rendered from other inputs (or `--force`).
+    Rerender,
 }
 
-pub(crate) fn plan(pool: &Pool, registry: &Registry, slot: u32) -> Plan {
+/// Which password a rendering uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Password {
+    /// The slot's current one (its volume was made with it); a new one only
+    /// when no file holds it any more.
+    Keep,
+    /// A new one: for a new claim, whose volumes start empty.
+    New,
+}
+
+/// A slot as the templates and the pool make it now.
+#[derive(Debug)]
+pub(crate) struct Desired {
+    pub(crate) ports: SlotPorts,
+    pub(crate) rendered: Rendered,
+    pub(crate) record: SlotRecord,
+    /// The password was read from the slot's files (else it is new).
+    pub(crate) kept_password: bool,
+    /// The compose file holds the password too (a template may put it there).
+    pub(crate) compose_secret: bool,
+}
+
+/// A slot that `[slots]` no longer lists: shown as retired, freed by `gc`.
+pub(crate) fn is_retired(pool: &Pool, slot: u32) -> bool {
+    !pool.slots.contains_key(&slot)
+}
+
+/// The slot's ports under the pool's rules; a claimed slot keeps the values
+/// its record pinned at claim time (a port new to the pool gets the pool's).
+fn ports_for(pool: &Pool, slot: u32, record: Option<&SlotRecord>) -> Result<SlotPorts> {
+    let mut ports = ports::slot_ports(pool, slot)?;
+    if let Some(rec) = record.filter(|r| r.claimed_by.is_some()) {
+        for (name, port) in &mut ports.named {
+            if let Some(p) = rec.ports.get(name) {
+                *port = *p;
+            }
+        }
+        for w in &mut ports.workers {
+            if let Some(p) = rec.ports.get(&format!("worker_{}", w.index + 1)) {
+                w.port = *p;
+            }
+        }
+    }
+    Ok(ports)
+}
+
+/// The ports a claimed slot keeps although the pool now gives others:
+/// name -> the pool's port, applied once the slot is released.
+pub(crate) fn pending_ports(pool: &Pool, rec: &SlotRecord) -> BTreeMap<String, u16> {
+    if rec.claimed_by.is_none() || is_retired(pool, rec.slot_id) {
+        return BTreeMap::new();
+    }
+    let Ok(now) = ports::slot_ports(pool, rec.slot_id) else {
+        return BTreeMap::new();
+    };
+    now.all()
+        .filter(|(name, port)| rec.ports.get(name).is_some_and(|p| p != port))
+        .collect()
+}
+
+/// Brings the registry record of every unclaimed slot of the pool to the
+/// pool's ports, profile and workers, so that choosing a slot sees them.
+pub(crate) fn sync_unclaimed(pool: &Pool, reg: &mut Registry) -> Result<()> {
+    for rec in reg.slots.values_mut() {
+        if rec.claimed_by.is_some() || is_retired(pool, rec.slot_id) {
+            continue;
+        }
+        rec.ports = ports::slot_ports(pool, rec.slot_id)?.all().collect();
+        rec.profile = pool.slots[&rec.slot_id];
+        rec.workers = pool.workers(rec.slot_id).clone();
+    }
+    Ok(())
+}
+
+/// Renders a slot of the pool as it should be now, writing nothing.
+pub(crate) fn desired(
+    pool: &Pool,
+    renderer: &Renderer,
+    registry: &Registry,
+    slot: u32,
+    password: Password,
+) -> Result<Desired> {
+    let old = registry.slots.get(&slot);
+    let ports = ports_for(pool, slot, old)?;
+    let kept = match password {
+        Password::Keep => current_password(pool, renderer, slot, old, &ports)?,
+        Password::New => None,
+    };
+    let kept_password = kept.is_some();
+    let password = match kept {
+        Some(p) => p,
+        None => random_password()?,
+    };
+    let registry_id = registry.id.as_deref().unwrap_or_default();
+    let rendered = renderer.render(
+        pool,
+        &SlotContext::new(pool, slot, &ports, &password, registry_id),
+    )?;
+    let compose_secret = rendered.compose.contains(&password);
+    let dir = pool.slot_dir(slot);
+    let mut record = old
+        .cloned()
+        .unwrap_or_else(|| new_record(pool, slot, &dir, &ports));
+    record.infrastructure_path = dir;
+    record.profile = pool.slots[&slot];
+    record.workers = pool.workers(slot).clone();
+    record.ports = ports.all().collect();
+    Ok(Desired {
+        ports,
+        rendered,
+        record,
+        kept_password,
+        compose_secret,
+    })
+}
+
+/// The password the slot's files hold now: the value of the env line the
+/// template fills with `{{password}}`, read from the slot's env file, else
+/// from its holder's. Found by rendering with a marker in its place.
+fn current_password(
+    pool: &Pool,
+    renderer: &Renderer,
+    slot: u32,
+    record: Option<&SlotRecord>,
+    ports: &SlotPorts,
+) -> Result<Option<String>> {
+    const MARK: &str = "0docker0sandbox0password0";
+    let probe = renderer.render(pool, &SlotContext::new(pool, slot, ports, MARK, ""))?;
+    let between = |text: &str, before: &str, after: &str| -> Option<String> {
+        let p = text.strip_prefix(before)?.strip_suffix(after)?;
+        (!p.is_empty()).then(|| p.to_owned())
+    };
+    let shapes: Vec<(String, String, String)> = parse_env(&probe.env)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let (before, after) = v.split_once(MARK)?;
+            Some((k, before.to_owned(), after.to_owned()))
+        })
+        .collect();
+    let mut files = vec![pool.slot_dir(slot).join(ENV_FILE)];
+    files.extend(
+        record
+            .and_then(|r| r.claimed_by.as_ref())
+            .map(|w| w.join(ENV_FILE)),
+    );
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let values: BTreeMap<String, String> = parse_env(&text).into_iter().collect();
+        for (key, before, after) in &shapes {
+            if let Some(p) = values.get(key).and_then(|v| between(v, before, after)) {
+                return Ok(Some(p));
+            }
+        }
+    }
+    // A template may put it in the compose file only: the same line there.
+    let Ok(compose) = std::fs::read_to_string(pool.slot_dir(slot).join(COMPOSE_FILE)) else {
+        return Ok(None);
+    };
+    for (want, have) in probe.compose.lines().zip(compose.lines()) {
+        if let Some((before, after)) = want.split_once(MARK)
+            && let Some(p) = between(have, before, after)
+        {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// The plan for one slot of the pool, given what it should be.
+pub(crate) fn plan(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) -> Plan {
     let dir = pool.slot_dir(slot);
     let has_record = registry.slots.contains_key(&slot);
     if !has_record && !dir.exists() {
@@ -79,51 +352,106 @@ pub(crate) fn plan(pool: &Pool, registry: &Registry, slot: u32) -> Plan {
             Part::Record => !has_record,
         })
         .collect();
-    if missing.is_empty() {
+    if !missing.is_empty() {
+        Plan::Repair(missing)
+    } else if up_to_date(pool, registry, slot, want) {
         Plan::Complete
     } else {
-        Plan::Repair(missing)
+        Plan::Rerender
     }
 }
 
-/// Renders a slot's files with a new password, writing nothing.
-pub(crate) fn render(
-    pool: &Pool,
-    renderer: &Renderer,
-    slot: u32,
-    registry_id: &str,
-) -> Result<(SlotPorts, Rendered)> {
-    let ports = ports::slot_ports(pool, slot)?;
-    let password = random_password()?;
-    let ctx = SlotContext::new(pool, slot, &ports, &password, registry_id);
-    let rendered = renderer.render(pool, &ctx)?;
-    Ok((ports, rendered))
+/// The slot's files and record are exactly what `want` renders.
+fn up_to_date(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = pool.slot_dir(slot);
+    let same =
+        |name: &str, text: &str| std::fs::read(dir.join(name)).is_ok_and(|b| b == text.as_bytes());
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name)).map_or(0, |m| m.permissions().mode() & 0o777)
+    };
+    let private = mode(ENV_FILE) == SECRET_MODE
+        && (!want.compose_secret || mode(COMPOSE_FILE) == SECRET_MODE);
+    registry.slots.get(&slot) == Some(&want.record)
+        && same(COMPOSE_FILE, &want.rendered.compose)
+        && same(ENV_FILE, &want.rendered.env)
+        && private
 }
 
-/// Writes `parts` of a slot from its rendering. A kept env file keeps its
-/// password; a new one gets the rendering's new password.
-pub(crate) fn write(
-    pool: &Pool,
-    registry: &mut Registry,
-    slot: u32,
-    parts: &[Part],
-    (ports, rendered): &(SlotPorts, Rendered),
-) -> Result<()> {
+/// Writes a slot's files and record as `want` renders them.
+pub(crate) fn write(pool: &Pool, registry: &mut Registry, slot: u32, want: &Desired) -> Result<()> {
     let dir = pool.slot_dir(slot);
     fsutil::create_dir_all(&dir)?;
-    if parts.contains(&Part::Compose) {
-        fsutil::write_atomic(&dir.join(COMPOSE_FILE), rendered.compose.as_bytes(), 0o644)?;
-    }
-    if parts.contains(&Part::Env) {
-        fsutil::write_atomic(&dir.join(ENV_FILE), rendered.env.as_bytes(), SECRET_MODE)?;
-    }
-    if parts.contains(&Part::Record) {
-        registry.slots.insert(slot, record(pool, slot, &dir, ports));
-    }
+    let compose_mode = if want.compose_secret {
+        SECRET_MODE
+    } else {
+        0o644
+    };
+    fsutil::write_atomic(
+        &dir.join(COMPOSE_FILE),
+        want.rendered.compose.as_bytes(),
+        compose_mode,
+    )?;
+    fsutil::write_atomic(
+        &dir.join(ENV_FILE),
+        want.rendered.env.as_bytes(),
+        SECRET_MODE,
+    )?;
+    registry.slots.insert(slot, want.record.clone());
     Ok(())
 }
 
-fn record(pool: &Pool, slot: u32, dir: &Path, ports: &SlotPorts) -> SlotRecord {
+/// A slot as a command found it, after `ensure`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fresh {
+    pub(crate) record: SlotRecord,
+    /// Its files were rendered again just now.
+    pub(crate) rerendered: bool,
+}
+
+/// Renders the slot again when its files or record differ from what the
+/// templates and the pool make of it now (a slot `[slots]` no longer lists
+/// is left as it is). With `Password::New`, always: a new claim's password.
+pub(crate) fn ensure(pool: &Pool, store: &Store, slot: u32, password: Password) -> Result<Fresh> {
+    let now = store.read()?;
+    let Some(rec) = now.slots.get(&slot) else {
+        anyhow::bail!(
+            "slot {slot} is not in the registry `{}`",
+            store.path.display()
+        );
+    };
+    if is_retired(pool, slot) {
+        return Ok(Fresh {
+            record: rec.clone(),
+            rerendered: false,
+        });
+    }
+    let renderer = Renderer::new(pool)?;
+    if password == Password::Keep {
+        let want = desired(pool, &renderer, &now, slot, password)?;
+        if up_to_date(pool, &now, slot, &want) {
+            return Ok(Fresh {
+                record: want.record,
+                rerendered: false,
+            });
+        }
+    }
+    store.update(|reg| {
+        // The files carry the registry's id: one that has none gets it now.
+        reg.ensure_id()?;
+        let want = desired(pool, &renderer, reg, slot, password)?;
+        let rerendered = !up_to_date(pool, reg, slot, &want);
+        if rerendered {
+            write(pool, reg, slot, &want)?;
+        }
+        Ok(Fresh {
+            record: want.record,
+            rerendered,
+        })
+    })
+}
+
+fn new_record(pool: &Pool, slot: u32, dir: &Path, ports: &SlotPorts) -> SlotRecord {
     SlotRecord {
         slot_id: slot,
         infrastructure_path: dir.to_owned(),
@@ -133,5 +461,104 @@ fn record(pool: &Pool, slot: u32, dir: &Path, ports: &SlotPorts) -> SlotRecord {
         claimed_by: None,
         claimed_at: None,
         status: "stopped".to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The files a running stack was started from.
+// ---------------------------------------------------------------------------
+
+/// The fingerprint of the slot's files as they are on disk.
+pub(crate) fn files_fingerprint(pool: &Pool, slot: u32) -> Option<String> {
+    let text = std::fs::read_to_string(pool.slot_dir(slot).join(COMPOSE_FILE)).ok()?;
+    template::fingerprint_of(&text).map(str::to_owned)
+}
+
+/// Records that the slot's stack was started from its files as they are now.
+pub(crate) fn mark_started(pool: &Pool, slot: u32) -> Result<()> {
+    let path = pool.slot_dir(slot).join(STACK_FILE);
+    match files_fingerprint(pool, slot) {
+        Some(f) => fsutil::write_atomic(&path, format!("{f}\n").as_bytes(), 0o644),
+        None => match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("failed to remove `{}`", path.display())),
+        },
+    }
+}
+
+/// The fingerprint of the files the slot's stack was last started from.
+pub(crate) fn started_fingerprint(pool: &Pool, slot: u32) -> Option<String> {
+    let text = std::fs::read_to_string(pool.slot_dir(slot).join(STACK_FILE)).ok()?;
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// Whether a stack started from the slot's files would now be started from
+/// other ones: the templates or the pool changed since `up` (the files may
+/// not even be rendered again yet). Unknown (a stack started before
+/// fingerprints, a slot without its files) is no.
+pub(crate) fn restart_to_apply(
+    pool: &Pool,
+    renderer: Option<&Renderer>,
+    registry: &Registry,
+    slot: u32,
+) -> bool {
+    let (Some(renderer), Some(started)) = (renderer, started_fingerprint(pool, slot)) else {
+        return false;
+    };
+    if is_retired(pool, slot) || !registry.slots.contains_key(&slot) {
+        return false;
+    }
+    match desired(pool, renderer, registry, slot, Password::Keep) {
+        Ok(want) if want.kept_password => want.rendered.fingerprint != started,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_stay_and_others_are_single_quoted() {
+        assert_eq!(quote_env("abc-1.2:3/x@y%z+w,v=u"), "abc-1.2:3/x@y%z+w,v=u");
+        assert_eq!(quote_env(""), "");
+        assert_eq!(quote_env("a b$c#d"), "'a b$c#d'");
+        assert_eq!(quote_env("it's \"x\""), "'it\\'s \"x\"'");
+        assert_eq!(quote_env("a\\b"), "'a\\b'");
+    }
+
+    #[test]
+    fn quoted_values_read_back_as_written() {
+        for v in [
+            "a b$c#d",
+            "it's \"x\" $HOME",
+            "",
+            "plain",
+            "  pad  ",
+            "a\\b",
+            "é ü",
+            "'",
+        ] {
+            let text = format!("K={}\n", quote_env(v));
+            assert_eq!(parse_env(&text), [("K".to_owned(), v.to_owned())], "{text}");
+        }
+    }
+
+    #[test]
+    fn template_lines_are_quoted_unless_quoted_already() {
+        let text = "# c $x\nA=plain\nB=a b\nC=\"kept as is\"\n\nnot a line\nD=x$y";
+        assert_eq!(
+            quote_env_text(text),
+            "# c $x\nA=plain\nB='a b'\nC=\"kept as is\"\n\nnot a line\nD='x$y'"
+        );
+    }
+
+    #[test]
+    fn backslashes_compose_reads_two_ways_are_found() {
+        assert!(env_value_problem("a\\b $c").is_none());
+        assert!(env_value_problem("a\\\\b").is_some());
+        assert!(env_value_problem("a\\'b").is_some());
+        assert!(env_value_problem("end\\").is_some());
     }
 }

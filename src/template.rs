@@ -89,15 +89,41 @@ impl<'a> SlotContext<'a> {
     }
 }
 
-/// The two files of a slot, rendered.
+/// The two files of a slot, rendered. Both start with the fingerprint line.
 #[derive(Debug)]
 pub(crate) struct Rendered {
     pub(crate) compose: String,
     pub(crate) env: String,
+    /// Of the inputs: both templates' texts, the whole context, `[env]`.
+    pub(crate) fingerprint: String,
 }
 
 pub(crate) struct Renderer {
     hb: Handlebars<'static>,
+    /// The templates as written, for the fingerprint.
+    texts: Vec<String>,
+}
+
+/// How a rendered file names the fingerprint of its inputs, on its first line.
+const FINGERPRINT_MARK: &str = "# docker-sandbox fingerprint ";
+
+/// The fingerprint a rendered file carries, if it carries one.
+pub(crate) fn fingerprint_of(text: &str) -> Option<&str> {
+    let rest = text.lines().next()?.strip_prefix(FINGERPRINT_MARK)?;
+    rest.split_whitespace().next()
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher,
+/// so a fingerprint written by one version of the plugin is read by the next.
+fn fnv1a(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(&[0xff]) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 handlebars_helper!(upper: |s: str| s.to_ascii_uppercase());
@@ -112,16 +138,18 @@ impl Renderer {
             Templates::Embedded => "embedded".to_owned(),
             Templates::Dir(dir) => dir.display().to_string(),
         };
+        let mut texts = Vec::new();
         for name in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
             let text = template_text(pool, name)?;
-            hb.register_template_string(name, text).map_err(|e| {
+            hb.register_template_string(name, &text).map_err(|e| {
                 fail(
                     format!("template `{origin}/{name}` does not parse: {e}"),
                     "fix the Handlebars syntax in the template",
                 )
             })?;
+            texts.push(text);
         }
-        Ok(Renderer { hb })
+        Ok(Renderer { hb, texts })
     }
 
     pub(crate) fn render(&self, pool: &Pool, ctx: &SlotContext<'_>) -> Result<Rendered> {
@@ -137,18 +165,38 @@ impl Renderer {
                 )
             })
         };
-        let compose = render(COMPOSE_TEMPLATE)?;
-        let mut env = render(ENV_TEMPLATE)?;
+        // The whole context but the password: the fingerprint sits in files
+        // anyone may read, and a password only changes with a new claim,
+        // whose stack starts from nothing anyway.
+        let mut context = serde_json::to_value(ctx).context("failed to serialise the context")?;
+        if let Some(map) = context.as_object_mut() {
+            map.remove("password");
+        }
+        let context = context.to_string();
+        let extra = serde_json::to_string(&pool.env).context("failed to serialise [env]")?;
+        let mut parts: Vec<&[u8]> = vec![b"docker-sandbox render 1"];
+        parts.extend(self.texts.iter().map(|t| t.as_bytes()));
+        parts.extend([context.as_bytes(), extra.as_bytes()]);
+        let fingerprint = fnv1a(&parts);
+        let header = format!(
+            "{FINGERPRINT_MARK}{fingerprint} (generated: edit the templates or the project file, not this file)\n"
+        );
+        let compose = header.clone() + &render(COMPOSE_TEMPLATE)?;
+        let mut env = header + &crate::slot::quote_env_text(&render(ENV_TEMPLATE)?);
         if !pool.env.is_empty() {
             if !env.ends_with('\n') {
                 env.push('\n');
             }
             env.push_str("# [env] of the project file\n");
             for (k, v) in &pool.env {
-                env.push_str(&format!("{k}={v}\n"));
+                env.push_str(&format!("{k}={}\n", crate::slot::quote_env(v)));
             }
         }
-        Ok(Rendered { compose, env })
+        Ok(Rendered {
+            compose,
+            env,
+            fingerprint,
+        })
     }
 }
 
@@ -332,7 +380,44 @@ mod tests {
         let ports = slot_ports(&p, 1).unwrap();
         let ctx = SlotContext::new(&p, 1, &ports, "a<b>&'\"", "0123abcd");
         let r = Renderer::new(&p).unwrap().render(&p, &ctx).unwrap();
-        assert_eq!(r.env, "A=a<b>&'\"\n");
+        assert_eq!(r.env.lines().nth(1), Some("A='a<b>&\\'\"'"));
+        assert_eq!(fingerprint_of(&r.env), Some(r.fingerprint.as_str()));
+    }
+
+    #[test]
+    fn the_fingerprint_follows_every_input() {
+        let p = pool("");
+        let ports = slot_ports(&p, 1).unwrap();
+        let renderer = Renderer::new(&p).unwrap();
+        let fp = |pool: &Pool, pw: &str| {
+            renderer
+                .render(pool, &SlotContext::new(pool, 1, &ports, pw, "0123abcd"))
+                .unwrap()
+        };
+        let a = fp(&p, "pw");
+        assert_eq!(a.fingerprint, fp(&p, "pw").fingerprint, "stable");
+        assert_eq!(fingerprint_of(&a.compose), Some(a.fingerprint.as_str()));
+        assert_eq!(
+            a.fingerprint,
+            fp(&p, "other").fingerprint,
+            "not the password: the fingerprint is in files anyone may read"
+        );
+        let mut q = p.clone();
+        q.shared_dir = "/elsewhere".into();
+        assert_ne!(a.fingerprint, fp(&q, "pw").fingerprint, "the context");
+        let mut q = p.clone();
+        q.env.insert("X".into(), "1".into());
+        assert_ne!(a.fingerprint, fp(&q, "pw").fingerprint, "[env]");
+        let mut other = Renderer::new(&p).unwrap();
+        other.texts[0].push(' ');
+        assert_ne!(
+            a.fingerprint,
+            other
+                .render(&p, &SlotContext::new(&p, 1, &ports, "pw", "0123abcd"))
+                .unwrap()
+                .fingerprint,
+            "a template's text"
+        );
     }
 
     #[test]

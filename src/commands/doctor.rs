@@ -213,6 +213,11 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             }
             Err(e) => checks.push(check("templates", Level::Fail, format!("{e:#}"), None)),
         }
+        if let Ok(reg) = ctx.store(pool).read()
+            && !reg.slots.is_empty()
+        {
+            checks.push(drift_check(ctx, pool, &reg, engine_ok.then_some(&engine)));
+        }
     }
 
     let failed = checks.iter().any(|c| c.level == Level::Fail);
@@ -232,6 +237,55 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Slots whose files changed under their running stack, retired slots, and
+/// claims that keep ports the pool no longer gives.
+fn drift_check(
+    ctx: &Ctx,
+    pool: &crate::config::Pool,
+    reg: &crate::registry::Registry,
+    engine: Option<&crate::engine::Engine>,
+) -> Check {
+    let live = engine.and_then(|e| e.containers(None).ok());
+    let renderer = template::Renderer::new(pool).ok();
+    let mut found = Vec::new();
+    for rec in reg.slots.values() {
+        let state = crate::commands::status::slot_state(ctx, pool, live.as_deref(), rec);
+        let d = crate::commands::slots::drift(pool, renderer.as_ref(), reg, rec, &state);
+        let id = rec.slot_id;
+        if d.restart_to_apply {
+            found.push(format!(
+                "slot {id} runs from files that changed since (restart to apply)"
+            ));
+        }
+        if d.retired {
+            found.push(format!("slot {id} is retired (no longer in [slots])"));
+        }
+        if !d.pending_ports.is_empty() {
+            found.push(format!(
+                "slot {id} keeps its ports until released (then {})",
+                crate::commands::slots::show_ports(&d.pending_ports)
+            ));
+        }
+    }
+    if found.is_empty() {
+        return check(
+            "slots",
+            Level::Ok,
+            "every slot's files match its stack and the pool",
+            None,
+        );
+    }
+    let cmd = ctx.cmd_name();
+    check(
+        "slots",
+        Level::Warn,
+        found.join("; "),
+        Some(format!(
+            "`{cmd} up` in the slot's worktree applies changed files; `{cmd} gc` frees retired slots once unclaimed"
+        )),
+    )
 }
 
 /// Where docker looks for `docker-<name>`, in its order: `cliPluginsExtraDirs`

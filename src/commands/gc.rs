@@ -26,6 +26,8 @@ struct GcJson {
     freed: Vec<Freed>,
     /// Compose projects of this pool that no claim owned.
     removed_projects: Vec<RemovedProject>,
+    /// Unclaimed slots `[slots]` no longer lists: folder, record and stack removed.
+    retired: Vec<RemovedProject>,
     /// Projects named like this pool's slots that hold what this registry
     /// did not start: left alone.
     left_alone: Vec<ForeignProject>,
@@ -102,6 +104,8 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
         });
     }
 
+    report.retired = free_retired(&pool, &store, &engine, dry_run, &say)?;
+
     // Projects named like this pool's slots that no live claim owns, decided
     // and removed under the registry lock: a claim made meanwhile waits, and
     // one made before is seen as owned.
@@ -177,8 +181,77 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
     } else if report.freed.is_empty()
         && report.removed_projects.is_empty()
         && report.left_alone.is_empty()
+        && report.retired.is_empty()
     {
         output::line("Nothing to clean up");
     }
     Ok(0)
+}
+
+/// Frees the unclaimed slots that `[slots]` no longer lists: their stack
+/// (through the usual removal), their folder and their registry record.
+fn free_retired(
+    pool: &crate::config::Pool,
+    store: &crate::registry::Store,
+    engine: &crate::engine::Engine,
+    dry_run: bool,
+    say: &dyn Fn(String),
+) -> Result<Vec<RemovedProject>> {
+    let retired: Vec<u32> = store
+        .read()?
+        .slots
+        .values()
+        .filter(|r| r.claimed_by.is_none() && crate::slot::is_retired(pool, r.slot_id))
+        .map(|r| r.slot_id)
+        .collect();
+    let mut done = Vec::new();
+    for id in retired {
+        let project = pool.project(id);
+        if dry_run {
+            say(format!(
+                "Would free retired slot {id}: its folder, registry entry and compose project `{project}`"
+            ));
+            done.push(RemovedProject {
+                project,
+                removed: None,
+            });
+            continue;
+        }
+        let dir = pool.slot_dir(id);
+        let cleared = {
+            let _lock = store.slot_lock(&dir)?;
+            let owner = crate::claim::owner(pool, &store.read()?, id);
+            let cleared = engine.remove_project(&project, &owner)?;
+            store.update(|reg| {
+                // Claimed meanwhile: no longer ours to free.
+                if reg.slots.get(&id).is_some_and(|r| r.claimed_by.is_none()) {
+                    reg.slots.remove(&id);
+                }
+                Ok(())
+            })?;
+            cleared
+        };
+        if let Some(text) = describe_left_alone(&project, &cleared.left_alone) {
+            say(text);
+        }
+        let removed = cleared.removed;
+        if !store.read()?.slots.contains_key(&id) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("failed to remove `{}`", dir.display())));
+                }
+            }
+        }
+        say(format!(
+            "Freed retired slot {id} (no longer in [slots]): removed its folder, registry entry and {removed}"
+        ));
+        done.push(RemovedProject {
+            project,
+            removed: Some(removed),
+        });
+    }
+    Ok(done)
 }

@@ -133,19 +133,17 @@ impl Held {
     }
 }
 
-/// The caller's claim; its env file is written again if it went missing.
+/// The caller's claim. The slot's files are rendered again when the
+/// templates or the pool changed, and the worktree's env file is written
+/// again when it differs from them (or went missing).
 pub(crate) fn held(ctx: &Ctx) -> Result<Held> {
     let worktree = ctx.worktree()?;
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
-    let mut registry = store.read()?;
-    // A moved worktree takes its claim along, and its env file is rewritten.
-    let mut moved = false;
-    let mut id = registry.claim_of(&worktree);
+    // A moved worktree takes its claim along; its env file is written below.
+    let mut id = store.read()?.claim_of(&worktree);
     if id.is_none() {
         id = claim::follow_move(&pool, &store, &worktree)?;
-        moved = id.is_some();
-        registry = store.read()?;
     }
     let Some(id) = id else {
         return Err(fail(
@@ -156,10 +154,8 @@ pub(crate) fn held(ctx: &Ctx) -> Result<Held> {
             ),
         ));
     };
-    let record = registry.slots[&id].clone();
-    if moved || !worktree.join(ENV_FILE).is_file() {
-        claim::write_env(&pool, id, &record, &worktree, &ctx.cmd_name())?;
-    }
+    let record = crate::slot::ensure(&pool, &store, id, crate::slot::Password::Keep)?.record;
+    claim::write_env(&pool, id, &record, &worktree, &ctx.cmd_name())?;
     Ok(Held {
         pool,
         store,
@@ -236,7 +232,7 @@ pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
 pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
     let ctx = Ctx::new(invocation, Environment::from_process()?);
     match cli.command {
-        Command::Provision(args) => provision::exec(&ctx, args.dry_run, args.format),
+        Command::Provision(args) => provision::exec(&ctx, args.dry_run, args.force, args.format),
         Command::Slots(args) => slots::exec(&ctx, args.format),
         Command::Claim(args) => {
             claim_cmd::exec(&ctx, profile(args.profile), args.slot, args.format)

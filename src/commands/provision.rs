@@ -1,4 +1,5 @@
-//! `provision [--dry-run]`: create or repair every slot of the pool.
+//! `provision [--dry-run] [--force]`: create, repair or render again every
+//! slot of the pool, and name the slots it no longer lists.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use crate::config::{Pool, Profile};
 use crate::output;
 use crate::ports::SlotPorts;
 use crate::registry::Registry;
-use crate::slot::{self, Part, Plan};
+use crate::slot::{self, Desired, Password, Plan};
 use crate::template::Renderer;
 
 /// `provision --format json`.
@@ -28,7 +29,8 @@ struct ProvisionJson {
 struct SlotJson {
     slot: u32,
     profile: Profile,
-    /// `created`, `repaired` or `skipped` (on a dry run: what would be done).
+    /// `created`, `repaired`, `rerendered`, `skipped` or `retired` (on a dry
+    /// run: what would be done).
     action: &'static str,
     /// The parts that were (or would be) written again, for `repaired`.
     missing: Vec<&'static str>,
@@ -36,88 +38,105 @@ struct SlotJson {
     ports: BTreeMap<String, u16>,
 }
 
-pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
+pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let renderer = Renderer::new(&pool)?;
     // Every slot renders before anything is written: a template error leaves
-    // the disk as it was. The files carry the registry's id (made here for a
-    // registry that has none, and saved with the slots).
-    let render_all = |id: &str| {
+    // the disk as it was.
+    let decide = |registry: &Registry| -> Result<Vec<(u32, Plan, Desired)>> {
         pool.slots
             .keys()
-            .map(|&slot| Ok((slot, slot::render(&pool, &renderer, slot, id)?)))
-            .collect::<Result<BTreeMap<_, _>>>()
+            .map(|&id| {
+                let want = slot::desired(&pool, &renderer, registry, id, Password::Keep)?;
+                let plan = match slot::plan(&pool, registry, id, &want) {
+                    Plan::Complete if force => Plan::Rerender,
+                    plan => plan,
+                };
+                Ok((id, plan, want))
+            })
+            .collect()
     };
-    let candidate = match store.read()?.id {
-        Some(id) => id,
-        None => crate::registry::new_id()?,
-    };
-    let mut rendered = render_all(&candidate)?;
-    let plans: Vec<(u32, Plan)> = if dry_run {
+    let (plans, retired) = if dry_run {
         // Reads only: not even the state folder is created.
         let registry = store.read()?;
-        rendered
-            .keys()
-            .map(|&id| (id, slot::plan(&pool, &registry, id)))
-            .collect()
+        (decide(&registry)?, retired_slots(&pool, &registry))
     } else {
-        let (plans, files) = store.update(|registry: &mut Registry| {
-            let id = registry.id.get_or_insert_with(|| candidate.clone()).clone();
-            // Another process gave the registry its id meanwhile.
-            let files = if id == candidate {
-                std::mem::take(&mut rendered)
-            } else {
-                render_all(&id)?
-            };
-            let mut plans = Vec::new();
-            for (&id, files) in &files {
-                let plan = slot::plan(&pool, registry, id);
-                match &plan {
-                    Plan::Create => slot::write(&pool, registry, id, &Part::ALL, files)?,
-                    Plan::Repair(parts) => slot::write(&pool, registry, id, parts, files)?,
-                    Plan::Complete => {}
+        // Rendered once before the lock too: a template error creates nothing,
+        // not even the state folder.
+        decide(&store.read()?)?;
+        store.update(|registry: &mut Registry| {
+            // The files carry the registry's id: one that has none gets it
+            // here, saved with the slots.
+            registry.ensure_id()?;
+            let plans = decide(registry)?;
+            for (id, plan, want) in &plans {
+                if *plan != Plan::Complete {
+                    slot::write(&pool, registry, *id, want)?;
                 }
-                plans.push((id, plan));
             }
-            Ok((plans, files))
-        })?;
-        rendered = files;
-        plans
+            Ok((plans, retired_slots(&pool, registry)))
+        })?
     };
     if format == Format::Json {
+        let mut slots: Vec<SlotJson> = plans
+            .iter()
+            .map(|(id, plan, want)| {
+                let (action, missing) = match plan {
+                    Plan::Create => ("created", vec![]),
+                    Plan::Repair(parts) => {
+                        ("repaired", parts.iter().map(|p| p.describe()).collect())
+                    }
+                    Plan::Rerender => ("rerendered", vec![]),
+                    Plan::Complete => ("skipped", vec![]),
+                };
+                SlotJson {
+                    slot: *id,
+                    profile: pool.slots[id],
+                    action,
+                    missing,
+                    path: pool.slot_dir(*id),
+                    ports: want.record.ports.clone(),
+                }
+            })
+            .collect();
+        slots.extend(retired.iter().map(|(id, profile, ports)| SlotJson {
+            slot: *id,
+            profile: *profile,
+            action: "retired",
+            missing: vec![],
+            path: pool.slot_dir(*id),
+            ports: ports.clone(),
+        }));
         output::json(&ProvisionJson {
             pool: pool.name.clone(),
             state_dir: pool.state_dir.clone(),
             dry_run,
-            slots: plans
-                .iter()
-                .map(|(id, plan)| {
-                    let (action, missing) = match plan {
-                        Plan::Create => ("created", vec![]),
-                        Plan::Repair(parts) => {
-                            ("repaired", parts.iter().map(|p| p.describe()).collect())
-                        }
-                        Plan::Complete => ("skipped", vec![]),
-                    };
-                    SlotJson {
-                        slot: *id,
-                        profile: pool.slots[id],
-                        action,
-                        missing,
-                        path: pool.slot_dir(*id),
-                        ports: rendered[id].0.all().collect(),
-                    }
-                })
-                .collect(),
+            slots,
         });
         return Ok(0);
     }
-    for (id, plan) in &plans {
-        report(&pool, *id, plan, dry_run.then(|| &rendered[id].0));
+    for (id, plan, want) in &plans {
+        report(&pool, *id, plan, dry_run.then_some(&want.ports));
+    }
+    for (id, _, _) in &retired {
+        output::line(&format!(
+            "Slot {id}: retired (no longer in [slots]); `{} gc` frees it once it is unclaimed",
+            ctx.cmd_name()
+        ));
     }
     summarise(&plans, dry_run);
     Ok(0)
+}
+
+/// Slots of the registry that the pool no longer lists.
+fn retired_slots(pool: &Pool, registry: &Registry) -> Vec<(u32, Profile, BTreeMap<String, u16>)> {
+    registry
+        .slots
+        .values()
+        .filter(|r| slot::is_retired(pool, r.slot_id))
+        .map(|r| (r.slot_id, r.profile, r.ports.clone()))
+        .collect()
 }
 
 /// One slot's line(s). `ports` is given on a dry run, to show what would be used.
@@ -151,6 +170,16 @@ fn report(pool: &Pool, id: u32, plan: &Plan, ports: Option<&SlotPorts>) {
                 ));
             }
         }
+        (Plan::Rerender, dry) => {
+            let verb = if dry.is_some() {
+                "Would re-render"
+            } else {
+                "Re-rendered"
+            };
+            output::line(&format!(
+                "{verb} slot {id} ({profile}): its files now match the templates and the project file"
+            ));
+        }
         (Plan::Repair(parts), dry) => {
             let what: Vec<&str> = parts.iter().map(|p| p.describe()).collect();
             let verb = if dry.is_some() {
@@ -166,21 +195,25 @@ fn report(pool: &Pool, id: u32, plan: &Plan, ports: Option<&SlotPorts>) {
     }
 }
 
-fn summarise(plans: &[(u32, Plan)], dry_run: bool) {
-    let count = |f: fn(&Plan) -> bool| plans.iter().filter(|(_, p)| f(p)).count();
+fn summarise(plans: &[(u32, Plan, Desired)], dry_run: bool) {
+    let count = |f: fn(&Plan) -> bool| plans.iter().filter(|(_, p, _)| f(p)).count();
     let created = count(|p| matches!(p, Plan::Create));
     let repaired = count(|p| matches!(p, Plan::Repair(_)));
+    let rerendered = count(|p| matches!(p, Plan::Rerender));
     let skipped = count(|p| matches!(p, Plan::Complete));
-    let (create, repair) = if dry_run {
-        ("Would create", "Would repair")
+    let (create, repair, rerender) = if dry_run {
+        ("Would create", "Would repair", "Would re-render")
     } else {
-        ("Created", "Repaired")
+        ("Created", "Repaired", "Re-rendered")
     };
     if created > 0 {
         output::line(&format!("{create} {created} slot(s)"));
     }
     if repaired > 0 {
         output::line(&format!("{repair} {repaired} slot(s)"));
+    }
+    if rerendered > 0 {
+        output::line(&format!("{rerender} {rerendered} slot(s)"));
     }
     if skipped > 0 {
         output::line(&format!("Skipped {skipped} existing slot(s)"));

@@ -108,6 +108,8 @@ pub(crate) fn release_slot(
     let owner = claim::owner(pool, &store.read()?, slot);
     let cleared = stop_and_remove(ctx, pool, engine, slot, holder, &owner)?;
     claim::finish_release(store, slot, holder)?;
+    // Unpinned, the slot takes the ports the pool gives now.
+    crate::slot::ensure(pool, store, slot, crate::slot::Password::Keep)?;
     Ok(cleared)
 }
 

@@ -1,4 +1,6 @@
-//! `slots [--format table|json]`: every provisioned slot, its claim and status.
+//! `slots [--format table|json]`: every provisioned slot, its claim and status,
+//! and what changed under it: a stack started from files that changed since
+//! ("restart to apply"), ports pinned by a claim, slots `[slots]` retired.
 
 use std::path::{Path, PathBuf};
 
@@ -9,9 +11,11 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::status::{short_name, slot_state, state_tone};
-use crate::config::{Profile, WorkerCounts};
+use crate::config::{Pool, Profile, WorkerCounts};
 use crate::output::{self, Tone};
-use crate::registry::SlotRecord;
+use crate::registry::{Registry, SlotRecord};
+use crate::slot;
+use crate::template::Renderer;
 
 /// `slots --format json`: field names are part of the interface.
 #[derive(Serialize)]
@@ -35,6 +39,41 @@ struct SlotJson<'a> {
     claimed_at: Option<DateTime<Utc>>,
     orphaned: bool,
     status: String,
+    /// `[slots]` no longer lists it: `gc` frees it once unclaimed.
+    retired: bool,
+    /// Its stack runs from files that changed since it started.
+    restart_to_apply: bool,
+    /// Ports the pool now gives that a claim keeps pinned until released.
+    pending_ports: std::collections::BTreeMap<String, u16>,
+}
+
+/// What changed under one slot.
+pub(crate) struct Drift {
+    pub(crate) retired: bool,
+    pub(crate) restart_to_apply: bool,
+    pub(crate) pending_ports: std::collections::BTreeMap<String, u16>,
+}
+
+/// What changed under `rec`, whose stack is in `state`.
+pub(crate) fn drift(
+    pool: &Pool,
+    renderer: Option<&Renderer>,
+    registry: &Registry,
+    rec: &SlotRecord,
+    state: &str,
+) -> Drift {
+    let up = matches!(state, "running" | "partial");
+    Drift {
+        retired: slot::is_retired(pool, rec.slot_id),
+        restart_to_apply: up && slot::restart_to_apply(pool, renderer, registry, rec.slot_id),
+        pending_ports: slot::pending_ports(pool, rec),
+    }
+}
+
+/// A port map as `api 8012, db 5445`.
+pub(crate) fn show_ports(ports: &std::collections::BTreeMap<String, u16>) -> String {
+    let list: Vec<String> = ports.iter().map(|(n, p)| format!("{n} {p}")).collect();
+    list.join(", ")
 }
 
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
@@ -56,6 +95,9 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         }
     };
     let status_of = |s: &SlotRecord| slot_state(ctx, &pool, live.as_deref(), s);
+    let renderer = Renderer::new(&pool).ok();
+    let drift_of =
+        |s: &SlotRecord, state: &str| drift(&pool, renderer.as_ref(), &registry, s, state);
 
     if format == Format::Json {
         output::json(&SlotsJson {
@@ -65,17 +107,24 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             slots: registry
                 .slots
                 .values()
-                .map(|s| SlotJson {
-                    slot: s.slot_id,
-                    profile: s.profile,
-                    project: pool.project(s.slot_id),
-                    path: &s.infrastructure_path,
-                    ports: &s.ports,
-                    workers: &s.workers,
-                    claimed_by: s.claimed_by.as_ref(),
-                    claimed_at: s.claimed_at,
-                    orphaned: orphaned(s),
-                    status: status_of(s),
+                .map(|s| {
+                    let status = status_of(s);
+                    let d = drift_of(s, &status);
+                    SlotJson {
+                        slot: s.slot_id,
+                        profile: s.profile,
+                        project: pool.project(s.slot_id),
+                        path: &s.infrastructure_path,
+                        ports: &s.ports,
+                        workers: &s.workers,
+                        claimed_by: s.claimed_by.as_ref(),
+                        claimed_at: s.claimed_at,
+                        orphaned: orphaned(s),
+                        status,
+                        retired: d.retired,
+                        restart_to_apply: d.restart_to_apply,
+                        pending_ports: d.pending_ports,
+                    }
                 })
                 .collect(),
         });
@@ -104,6 +153,8 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         format!("{main_port} port")
     };
     let mut orphans = 0;
+    let mut retired = Vec::new();
+    let mut pinned = Vec::new();
     let rows = registry
         .slots
         .values()
@@ -116,8 +167,25 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                 }
                 Some(path) => (short_name(path), Tone::Plain),
             };
-            let status = status_of(s);
-            let status_tone = state_tone(&status);
+            let mut status = status_of(s);
+            let mut status_tone = state_tone(&status);
+            let d = drift_of(s, &status);
+            if d.restart_to_apply {
+                status.push_str(", restart to apply");
+                status_tone = Tone::Warn;
+            }
+            if d.retired {
+                status.push_str(", retired");
+                status_tone = Tone::Warn;
+                retired.push(s.slot_id.to_string());
+            }
+            if !d.pending_ports.is_empty() {
+                pinned.push(format!(
+                    "slot {} keeps its ports until released (then {})",
+                    s.slot_id,
+                    show_ports(&d.pending_ports)
+                ));
+            }
             vec![
                 (s.slot_id.to_string(), Tone::Plain),
                 (s.profile.to_string(), Tone::Plain),
@@ -136,6 +204,16 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         &["Slot", "Profile", &port_header, "Claimed By", "Status"],
         rows,
     );
+    for line in &pinned {
+        output::note(line);
+    }
+    if !retired.is_empty() {
+        output::note(&format!(
+            "slot(s) {} retired: [slots] no longer lists them. `{} gc` frees them once unclaimed.",
+            retired.join(", "),
+            ctx.cmd_name()
+        ));
+    }
     if orphans > 0 {
         output::note(&format!(
             "{orphans} claim(s) orphaned: the worktree that claimed the slot no longer exists. \

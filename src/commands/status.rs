@@ -33,6 +33,10 @@ struct StatusJson<'a> {
     containers: Vec<ContainerJson<'a>>,
     /// Services of the compose model without a container.
     missing: Vec<String>,
+    /// The stack runs from files that changed since it started.
+    restart_to_apply: bool,
+    /// Ports the pool now gives that the claim keeps pinned until released.
+    pending_ports: std::collections::BTreeMap<String, u16>,
 }
 
 #[derive(Serialize)]
@@ -198,6 +202,17 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let state = summarise(&containers, services.as_deref());
     let missing = missing(&containers, services.as_deref());
     let urls = addresses(&held.pool, &held.record.ports);
+    let drift = {
+        let registry = held.store.read()?;
+        let renderer = crate::template::Renderer::new(&held.pool).ok();
+        crate::commands::slots::drift(
+            &held.pool,
+            renderer.as_ref(),
+            &registry,
+            &held.record,
+            state,
+        )
+    };
     if format == Format::Json {
         output::json(&StatusJson {
             slot: held.slot(),
@@ -220,6 +235,8 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                 })
                 .collect(),
             missing,
+            restart_to_apply: drift.restart_to_apply,
+            pending_ports: drift.pending_ports,
         });
         return Ok(0);
     }
@@ -232,6 +249,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     for (name, addr) in urls {
         output::line(&format!("  {name:<18} {addr}"));
     }
+    print_drift(ctx, &drift);
     if containers.is_empty() {
         output::line(&format!(
             "No containers: `{} up` starts the stack.",
@@ -270,4 +288,23 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         ));
     }
     Ok(0)
+}
+
+/// What changed under a running slot, said below its URLs.
+fn print_drift(ctx: &Ctx, drift: &crate::commands::slots::Drift) {
+    if drift.restart_to_apply {
+        output::line(&format!(
+            "Restart to apply: the slot's files changed since its stack started; `{} up` applies them",
+            ctx.cmd_name()
+        ));
+    }
+    if drift.retired {
+        output::line("Retired: [slots] no longer lists this slot; it is freed once released");
+    }
+    if !drift.pending_ports.is_empty() {
+        output::line(&format!(
+            "The claim keeps its ports until released; the project file now gives {}",
+            crate::commands::slots::show_ports(&drift.pending_ports)
+        ));
+    }
 }

@@ -93,6 +93,11 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             output::note(&text);
         }
     }
+    if claimed.rerendered && !claimed.fresh {
+        output::note(&format!(
+            "Rendered slot {slot}'s files again: the templates or the project file changed"
+        ));
+    }
     // One `up`, `down` or `release` at a time per slot: a second `up` of the
     // same worktree waits, then finds the stack up.
     let _lock = store.slot_lock(&pool.slot_dir(slot))?;
@@ -150,12 +155,21 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         Ok(0)
     };
 
-    // A running, healthy stack that passes every check at once is left as it is.
+    // A running, healthy stack that passes every check at once is left as it
+    // is, unless it was started from files that have changed since.
     let own: Vec<_> = containers
         .iter()
         .filter(|c| c.project == project.name)
         .collect();
-    if !opts.build && opts.wait && !own.is_empty() && own.iter().all(|c| c.state == "running") {
+    let files_changed = claimed.rerendered
+        || crate::slot::started_fingerprint(&pool, slot)
+            .is_some_and(|f| Some(f) != crate::slot::files_fingerprint(&pool, slot));
+    if !opts.build
+        && !files_changed
+        && opts.wait
+        && !own.is_empty()
+        && own.iter().all(|c| c.state == "running")
+    {
         // A service whose container was removed leaves no trace among the
         // containers: the compose model shows it, and compose recreates it.
         let services = super::status::model_services(ctx, &project, &pool.slot_dir(slot));
@@ -230,6 +244,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         ))
         .into());
     }
+    crate::slot::mark_started(&pool, slot)?;
     if !opts.wait {
         return finish("started-no-wait", None);
     }

@@ -26,16 +26,12 @@ fn a_released_slot_hands_out_a_fresh_database_even_with_a_new_password() {
         .assert_stdout_contains("1 volume(s)");
     assert_nothing_left(&project);
 
-    // The slot gets a new password: its env file is made again.
-    std::fs::remove_file(w.slot_dir(1).join(".env.sandbox")).unwrap();
-    w.run(&w.repo, &["provision"])
-        .success()
-        .assert_stdout_contains("Repaired slot 1");
-    let p2 = w.slot_env(1)["DB_PASSWORD"].clone();
-    assert_ne!(p1, p2, "provision should give the slot a new password");
-
+    // The slot gets a new password with its next claim, whose volumes start
+    // empty.
     let b = w.worktree("b");
     w.run(&b, &["claim", "--slot", "1"]).success();
+    let p2 = w.slot_env(1)["DB_PASSWORD"].clone();
+    assert_ne!(p1, p2, "a new claim should give the slot a new password");
     assert_eq!(env_file(&b.join(".env.sandbox"))["DB_PASSWORD"], p2);
     w.run(&b, &["up"]).success();
     assert!(db_auth(db, &p2).ends_with("AUTH OK"));
@@ -44,9 +40,11 @@ fn a_released_slot_hands_out_a_fresh_database_even_with_a_new_password() {
 
     // The control: a holder that keeps its volume across a password change
     // does get the fixture's failure, so the success above means something.
+    // (Rendering the slot again keeps its password, so it is changed by hand.)
     w.run(&b, &["down"]).success();
-    std::fs::remove_file(w.slot_dir(1).join(".env.sandbox")).unwrap();
-    w.run(&w.repo, &["provision"]).success();
+    let slot_env = w.slot_dir(1).join(".env.sandbox");
+    let text = std::fs::read_to_string(&slot_env).unwrap();
+    std::fs::write(&slot_env, text.replace(&p2, "changed-by-hand")).unwrap();
     let broken = w.run(&b, &["up", "--timeout", "30"]).code(2);
     broken.assert_stderr_contains("password authentication failed");
     broken.assert_stderr_contains("service `db` exited with code 1");

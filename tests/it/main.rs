@@ -4,6 +4,7 @@ mod support;
 
 mod agents;
 mod bad_input;
+mod derived;
 mod fake_docker;
 mod fake_engine;
 mod install;

@@ -109,6 +109,9 @@ fn claims_and_orphans_are_shown() {
         "claimed_at",
         "orphaned",
         "status",
+        "retired",
+        "restart_to_apply",
+        "pending_ports",
     ];
     assert_eq!(
         keys,

@@ -1255,7 +1255,8 @@ fn doctor_reports_every_check() {
             "registry",
             "ports",
             "orphans",
-            "templates"
+            "templates",
+            "slots"
         ]
     );
     for c in checks {
