@@ -8,6 +8,7 @@ mod fake_docker;
 mod fake_engine;
 mod install;
 mod lifecycle;
+mod messages;
 mod plugin;
 mod provision;
 mod registry;
