@@ -12,13 +12,14 @@
 //! Test numbers (`World::new(N)`, unique): pool `e2eN`, ports from
 //! 20000 + 500*N. seed004: 1, 17, 18; stale_claims: 2, 3; stale_volumes: 4, 5;
 //! env_file: 6; failed_start: 7-9, 23; ports: 10; lifecycle: 11-13, 15, 16, 19,
-//! 20; no_engine: 14; workflow: 21, 22.
+//! 20; no_engine: 14; workflow: 21, 22; messages: 75, 76.
 
 mod support;
 
 mod env_file;
 mod failed_start;
 mod lifecycle;
+mod messages;
 mod no_engine;
 mod ports;
 mod seed004;
