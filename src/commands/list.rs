@@ -65,6 +65,9 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                     "warning: the slots' state is unknown: {}",
                     format!("{e:#}").lines().next().unwrap_or_default()
                 ));
+                if let Some(hint) = crate::error::user(&e).and_then(|u| u.hint.as_ref()) {
+                    output::note(&format!("hint: {hint}"));
+                }
                 None
             }
         }

@@ -399,6 +399,11 @@ fn list_without_an_engine_says_the_state_is_unknown() {
         "{}",
         run.stderr
     );
+    assert!(
+        run.stderr.contains("\nhint: start Docker"),
+        "{}",
+        run.stderr
+    );
     let run = sb.run(&["list", "--format", "json"]).success();
     let v = json(&run.stdout);
     assert_eq!(v["live"], false);
