@@ -680,3 +680,68 @@ fn init_shared_says_whether_any_slot_mounts_the_folders() {
         run.stdout
     );
 }
+
+/// The top-level keys the README's "JSON output" section lists for `command`.
+fn readme_keys(command: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## JSON output")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap();
+    // Bullets with their continuation lines joined.
+    let text = section.replace("\n  ", " ");
+    let bullet = text
+        .lines()
+        .find(|l| l.starts_with(&format!("- `{command}`: `{{")))
+        .unwrap_or_else(|| panic!("the README documents no JSON for `{command}`"));
+    let object = &bullet[bullet.find("`{").unwrap() + 2..];
+    let (mut depth, mut keys, mut key) = (0, Vec::new(), String::new());
+    for c in object.chars() {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' if depth == 0 => break,
+            '}' | ']' => depth -= 1,
+            ',' if depth == 0 => keys.push(std::mem::take(&mut key)),
+            _ if depth == 0 => key.push(c),
+            _ => {}
+        }
+    }
+    keys.push(key);
+    keys.iter()
+        .map(|k| k.split(':').next().unwrap().trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_json_output_has_the_readmes_keys_in_its_order() {
+    let sb = Sandbox::new("gate = []\n");
+    let check = |command: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        let run = sb.run(&all);
+        assert_eq!(
+            keys_at(&run.stdout, 2),
+            readme_keys(command),
+            "{all:?}\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    };
+    check("provision", &["provision"]);
+    check("slots", &["slots"]);
+    check("claim", &["claim"]);
+    sb.backend("running", "Up 5 seconds (healthy)");
+    check("up", &["up"]);
+    check("status", &["status"]);
+    check("list", &["list"]);
+    check("doctor", &["doctor"]);
+    check("down", &["down"]);
+    check("release", &["release"]);
+    check("gc", &["gc"]);
+    check("claim", &["init"]);
+    check("create", &["create", "other"]);
+    check("destroy", &["destroy", "--keep-worktree"]);
+    check("version", &["version"]);
+}
