@@ -83,8 +83,8 @@ fn not_writable(e: std::io::Error, what: String, dir: &Path) -> anyhow::Error {
     use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
     if matches!(e.kind(), PermissionDenied | ReadOnlyFilesystem) {
         let hint = format!(
-            "`{}` cannot be written by this user: fix its permissions (`ls -ld` shows them), \
-             or move the state folder with DOCKER_SANDBOX_HOME",
+            "`{}` cannot be written by this user: fix its permissions (`ls -ld` shows them); \
+             DOCKER_SANDBOX_HOME moves the state folder elsewhere",
             dir.display()
         );
         return anyhow::Error::new(e)

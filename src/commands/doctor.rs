@@ -122,10 +122,16 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     };
     if let Some(pool) = &pool {
         checks.push(match crate::fsutil::unwritable(&pool.state_dir) {
-            None => check(
+            None if pool.state_dir.is_dir() => check(
                 "state",
                 Level::Ok,
                 format!("`{}` is writable", pool.state_dir.display()),
+                None,
+            ),
+            None => check(
+                "state",
+                Level::Ok,
+                format!("`{}` can be created", pool.state_dir.display()),
                 None,
             ),
             Some(e) => check(
