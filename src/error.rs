@@ -116,6 +116,34 @@ pub(crate) fn with_slot(mut err: anyhow::Error, slot: u32) -> anyhow::Error {
     err
 }
 
+/// Adds the field `key` (after those it has) to the JSON object of a user
+/// error; other errors pass unchanged.
+pub(crate) fn with_json_field<T: serde::Serialize + Send + Sync + 'static>(
+    mut err: anyhow::Error,
+    key: &'static str,
+    value: T,
+) -> anyhow::Error {
+    if let Some(u) = err.downcast_mut::<UserError>() {
+        let before = u.json.take();
+        u.json = Some(More(Box::new(move |head| {
+            let mut text = match &before {
+                Some(More(render)) => render(head),
+                None => serde_json::to_string_pretty(head).expect("output serialises"),
+            };
+            // A pretty object ends with "\n}"; the field goes before it,
+            // indented one level.
+            let field = serde_json::to_string_pretty(&value).expect("output serialises");
+            text.truncate(text.len() - 2);
+            text.push_str(&format!(
+                ",\n  {key:?}: {}\n}}",
+                field.replace('\n', "\n  ")
+            ));
+            text
+        })));
+    }
+    err
+}
+
 /// The user error in `err`'s chain, if there is one.
 pub(crate) fn user(err: &anyhow::Error) -> Option<&UserError> {
     // A user error given as context is found by `downcast_ref`, not in the chain.

@@ -12,7 +12,7 @@ use crate::commands::Ctx;
 use crate::commands::claim_cmd::{ClaimJson, print_claim};
 use crate::commands::up::{self, UpJson};
 use crate::config::{Environment, Profile};
-use crate::error::{UserError, code, with_code};
+use crate::error::{UserError, code, with_code, with_json_field};
 use crate::slot::ENV_FILE;
 use crate::{output, worktree};
 
@@ -34,6 +34,15 @@ struct WithUp<'a> {
     #[serde(flatten)]
     created: &'a CreateJson,
     up: &'a UpJson,
+}
+
+/// The create fields, also kept for an error of `up`.
+struct Shared(std::sync::Arc<CreateJson>);
+
+impl Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
 }
 
 pub(crate) struct Options {
@@ -129,6 +138,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             ..ctx.env.clone()
         },
     );
+    let as_json = opts.format == Format::Json;
+    let created = std::sync::Arc::new(created);
+    let for_up = std::sync::Arc::clone(&created);
     up::exec(
         &there,
         up::Options {
@@ -141,10 +153,18 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             // One object: what was created, and how it was started.
             print_json: Some(Box::new(move |up| {
                 output::json(&WithUp {
-                    created: &created,
+                    created: &for_up,
                     up,
                 });
             })),
         },
     )
+    // The worktree and its claim stay when `up` fails: a script learns of them.
+    .map_err(|e| {
+        if as_json {
+            with_json_field(e, "create", Shared(created))
+        } else {
+            e
+        }
+    })
 }

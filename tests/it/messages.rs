@@ -745,3 +745,38 @@ fn every_json_output_has_the_readmes_keys_in_its_order() {
     check("destroy", &["destroy", "--keep-worktree"]);
     check("version", &["version"]);
 }
+
+#[test]
+fn a_failed_create_up_with_format_json_still_names_what_was_created() {
+    let sb = Sandbox::new("gate = []\n");
+    sb.backend("exited", "Exited (1) 3 seconds ago");
+    let run = sb
+        .run(&["create", "feat-y", "--up", "--format", "json"])
+        .code(2);
+    assert_eq!(
+        keys_at(&run.stdout, 2),
+        [
+            "error",
+            "hint",
+            "exit_code",
+            "slot",
+            "project",
+            "result",
+            "seconds",
+            "checks",
+            "create"
+        ],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        keys_at(&run.stdout, 4)[..4],
+        ["worktree", "branch", "new_branch", "claim"]
+    );
+    let v = json(&run.stdout);
+    assert_eq!(v["result"], "gate-failed");
+    let worktree = sb.ctx.root.join("work--feat-y");
+    assert_eq!(v["create"]["worktree"], serde_json::json!(worktree));
+    assert_eq!(v["create"]["claim"]["slot"], 1);
+    assert!(worktree.is_dir(), "the worktree stays, with its claim");
+}
