@@ -374,8 +374,8 @@ pub(crate) fn write_env(
 }
 
 /// `generated` with the variables a user added to the old file at `path` kept
-/// at its end, saying so; a generated variable edited by hand is replaced,
-/// and named, since the slot's ports and password must stay as they are.
+/// at its end; a generated variable whose value differs is replaced, and
+/// named, since the slot's ports and password must stay as they are.
 fn keep_added_lines(old: &str, mut generated: String, path: &Path) -> String {
     let ours: std::collections::BTreeMap<String, String> =
         crate::slot::parse_env(&generated).into_iter().collect();
@@ -396,9 +396,12 @@ fn keep_added_lines(old: &str, mut generated: String, path: &Path) -> String {
             Some(_) => {}
         }
     }
+    // Edited by hand, or the slot's values changed (a re-rendered slot):
+    // either way the user learns which values the file now holds anew.
     if !replaced.is_empty() {
         crate::output::note(&format!(
-            "warning: `{}` was edited by hand: {} set back to the slot's value",
+            "warning: `{}`: the slot's values were written again over {} \
+             (the file is generated; variables of your own are kept)",
             path.display(),
             replaced.join(", ")
         ));

@@ -631,7 +631,7 @@ fn the_worktrees_env_file_says_it_is_generated_and_keeps_added_lines() {
     let run = sb.run(&["claim"]).success();
     assert!(
         run.stderr.contains(&format!(
-            "warning: `{}` was edited by hand: DB_PORT set back to the slot's value",
+            "warning: `{}`: the slot's values were written again over DB_PORT (",
             path.display()
         )),
         "{}",
