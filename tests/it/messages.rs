@@ -780,3 +780,24 @@ fn a_failed_create_up_with_format_json_still_names_what_was_created() {
     assert_eq!(v["create"]["claim"]["slot"], 1);
     assert!(worktree.is_dir(), "the worktree stays, with its claim");
 }
+
+#[test]
+fn compose_progress_is_shown_on_a_terminal() {
+    let sb = Sandbox::new("gate = []\n");
+    chatty_compose(&sb);
+    let mut cmd = sb.ctx.command("script");
+    sb.fake.apply(&mut cmd);
+    cmd.env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .env(
+            "DOCKER_SANDBOX_CONFIG",
+            sb.ctx.cwd.join("docker-sandbox.toml"),
+        )
+        .args(["-qec", &format!("{BIN} up --no-wait"), "/dev/null"]);
+    let run = TestContext::run_cmd(cmd).success();
+    assert!(run.stdout.contains("PROGRESS-LINE"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Slot 1 (light) started"),
+        "{}",
+        run.stdout
+    );
+}
