@@ -10,8 +10,11 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  failure (bad project file, unreadable registry, no free slot, no engine, ...)
-  2  usage error; for `up`, the startability gate failed
-  3  a port of the slot is in use by something else
+  2  `up`: the startability gate failed; `create`: git failed; `init`: not
+     inside a git repository
+  3  a port of the slot is in use by something else; `create`: the folder
+     exists
+  64 usage error (unknown flag, bad value)
 Each command's --help lists its own.";
 
 #[derive(Debug, Parser)]
@@ -41,7 +44,7 @@ once unclaimed.
 Exit codes:
   0  every slot exists (created, repaired, re-rendered or skipped)
   1  bad project file or template, unreadable registry, I/O error
-  2  usage error")]
+  64 usage error")]
     Provision(ProvisionArgs),
 
     /// List the pool's slots: profile, API port, claim and status
@@ -53,7 +56,7 @@ orphaned, status, retired, restart_to_apply, pending_ports. The README lists eve
 Exit codes:
   0  listed (an empty pool says to run `provision`)
   1  bad project file, unreadable registry
-  2  usage error")]
+  64 usage error")]
     Slots(SlotsArgs),
 
     /// Claim a slot for this worktree (the lightest free one that fits) and write its .env.sandbox
@@ -65,8 +68,8 @@ slot's old containers and volumes first.
 Exit codes:
   0  claimed (or already held)
   1  no free slot, slot taken, not in a git worktree, no engine, lock timeout
-  2  usage error
-  3  a port of the requested slot is in use by something else")]
+  3  a port of the requested slot is in use by something else
+  64 usage error")]
     Claim(ClaimArgs),
 
     /// Start this worktree's slot (claiming one if needed) and wait until it is ready
@@ -81,8 +84,9 @@ while it starts (a second one exits at once).
 Exit codes:
   0    started, and the gate passed (or --no-wait)
   1    compose up failed; no free slot; no engine or compose; not in a worktree
-  2    the startability gate failed (the report names the check); usage error
+  2    the startability gate failed (the report names the check)
   3    a port of the slot is in use by something else
+  64   usage error
   130  stopped by Ctrl-C (SIGINT), or by a signal to `docker`; 143: by SIGTERM")]
     Up(UpArgs),
 
@@ -91,7 +95,7 @@ Exit codes:
 Exit codes:
   0  stopped
   1  this worktree holds no slot; compose failed
-  2  usage error")]
+  64 usage error")]
     Down(DownArgs),
 
     /// Show this worktree's slot: URLs, and each container's state and health
@@ -104,7 +108,7 @@ on it.
 Exit codes:
   0  shown
   1  this worktree holds no slot; no engine
-  2  usage error")]
+  64 usage error")]
     Status(StatusArgs),
 
     /// Show the logs of this worktree's stack (compose logs)
@@ -112,7 +116,7 @@ Exit codes:
 SIGINT and SIGTERM go on to compose, which is waited for.
 
 Exit codes: compose's own exit code passes through (128+N when killed by
-signal N); 1 when this worktree holds no slot; 2 for a usage error.")]
+signal N); 1 when this worktree holds no slot; 64 for a usage error.")]
     Logs(LogsArgs),
 
     /// Stop a slot, remove its containers and volumes, and free its claim
@@ -126,7 +130,7 @@ the slot's project name is left alone and listed.
 Exit codes:
   0  released (or nothing to release)
   1  held by another existing worktree (without --force); no engine
-  2  usage error")]
+  64 usage error")]
     Release(ReleaseArgs),
 
     /// Free orphaned claims and retired slots, and remove this pool's compose projects that no claim owns
@@ -139,7 +143,7 @@ folder, registry entry, containers, volumes and networks are removed.
 Exit codes:
   0  cleaned up (or nothing to do)
   1  no engine; an engine call failed
-  2  usage error")]
+  64 usage error")]
     Gc(GcArgs),
 
     /// Create a git worktree beside the main checkout (<repo>--NAME) and claim a slot for it
@@ -150,8 +154,9 @@ from HEAD), else a new branch NAME. Nothing is created when no slot is free.
 Exit codes:
   0  created (and, with --up, started)
   1  no free slot, or a port conflict; with --up, as `up`
-  2  git failed (for example: the branch is checked out elsewhere); usage error
-  3  the folder already exists")]
+  2  git failed (for example: the branch is checked out elsewhere)
+  3  the folder already exists
+  64 usage error")]
     Create(CreateArgs),
 
     /// Claim a slot for this existing clone or worktree
@@ -159,8 +164,9 @@ Exit codes:
 Exit codes:
   0  initialised
   1  already initialised (this worktree holds a slot); no free slot
-  2  not inside a git repository; usage error
-  3  a port of the requested slot is in use")]
+  2  not inside a git repository
+  3  a port of the requested slot is in use
+  64 usage error")]
     Init(InitArgs),
 
     /// Release this worktree's slot, then remove the worktree
@@ -172,7 +178,7 @@ branch is kept.
 Exit codes:
   0  destroyed
   1  uncommitted changes (without --force); the main checkout; git failed
-  2  usage error")]
+  64 usage error")]
     Destroy(DestroyArgs),
 
     /// List worktrees with their slots, URLs and state
@@ -180,7 +186,7 @@ Exit codes:
 Exit codes:
   0  listed
   1  bad project file, unreadable registry
-  2  usage error")]
+  64 usage error")]
     List(ListArgs),
 
     /// Print this worktree's slot environment, for `eval "$(docker sandbox env)"`
@@ -188,7 +194,7 @@ Exit codes:
 Exit codes:
   0  printed
   1  this worktree holds no slot
-  2  usage error")]
+  64 usage error")]
     Env(EnvArgs),
 
     /// Run a command with this worktree's slot environment
@@ -199,7 +205,8 @@ SIGINT and SIGTERM (also those sent to `docker`) go on to the command, which
 is waited for, as with `cargo run`.
 
 Exit codes: the command's own exit code (128+N when killed by signal N);
-127 when it cannot be started; 1 when this worktree holds no slot.")]
+127 when it cannot be started; 1 when this worktree holds no slot; 64 for a
+usage error.")]
     Run(RunArgs),
 
     /// Create the shared data folders (data, models, strategies) and fill them from a checkout
@@ -210,7 +217,7 @@ names; --minimal creates the empty folders only. Existing files are kept.
 Exit codes:
   0  done
   1  --from PATH does not exist; I/O error
-  2  usage error")]
+  64 usage error")]
     InitShared(InitSharedArgs),
 
     /// Check the engine, compose, the plugin's installation, the registry, ports and templates
@@ -218,7 +225,7 @@ Exit codes:
 Exit codes:
   0  no problem found (warnings allowed)
   1  at least one check failed
-  2  usage error")]
+  64 usage error")]
     Doctor(DoctorArgs),
 
     /// Print a shell completion script for the docker-sandbox binary
@@ -228,6 +235,53 @@ Example: docker-sandbox completion bash > ~/.local/share/bash-completion/complet
 `docker sandbox <TAB>` needs no script of ours: docker's own completion
 (`docker completion bash|zsh|fish`, Docker CLI 23 and later) asks the plugin.")]
     Completion(CompletionArgs),
+
+    /// Print the plugin's version
+    #[command(after_help = "\
+JSON output (--format json) is an object: {\"name\", \"version\"}.
+
+Exit codes:
+  0  printed
+  64 usage error")]
+    Version(VersionArgs),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON: its errors are JSON too.
+    pub(crate) fn json(&self) -> bool {
+        let format = match self {
+            Command::Provision(a) => a.format,
+            Command::Slots(a) => a.format,
+            Command::Claim(a) => a.format,
+            Command::Up(a) => a.format,
+            Command::Down(a) => a.format,
+            Command::Status(a) => a.format,
+            Command::Release(a) => a.format,
+            Command::Gc(a) => a.format,
+            Command::Create(a) => a.format,
+            Command::Init(a) => a.format,
+            Command::Destroy(a) => a.format,
+            Command::List(a) => a.format,
+            Command::Doctor(a) => a.format,
+            Command::Version(a) => a.format,
+            Command::Env(a) => return a.format == EnvFormat::Json,
+            Command::Logs(_)
+            | Command::Run(_)
+            | Command::InitShared(_)
+            | Command::Completion(_) => {
+                return false;
+            }
+        };
+        format == Format::Json
+    }
+}
+
+/// Whether a command line that did not parse asked for JSON (`--format json`
+/// or `--format=json`), so that its usage error is JSON too.
+pub(crate) fn asks_for_json(args: &[std::ffi::OsString]) -> bool {
+    args.windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json")
 }
 
 /// A worktree name: lowercase letters, digits, `.`, `_` and `-`, at most 63.
@@ -237,7 +291,24 @@ fn worktree_name(s: &str) -> Result<String, String> {
     } else if s.len() > 63 {
         "it is longer than 63 characters"
     } else if s.contains('/') {
-        "it contains `/`"
+        // Most likely a branch name: the worktree is named after its last part.
+        let last: String = s
+            .rsplit('/')
+            .find(|p| !p.is_empty())
+            .unwrap_or("name")
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        return Err(format!(
+            "`{s}` is not a worktree name: it contains `/`; for branch `{s}`, run `create {last} --branch {s}`"
+        ));
     } else if s.contains("..") {
         "it contains `..`"
     } else if s.chars().any(char::is_whitespace) {
@@ -300,6 +371,16 @@ pub(crate) struct DestroyArgs {
     /// Remove the worktree even with uncommitted changes
     #[arg(long)]
     pub(crate) force: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VersionArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -399,12 +480,15 @@ pub(crate) struct UpArgs {
     /// Do not wait for the startability gate
     #[arg(long)]
     pub(crate) no_wait: bool,
-    /// Seconds the gate may take in all, at least 1 (default: the pool's, 120)
+    /// Seconds the gate may take in all, at least 1 (default: the pool's gate_timeout, 120 s unless set)
     #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) timeout: Option<u64>,
     /// When claiming: the lightest profile that will do
     #[arg(long, value_enum)]
     pub(crate) profile: Option<ProfileArg>,
+    /// Show compose's own progress (by default only on a terminal, or when compose fails)
+    #[arg(long, short = 'v')]
+    pub(crate) verbose: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,

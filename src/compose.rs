@@ -53,8 +53,11 @@ impl Compose {
             Some(choice) => {
                 let bin = which::which(&choice).map_err(|e| {
                     fail(
-                        format!("DOCKER_SANDBOX_COMPOSE=`{}`: {e}", choice.to_string_lossy()),
-                        "set it to `plugin` or to a docker-compose binary, or unset it",
+                        format!(
+                            "DOCKER_SANDBOX_COMPOSE=`{}` names no program that can be run ({e})",
+                            choice.to_string_lossy()
+                        ),
+                        "set DOCKER_SANDBOX_COMPOSE to `plugin` (for `docker compose`) or to the name or path of a docker-compose binary, or unset it to find compose by itself",
                     )
                 })?;
                 Self::standalone(docker, bin.clone())?.ok_or_else(|| {

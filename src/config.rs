@@ -460,7 +460,12 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
     let raw_shared = raw.shared.unwrap_or_default();
     let shared_dir = match raw_shared.dir {
         Some(d) => env.expand(&d, &base)?,
-        None => env.home()?.join(format!(".{name}")).join("shared"),
+        // Without HOME, a state folder given by DOCKER_SANDBOX_HOME holds the
+        // shared folder too, so that setting it is enough.
+        None => match (env.home(), &env.state_override) {
+            (Err(_), Some(state)) => env.cwd.join(state).join("shared"),
+            (home, _) => home?.join(format!(".{name}")).join("shared"),
+        },
     };
     let shared_folders = raw_shared
         .folders

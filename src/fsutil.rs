@@ -21,7 +21,13 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()
         .suffix(TEMP_SUFFIX)
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
-        .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
+        .map_err(|e| {
+            not_writable(
+                e,
+                format!("failed to create a temporary file in `{}`", dir.display()),
+                dir,
+            )
+        })?;
     tmp.write_all(contents)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
@@ -62,7 +68,70 @@ pub(crate) fn sweep_temp_files(path: &Path) {
 
 /// Creates `dir` and its parents, naming it when that fails.
 pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("failed to create folder `{}`", dir.display()))
+    fs::create_dir_all(dir).map_err(|e| {
+        not_writable(
+            e,
+            format!("failed to create folder `{}`", dir.display()),
+            dir,
+        )
+    })
+}
+
+/// An I/O error with `what` as its context; a folder the user may not write
+/// gets a hint saying so.
+fn not_writable(e: std::io::Error, what: String, dir: &Path) -> anyhow::Error {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    if matches!(e.kind(), PermissionDenied | ReadOnlyFilesystem) {
+        let hint = format!(
+            "`{}` cannot be written by this user: fix its permissions (`ls -ld` shows them); \
+             DOCKER_SANDBOX_HOME moves the state folder elsewhere",
+            dir.display()
+        );
+        return anyhow::Error::new(e)
+            .context(crate::error::UserError::new(crate::error::code::FAILURE, what).hint(hint));
+    }
+    anyhow::Error::new(e).context(what)
+}
+
+/// Why `dir` (or, if it does not exist yet, the folder it would be made in)
+/// cannot take a new file; `None` when it can. It leaves nothing behind.
+pub(crate) fn unwritable(dir: &Path) -> Option<anyhow::Error> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    match tempfile::tempfile_in(existing) {
+        Ok(_) => None,
+        Err(e) => Some(not_writable(
+            e,
+            format!("cannot create files in `{}`", existing.display()),
+            existing,
+        )),
+    }
+}
+
+/// Seconds to wait for a lock, instead of each lock's default.
+const LOCK_TIMEOUT_VAR: &str = "DOCKER_SANDBOX_LOCK_TIMEOUT";
+
+/// The wait `DOCKER_SANDBOX_LOCK_TIMEOUT` sets, if it is set (empty is unset);
+/// a value that is not a number of seconds is an error naming it.
+pub(crate) fn lock_timeout() -> Result<Option<Duration>> {
+    let Some(raw) = std::env::var_os(LOCK_TIMEOUT_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let text = raw.to_string_lossy();
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(crate::error::fail(
+            format!("{LOCK_TIMEOUT_VAR}=`{text}` is not a number of seconds"),
+            format!(
+                "set {LOCK_TIMEOUT_VAR} to the seconds to wait for a lock (for example 30, or 0.5), or unset it"
+            ),
+        )),
+    }
+}
+
+/// Refuses a bad `DOCKER_SANDBOX_LOCK_TIMEOUT` before a command starts,
+/// rather than waiting some default the user did not ask for.
+pub(crate) fn check_lock_timeout() -> Result<()> {
+    lock_timeout().map(|_| ())
 }
 
 /// An exclusive lock on a sidecar lock file; released when dropped.
@@ -91,7 +160,13 @@ pub(crate) fn lock_exclusive(
         .truncate(false)
         .write(true)
         .open(path)
-        .with_context(|| format!("failed to open lock file `{}`", path.display()))?;
+        .map_err(|e| {
+            not_writable(
+                e,
+                format!("failed to open lock file `{}`", path.display()),
+                path.parent().unwrap_or(path),
+            )
+        })?;
     let failed = |e: std::io::Error| {
         anyhow::Error::new(e).context(format!("failed to lock `{}`", path.display()))
     };

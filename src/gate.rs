@@ -52,6 +52,16 @@ impl Report {
             .all(|r| matches!(r.outcome, Outcome::Passed(_)))
     }
 
+    /// The first check that failed, said as what went wrong, with what it saw.
+    pub(crate) fn first_failure(&self, target: &Target<'_>) -> Option<String> {
+        steps(target)
+            .zip(&self.results)
+            .find_map(|(step, r)| match &r.outcome {
+                Outcome::Failed(seen) => Some(format!("{} ({seen})", step.failed_label(target))),
+                Outcome::Passed(_) => None,
+            })
+    }
+
     pub(crate) fn failing_services(&self) -> Vec<String> {
         let mut s: Vec<String> = self
             .results
@@ -104,6 +114,14 @@ impl Step<'_> {
         }
     }
 
+    /// The label of a check that did not pass: what failed, not what was hoped.
+    fn failed_label(self, target: &Target<'_>) -> String {
+        match self {
+            Step::Containers => "not every container is running and healthy".to_owned(),
+            Step::Check(c) => c.failed_label(target.ports),
+        }
+    }
+
     fn poll(self, target: &Target<'_>) -> Poll {
         match self {
             Step::Containers => containers(target),
@@ -136,6 +154,39 @@ impl GateCheck {
                     Count::Fixed(n) => format!("{n} entries"),
                 };
                 format!("GET http://127.0.0.1:{}{path} lists {what}", port(p))
+            }
+        }
+    }
+}
+
+impl GateCheck {
+    fn failed_label(&self, ports: &std::collections::BTreeMap<String, u16>) -> String {
+        let port = |n: &str| ports.get(n).copied().unwrap_or_default();
+        match self {
+            GateCheck::Tcp { port: p } => {
+                format!("{p} does not accept connections on 127.0.0.1:{}", port(p))
+            }
+            GateCheck::Http {
+                port: p,
+                path,
+                status,
+            } => format!(
+                "GET http://127.0.0.1:{}{path} does not answer {status}",
+                port(p)
+            ),
+            GateCheck::HttpCount {
+                port: p,
+                path,
+                count,
+            } => {
+                let what = match count {
+                    Count::Workers => "the slot's workers".to_owned(),
+                    Count::Fixed(n) => format!("{n} entries"),
+                };
+                format!(
+                    "GET http://127.0.0.1:{}{path} does not list {what}",
+                    port(p)
+                )
             }
         }
     }

@@ -65,20 +65,26 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .and_then(|m| cli::Cli::from_arg_matches(&m));
     let cli = match parsed {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            output::usage_error(&e, cli::asks_for_json(&inv.args));
+            return ExitCode::from(error::code::USAGE);
+        }
+        // `--help` and `--version`.
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+            return ExitCode::SUCCESS;
         }
     };
-    match commands::dispatch(cli, inv) {
+    let as_json = cli.command.json();
+    match fsutil::check_lock_timeout().and_then(|()| commands::dispatch(cli, inv)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            output::error(&err);
-            ExitCode::from(
-                err.chain()
-                    .find_map(|e| e.downcast_ref::<error::UserError>())
-                    .map_or(error::code::FAILURE, |u| u.code),
-            )
+            if as_json {
+                output::error_json(&err);
+            } else {
+                output::error(&err);
+            }
+            ExitCode::from(error::exit_code(&err))
         }
     }
 }

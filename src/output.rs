@@ -10,13 +10,16 @@ use std::time::Duration;
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use serde::Serialize;
 
-use crate::error::UserError;
-
 /// Whether stdout gets colour.
 pub(crate) fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
         && std::io::stdout().is_terminal()
+}
+
+/// Whether stderr is a terminal a person watches (not `TERM=dumb`).
+pub(crate) fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// A result line on stdout.
@@ -50,6 +53,21 @@ pub(crate) enum Tone {
     Warn,
 }
 
+/// The width tables fit in on a terminal: `COLUMNS` when set, else the
+/// terminal's; one that reports no width (0 columns, as some ptys of CI
+/// runners and `script` do) gets 80. Off a terminal, tables do not wrap.
+fn table_width(terminal: Option<u16>) -> Option<u16> {
+    const FALLBACK: u16 = 80;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|&c| c > 0);
+    Some(columns.or(terminal.filter(|&w| w > 0)).unwrap_or(FALLBACK))
+}
+
 /// A table with a header row, sized to the terminal when there is one.
 pub(crate) fn table(headers: &[&str], rows: Vec<Vec<(String, Tone)>>) {
     let colored = color();
@@ -58,6 +76,10 @@ pub(crate) fn table(headers: &[&str], rows: Vec<Vec<(String, Tone)>>) {
         .apply_modifier(comfy_table::modifiers::UTF8_ROUND_CORNERS)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(headers.iter().map(Cell::new));
+    // Measured before colour is turned off: that also hides the terminal.
+    if let Some(width) = table_width(t.width()) {
+        t.set_width(width);
+    }
     if !colored {
         t.force_no_tty();
     }
@@ -88,14 +110,39 @@ pub(crate) fn error(err: &anyhow::Error) {
     for cause in err.chain().skip(1) {
         text.push_str(&format!("  caused by: {cause}\n"));
     }
-    if let Some(hint) = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<UserError>())
-        .and_then(|u| u.hint.as_ref())
-    {
+    if let Some(hint) = crate::error::user(err).and_then(|u| u.hint.as_ref()) {
         text.push_str(&format!("{yellow}hint{reset}: {hint}\n"));
     }
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// A failure with `--format json`: the JSON object on stdout for the script,
+/// and the message on stderr for whoever reads the log.
+pub(crate) fn error_json(err: &anyhow::Error) {
+    error(err);
+    line(&crate::error::to_json(err));
+}
+
+/// A usage error (clap's): its own text on stderr, and with `--format json`
+/// the JSON object on stdout too.
+pub(crate) fn usage_error(err: &clap::Error, as_json: bool) {
+    let _ = err.print();
+    if !as_json {
+        return;
+    }
+    let rendered = err.render().to_string();
+    let message = rendered
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    json(&crate::error::JsonHead {
+        error: message,
+        hint: Some("`--help` shows the command's options"),
+        exit_code: crate::error::code::USAGE,
+        slot: None,
+    });
 }
 
 /// A spinner line on stderr while something is awaited, on a terminal only;
@@ -113,9 +160,7 @@ type Live = (
 
 impl Spinner {
     pub(crate) fn start(text: &str) -> Spinner {
-        let tty =
-            std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
-        if !tty {
+        if !stderr_is_terminal() {
             return Spinner { live: None };
         }
         let shown = Arc::new(Mutex::new(text.to_owned()));

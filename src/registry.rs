@@ -126,11 +126,8 @@ const SLOT_LOCK_FILE: &str = ".lifecycle.lock";
 
 impl Store {
     pub(crate) fn new(pool: &Pool, home: Option<&Path>) -> Store {
-        let wait = std::env::var("DOCKER_SANDBOX_LOCK_TIMEOUT")
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+        // A bad value was refused before the command started.
+        let wait = fsutil::lock_timeout().ok().flatten();
         Store {
             path: pool.state_dir.join(FILE),
             lock: pool.state_dir.join(LOCK_FILE),

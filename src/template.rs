@@ -142,8 +142,14 @@ impl Renderer {
         for name in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
             let text = template_text(pool, name)?;
             hb.register_template_string(name, &text).map_err(|e| {
+                let at = e
+                    .pos()
+                    .map_or_else(String::new, |(l, c)| format!(", line {l}, column {c}"));
                 fail(
-                    format!("template `{origin}/{name}` does not parse: {e}"),
+                    format!(
+                        "template `{origin}/{name}` does not parse{at}: {}",
+                        e.reason()
+                    ),
                     "fix the Handlebars syntax in the template",
                 )
             })?;
@@ -155,10 +161,17 @@ impl Renderer {
     pub(crate) fn render(&self, pool: &Pool, ctx: &SlotContext<'_>) -> Result<Rendered> {
         let render = |name: &str| {
             self.hb.render(name, ctx).map_err(|e| {
+                let file = match &pool.templates {
+                    Templates::Embedded => format!("embedded/{name}"),
+                    Templates::Dir(dir) => dir.join(name).display().to_string(),
+                };
+                let at = e
+                    .line_no
+                    .map_or_else(String::new, |l| format!(", line {l}"));
                 fail(
                     format!(
-                        "template `{name}` of {} failed for slot {}: {e}",
-                        pool.origin(),
+                        "template `{file}`{at}: {} (slot {})",
+                        plain_reason(e.reason()),
                         ctx.slot
                     ),
                     "the README's \"Templates\" section lists the variables a template can use",
@@ -197,6 +210,19 @@ impl Renderer {
             env,
             fingerprint,
         })
+    }
+}
+
+/// What went wrong in a render, in words rather than handlebars' debug text
+/// (`Failed to access variable in strict mode Some("worker")`).
+fn plain_reason(reason: &handlebars::RenderErrorReason) -> String {
+    use handlebars::RenderErrorReason as R;
+    match reason {
+        R::MissingVariable(Some(var)) => format!("variable `{var}` is not defined"),
+        R::MissingVariable(None) => "a variable is not defined".to_owned(),
+        R::HelperNotFound(h) => format!("helper `{h}` does not exist"),
+        R::PartialNotFound(p) => format!("partial `{p}` does not exist"),
+        other => other.to_string(),
     }
 }
 

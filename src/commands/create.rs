@@ -1,19 +1,49 @@
 //! `create NAME [--branch B] [--profile P] [--slot N] [--up]`: a git worktree
 //! beside the main checkout, with a slot claimed for it.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
+use serde::Serialize;
 
 use crate::claim::{self, Want};
 use crate::cli::Format;
+use crate::commands::Ctx;
 use crate::commands::claim_cmd::{ClaimJson, print_claim};
-use crate::commands::{Ctx, up};
+use crate::commands::up::{self, UpJson};
 use crate::config::{Environment, Profile};
-use crate::error::{UserError, code, with_code};
+use crate::error::{UserError, code, with_code, with_json_field};
 use crate::slot::ENV_FILE;
 use crate::{output, worktree};
 
 pub(crate) const GIT_FAILED: u8 = 2;
 pub(crate) const EXISTS: u8 = 3;
+
+/// `create --format json`.
+#[derive(Serialize)]
+struct CreateJson {
+    worktree: PathBuf,
+    branch: String,
+    new_branch: bool,
+    claim: ClaimJson,
+}
+
+/// `create --up --format json`: the create fields, and `up` as `up` prints it.
+#[derive(Serialize)]
+struct WithUp<'a> {
+    #[serde(flatten)]
+    created: &'a CreateJson,
+    up: &'a UpJson,
+}
+
+/// The create fields, also kept for an error of `up`.
+struct Shared(std::sync::Arc<CreateJson>);
+
+impl Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 pub(crate) struct Options {
     pub(crate) name: String,
@@ -79,13 +109,14 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             return Err(with_code(e, code::FAILURE));
         }
     };
+    let created = CreateJson {
+        worktree: path.clone(),
+        branch: branch.clone(),
+        new_branch,
+        claim: ClaimJson::new(&pool, &claimed, &path),
+    };
     if opts.format == Format::Json && !opts.up {
-        output::json(&serde_json::json!({
-            "worktree": path,
-            "branch": branch,
-            "new_branch": new_branch,
-            "claim": ClaimJson::new(&pool, &claimed, &path),
-        }));
+        output::json(&created);
     } else if opts.format != Format::Json {
         let how = if new_branch { "new branch" } else { "branch" };
         output::line(&format!(
@@ -107,6 +138,9 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             ..ctx.env.clone()
         },
     );
+    let as_json = opts.format == Format::Json;
+    let created = std::sync::Arc::new(created);
+    let for_up = std::sync::Arc::clone(&created);
     up::exec(
         &there,
         up::Options {
@@ -115,6 +149,22 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             timeout: None,
             profile: opts.profile,
             format: opts.format,
+            verbose: false,
+            // One object: what was created, and how it was started.
+            print_json: Some(Box::new(move |up| {
+                output::json(&WithUp {
+                    created: &for_up,
+                    up,
+                });
+            })),
         },
     )
+    // The worktree and its claim stay when `up` fails: a script learns of them.
+    .map_err(|e| {
+        if as_json {
+            with_json_field(e, "create", Shared(created))
+        } else {
+            e
+        }
+    })
 }

@@ -1,14 +1,31 @@
 //! `destroy [--keep-worktree] [--force]`: remove the worktree (never the main
 //! checkout; the branch stays), then release its slot.
 
-use anyhow::Result;
+use std::path::PathBuf;
 
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::release::release_slot;
+use crate::engine::Removed;
 use crate::error::fail;
 use crate::{output, worktree};
 
-pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool) -> Result<u8> {
+/// `destroy --format json`.
+#[derive(Serialize)]
+struct DestroyJson {
+    worktree: PathBuf,
+    /// False with `--keep-worktree`.
+    worktree_removed: bool,
+    /// The slot released, `null` when the worktree held none.
+    slot: Option<u32>,
+    removed: Option<Removed>,
+}
+
+pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool, format: Format) -> Result<u8> {
+    let text = format != Format::Json;
     let here = ctx.worktree()?;
     let main = worktree::main_checkout(&here)?;
     let cmd = ctx.cmd_name();
@@ -46,24 +63,37 @@ pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool) -> Result<u8> {
     // submodule), nothing has been released yet.
     if !keep_worktree {
         worktree::remove(&main, &here, force)?;
-        output::line(&format!(
-            "Removed worktree `{}` (its branch is kept)",
-            here.display()
-        ));
-    }
-    if let Some(slot) = slot {
-        let cleared = release_slot(ctx, &pool, &store, &engine, slot, &here)?;
-        output::line(&format!(
-            "Released slot {slot}: removed {}",
-            cleared.removed
-        ));
-        if let Some(text) =
-            crate::owner::describe_left_alone(&pool.project(slot), &cleared.left_alone)
-        {
-            output::line(&text);
+        if text {
+            output::line(&format!(
+                "Removed worktree `{}` (its branch is kept)",
+                here.display()
+            ));
         }
     }
-    if keep_worktree {
+    let mut removed = None;
+    if let Some(slot) = slot {
+        let cleared = release_slot(ctx, &pool, &store, &engine, slot, &here)?;
+        if text {
+            output::line(&format!(
+                "Released slot {slot}: removed {}",
+                cleared.removed
+            ));
+        }
+        if let Some(left) =
+            crate::owner::describe_left_alone(&pool.project(slot), &cleared.left_alone)
+        {
+            output::note(&left);
+        }
+        removed = Some(cleared.removed);
+    }
+    if !text {
+        output::json(&DestroyJson {
+            worktree: here,
+            worktree_removed: !keep_worktree,
+            slot,
+            removed,
+        });
+    } else if keep_worktree {
         output::line(&format!("Kept worktree `{}`", here.display()));
     }
     Ok(0)

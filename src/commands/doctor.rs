@@ -20,6 +20,13 @@ enum Level {
     Fail,
 }
 
+/// `doctor --format json`.
+#[derive(Serialize)]
+struct DoctorJson<'a> {
+    ok: bool,
+    checks: &'a [Check],
+}
+
 #[derive(Serialize)]
 struct Check {
     check: &'static str,
@@ -78,11 +85,17 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             Some("install the compose plugin (docker-compose-plugin)".into()),
         )),
         Ok(c) => checks.push(check("compose", Level::Ok, c.describe(), None)),
+        // Discovery's own hint knows why (a bad DOCKER_SANDBOX_COMPOSE, or
+        // no compose at all).
         Err(e) => checks.push(check(
             "compose",
             Level::Fail,
             format!("{e:#}"),
-            Some("install the compose plugin".into()),
+            Some(
+                crate::error::user(&e)
+                    .and_then(|u| u.hint.clone())
+                    .unwrap_or_else(|| "install the compose plugin".into()),
+            ),
         )),
     }
     checks.push(plugin_check(ctx));
@@ -108,6 +121,26 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         }
     };
     if let Some(pool) = &pool {
+        checks.push(match crate::fsutil::unwritable(&pool.state_dir) {
+            None if pool.state_dir.is_dir() => check(
+                "state",
+                Level::Ok,
+                format!("`{}` is writable", pool.state_dir.display()),
+                None,
+            ),
+            None => check(
+                "state",
+                Level::Ok,
+                format!("`{}` can be created", pool.state_dir.display()),
+                None,
+            ),
+            Some(e) => check(
+                "state",
+                Level::Fail,
+                format!("{e:#}"),
+                crate::error::user(&e).and_then(|u| u.hint.clone()),
+            ),
+        });
         match ctx.store(pool).read() {
             Ok(reg) if reg.slots.is_empty() => checks.push(check(
                 "registry",
@@ -222,7 +255,10 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
 
     let failed = checks.iter().any(|c| c.level == Level::Fail);
     if format == Format::Json {
-        output::json(&serde_json::json!({ "ok": !failed, "checks": checks }));
+        output::json(&DoctorJson {
+            ok: !failed,
+            checks: &checks,
+        });
     } else {
         for c in &checks {
             let mark = match c.level {

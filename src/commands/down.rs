@@ -3,15 +3,27 @@
 use std::process::Stdio;
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 
 use crate::cli::Format;
 use crate::commands::{Ctx, held, mark};
 use crate::compose;
-use crate::error::fail;
+use crate::error::{fail, with_slot};
 use crate::output;
+
+/// `down --format json`.
+#[derive(Serialize)]
+struct DownJson {
+    slot: u32,
+    project: String,
+    worktree: std::path::PathBuf,
+    volumes_removed: bool,
+}
 
 pub(crate) fn exec(ctx: &Ctx, volumes: bool, format: Format) -> Result<u8> {
     let held = held(ctx)?;
+    // Without an engine compose fails with its own words; ours say what to do.
+    ctx.engine().ping()?;
     let compose = ctx.compose()?;
     let _lock = held.store.slot_lock(&held.pool.slot_dir(held.slot()))?;
     let project = held.project();
@@ -26,16 +38,22 @@ pub(crate) fn exec(ctx: &Ctx, volumes: bool, format: Format) -> Result<u8> {
         .status()
         .with_context(|| format!("failed to run `{}`", compose::display(&down)))?;
     if !status.success() {
-        return Err(fail(
-            format!("`compose down` failed for slot {} ({status})", held.slot()),
-            format!("the command was: {}", compose::display(&down)),
+        return Err(with_slot(
+            fail(
+                format!("`compose down` failed for slot {} ({status})", held.slot()),
+                format!("the command was: {}", compose::display(&down)),
+            ),
+            held.slot(),
         ));
     }
     mark(&held.store, held.slot(), "stopped")?;
     if format == Format::Json {
-        output::json(&serde_json::json!({
-            "slot": held.slot(), "project": project.name, "worktree": held.worktree, "volumes_removed": volumes,
-        }));
+        output::json(&DownJson {
+            slot: held.slot(),
+            project: project.name,
+            worktree: held.worktree,
+            volumes_removed: volumes,
+        });
         return Ok(0);
     }
     let what = if volumes {

@@ -1,7 +1,7 @@
 //! `env [--format shell|json]`: the worktree's slot environment, for
 //! `eval "$(docker sandbox env)"` and for scripts.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 
@@ -18,6 +18,28 @@ pub(crate) fn variables(held: &Held) -> Result<Vec<(String, String)>> {
     Ok(crate::slot::parse_env(&text))
 }
 
+/// The variables as a JSON object in the file's order; a key the file
+/// repeats takes its last value, as compose reads it.
+struct InFileOrder<'a>(&'a [(String, String)]);
+
+impl serde::Serialize for InFileOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let last: HashMap<&str, usize> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.as_str(), i))
+            .collect();
+        s.collect_map(
+            self.0
+                .iter()
+                .enumerate()
+                .filter(|(i, (k, _))| last[k.as_str()] == *i)
+                .map(|(_, (k, v))| (k, v)),
+        )
+    }
+}
+
 /// A value quoted for POSIX shells.
 fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "'\\''"))
@@ -27,11 +49,7 @@ pub(crate) fn exec(ctx: &Ctx, format: EnvFormat) -> Result<u8> {
     let held = held(ctx)?;
     let vars = variables(&held)?;
     match format {
-        EnvFormat::Json => {
-            let map: BTreeMap<&str, &str> =
-                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            output::json(&map);
-        }
+        EnvFormat::Json => output::json(&InFileOrder(&vars)),
         EnvFormat::Shell => {
             let text: String = vars
                 .iter()

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::commands::Ctx;
 use crate::error::fail;
-use crate::{fsutil, output, worktree};
+use crate::{fsutil, output, template, worktree};
 
 #[derive(Default)]
 struct Copied {
@@ -55,11 +55,26 @@ pub(crate) fn exec(ctx: &Ctx, from: Option<PathBuf>, minimal: bool) -> Result<u8
             copied.kept
         ));
     }
+    let mounted = template::compose_text(&pool).is_ok_and(|t| mounts_shared(&pool, &t));
+    let how = if mounted {
+        "every slot mounts it".to_owned()
+    } else {
+        format!(
+            "no slot mounts it: the pool's compose template uses neither `{{{{shared_dir}}}}` nor `${{{}_SHARED_DIR}}`",
+            pool.prefix()
+        )
+    };
     output::line(&format!(
-        "Shared data is in `{}`; every slot mounts it.",
+        "Shared data is in `{}`; {how}.",
         pool.shared_dir.display()
     ));
     Ok(0)
+}
+
+/// Whether a compose template uses the shared folder: through Handlebars, or
+/// through the slot env file's `<PREFIX>_SHARED_DIR`.
+fn mounts_shared(pool: &crate::config::Pool, template: &str) -> bool {
+    template.contains("shared_dir") || template.contains(&format!("{}_SHARED_DIR", pool.prefix()))
 }
 
 /// Copies `src` into `dst`, keeping files that exist there already.

@@ -13,6 +13,9 @@ use crate::config::Profile;
 use crate::output::{self, Tone};
 use crate::worktree;
 
+/// A slot's state when the engine did not answer.
+const UNKNOWN: &str = "unknown";
+
 #[derive(Serialize)]
 struct ListJson {
     pool: String,
@@ -28,7 +31,8 @@ struct Row {
     profile: Option<Profile>,
     project: Option<String>,
     urls: std::collections::BTreeMap<String, String>,
-    /// `running`, `partial`, `stopped`; `null` without a slot.
+    /// `running`, `partial`, `stopped`; `unknown` when the engine could not
+    /// be asked; `null` without a slot.
     status: Option<String>,
     claimed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The worktree's folder is gone (its claim is orphaned).
@@ -52,7 +56,21 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         }
     }
     let live = if registry.slots.values().any(|r| r.claimed_by.is_some()) {
-        ctx.engine().containers(None).ok()
+        match ctx.engine().containers(None) {
+            Ok(list) => Some(list),
+            Err(e) => {
+                // The registry's last known state may be long stale: say so
+                // rather than show it as live.
+                output::note(&format!(
+                    "warning: the slots' state is unknown: {}",
+                    format!("{e:#}").lines().next().unwrap_or_default()
+                ));
+                if let Some(hint) = crate::error::user(&e).and_then(|u| u.hint.as_ref()) {
+                    output::note(&format!("hint: {hint}"));
+                }
+                None
+            }
+        }
     } else {
         Some(Vec::new())
     };
@@ -60,7 +78,10 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         .into_iter()
         .map(|(path, branch)| {
             let rec = registry.claim_of(&path).map(|id| &registry.slots[&id]);
-            let status = rec.map(|r| slot_state(ctx, &pool, live.as_deref(), r));
+            let status = rec.map(|r| match live.as_deref() {
+                Some(list) => slot_state(ctx, &pool, Some(list), r),
+                None => UNKNOWN.to_owned(),
+            });
             Row {
                 orphaned: !path.exists(),
                 branch,

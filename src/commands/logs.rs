@@ -16,6 +16,8 @@ pub(crate) fn exec(
     tail: Option<u32>,
 ) -> Result<u8> {
     let held = held(ctx)?;
+    // Without an engine compose fails with its own words; ours say what to do.
+    ctx.engine().ping()?;
     let compose = ctx.compose()?;
     let tail = tail.map(|n| format!("--tail={n}"));
     let mut args = vec!["logs"];

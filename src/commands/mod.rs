@@ -35,6 +35,7 @@ mod run;
 mod slots;
 mod status;
 mod up;
+mod version;
 
 /// What every command may need, loaded only when asked for.
 pub(crate) struct Ctx {
@@ -245,6 +246,8 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
                 timeout: args.timeout,
                 profile: profile(args.profile),
                 format: args.format,
+                verbose: args.verbose,
+                print_json: None,
             },
         ),
         Command::Down(args) => down::exec(&ctx, args.volumes, args.format),
@@ -264,12 +267,13 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
             },
         ),
         Command::Init(args) => init::exec(&ctx, args.slot, profile(args.profile), args.format),
-        Command::Destroy(args) => destroy::exec(&ctx, args.keep_worktree, args.force),
+        Command::Destroy(args) => destroy::exec(&ctx, args.keep_worktree, args.force, args.format),
         Command::List(args) => list::exec(&ctx, args.format),
         Command::Env(args) => env::exec(&ctx, args.format),
         Command::Run(args) => run::exec(&ctx, &args.command),
         Command::InitShared(args) => init_shared::exec(&ctx, args.from, args.minimal),
         Command::Doctor(args) => doctor::exec(&ctx, args.format),
         Command::Completion(args) => completion::exec(&ctx, args.shell),
+        Command::Version(args) => version::exec(args.format),
     }
 }

@@ -14,7 +14,7 @@ use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
 use crate::config::Profile;
 use crate::engine::Engine;
-use crate::error::{UserError, code};
+use crate::error::{UserError, code, with_slot};
 use crate::gate::{self, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
 use crate::output;
@@ -27,17 +27,25 @@ fn interrupt_code(signal: i32) -> u8 {
     u8::try_from(128 + signal).unwrap_or(code::FAILURE)
 }
 
+/// Prints `up`'s JSON result in a caller's own object.
+pub(crate) type PrintJson = dyn Fn(&UpJson);
+
 pub(crate) struct Options {
     pub(crate) build: bool,
     pub(crate) wait: bool,
     pub(crate) timeout: Option<u64>,
     pub(crate) profile: Option<Profile>,
     pub(crate) format: Format,
+    /// Show compose's own progress even off a terminal.
+    pub(crate) verbose: bool,
+    /// With `--format json`, prints the result instead of printing it on its
+    /// own (`create --up` puts it in its object).
+    pub(crate) print_json: Option<Box<PrintJson>>,
 }
 
 /// `up --format json`.
 #[derive(Serialize)]
-struct UpJson {
+pub(crate) struct UpJson {
     slot: u32,
     profile: Profile,
     project: String,
@@ -49,8 +57,18 @@ struct UpJson {
     checks: Vec<CheckJson>,
 }
 
+/// What a `--format json` error of a failed gate adds to `slot`.
 #[derive(Serialize)]
-struct CheckJson {
+struct GateFailedJson {
+    project: String,
+    /// `gate-failed`.
+    result: &'static str,
+    seconds: f64,
+    checks: Vec<CheckJson>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct CheckJson {
     check: String,
     passed: bool,
     detail: String,
@@ -109,7 +127,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     }
     let busy = claim::busy_ports(&pool, record, &containers);
     if !busy.is_empty() {
-        return Err(claim::port_conflict(slot, &busy));
+        return Err(with_slot(claim::port_conflict(slot, &busy), slot));
     }
 
     let target = gate::Target {
@@ -126,7 +144,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         mark(&store, slot, "running")?;
         let urls = addresses(&pool, &record.ports);
         if opts.format == Format::Json {
-            output::json(&UpJson {
+            let up = UpJson {
                 slot,
                 profile: record.profile,
                 project: project.name.clone(),
@@ -135,7 +153,11 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
                 seconds: start.elapsed().as_secs_f64(),
                 urls: urls.into_iter().collect(),
                 checks: report.map(checks_json).unwrap_or_default(),
-            });
+            };
+            match &opts.print_json {
+                Some(print) => print(&up),
+                None => output::json(&up),
+            }
         } else {
             let how = match result {
                 "already-up" => "is already up",
@@ -206,6 +228,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             ),
         )
         .hint(format!("the claim is kept: run `{cmd} up` again"))
+        .slot(slot)
         .into())
     };
     let mut args = vec!["up", "-d", "--remove-orphans"];
@@ -218,12 +241,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         compose.describe(),
         compose::display(&up)
     ));
-    // Compose's progress goes to stderr, keeping stdout for our result.
-    let status = up
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(std::io::stderr()))
-        .status()
-        .with_context(|| format!("failed to run `{}`", compose::display(&up)))?;
+    let status = run_compose_up(&mut up, opts.verbose || output::stderr_is_terminal())?;
     // On a terminal, Ctrl-C reaches compose too, which then fails.
     if let Some(sig) = interrupt.signal() {
         return interrupted(sig);
@@ -242,6 +260,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             "the claim is kept: fix the stack and run `{cmd} up` again. The command was: {}",
             compose::display(&up)
         ))
+        .slot(slot)
         .into());
     }
     crate::slot::mark_started(&pool, slot)?;
@@ -273,17 +292,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     print_failure(&report, compose, &project);
     let taken = take_down(compose, &project, &engine, &claimed.owner, &before);
     mark(&store, slot, "stopped")?;
-    let failed = report
-        .results
-        .iter()
-        .find(|r| matches!(r.outcome, Outcome::Failed(_)))
-        .map_or_else(String::new, |r| r.label.clone());
-    if opts.format == Format::Json {
-        output::json(&serde_json::json!({
-            "slot": slot, "project": project.name, "result": "gate-failed",
-            "seconds": start.elapsed().as_secs_f64(), "checks": checks_json(&report),
-        }));
-    }
+    let failed = report.first_failure(&target).unwrap_or_default();
     Err(UserError::new(
         GATE_FAILED,
         format!(
@@ -294,7 +303,47 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     .hint(format!(
         "the claim is kept: fix the cause above and run `{cmd} up` again"
     ))
+    .slot(slot)
+    .json(GateFailedJson {
+        project: project.name.clone(),
+        result: "gate-failed",
+        seconds: start.elapsed().as_secs_f64(),
+        checks: checks_json(&report),
+    })
     .into())
+}
+
+/// Runs `compose up`. Its progress is for a terminal (or `--verbose`): in an
+/// agent's log it is noise, and compose v5 prints it twice off a terminal.
+/// Otherwise it is kept, and shown only when compose fails.
+fn run_compose_up(up: &mut std::process::Command, show: bool) -> Result<std::process::ExitStatus> {
+    let shown = compose::display(up);
+    let failed_to_run = || format!("failed to run `{shown}`");
+    up.stdin(Stdio::null());
+    if show {
+        // Compose's progress goes to stderr, keeping stdout for our result.
+        return up
+            .stdout(Stdio::from(std::io::stderr()))
+            .status()
+            .with_context(failed_to_run);
+    }
+    let out = up.output().with_context(failed_to_run)?;
+    if !out.status.success() {
+        const TAIL: usize = 40;
+        let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(TAIL);
+        output::note(&format!(
+            "compose's output{}:\n{}",
+            if from > 0 {
+                format!(" (last {TAIL} lines)")
+            } else {
+                String::new()
+            },
+            lines[from..].join("\n")
+        ));
+    }
+    Ok(out.status)
 }
 
 /// `compose down -v --remove-orphans`, quiet unless it fails; whatever it

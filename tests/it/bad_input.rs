@@ -40,7 +40,7 @@ fn bad_worktree_names_are_refused() {
     ];
     let before = tree(&ctx.root);
     for (name, why) in cases {
-        let run = run_in(&ctx, &engine, &ctx.cwd, &["create", name]).code(2);
+        let run = run_in(&ctx, &engine, &ctx.cwd, &["create", name]).code(64);
         assert!(run.stderr.contains(why), "{name}: {}", run.stderr);
         assert!(
             run.stderr.contains("is not a worktree name"),
@@ -48,6 +48,14 @@ fn bad_worktree_names_are_refused() {
             run.stderr
         );
     }
+    // A branch name given as the name: the command that was meant.
+    let run = run_in(&ctx, &engine, &ctx.cwd, &["create", "feat/login"]).code(64);
+    assert!(
+        run.stderr
+            .contains("for branch `feat/login`, run `create login --branch feat/login`"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(tree(&ctx.root), before, "nothing may change");
     ctx.run(&["create", &"a".repeat(63), "--help"]).success();
 }
@@ -59,9 +67,9 @@ fn bad_slot_numbers_and_profiles_are_refused() {
     ctx.run(&["provision"]).success();
     let engine = FakeEngine::start(&ctx.root);
     let before = tree(&ctx.root);
-    for (slot, code) in [("0", 2), ("-1", 2), ("abc", 2), ("100", 2), ("7", 1)] {
+    for (slot, code) in [("0", 64), ("-1", 64), ("abc", 64), ("100", 64), ("7", 1)] {
         let run = run_in(&ctx, &engine, &ctx.cwd, &["claim", "--slot", slot]).code(code);
-        if code == 2 {
+        if code == 64 {
             assert!(
                 run.stderr
                     .contains("is not a slot number: slots are numbered 1 to 99"),
@@ -84,13 +92,13 @@ fn bad_slot_numbers_and_profiles_are_refused() {
         let run = run_in(&ctx, &engine, &ctx.cwd, &["release", slot]).code(code);
         assert!(!run.stderr.is_empty());
     }
-    let run = run_in(&ctx, &engine, &ctx.cwd, &["claim", "--profile", "huge"]).code(2);
+    let run = run_in(&ctx, &engine, &ctx.cwd, &["claim", "--profile", "huge"]).code(64);
     assert!(
         run.stderr.contains("huge") && run.stderr.contains("light, standard, heavy"),
         "{}",
         run.stderr
     );
-    let run = run_in(&ctx, &engine, &ctx.cwd, &["up", "--profile", "Heavy"]).code(2);
+    let run = run_in(&ctx, &engine, &ctx.cwd, &["up", "--profile", "Heavy"]).code(64);
     assert!(run.stderr.contains("Heavy"), "{}", run.stderr);
     assert_eq!(tree(&ctx.root), before, "nothing may change");
 }
@@ -235,6 +243,26 @@ fn a_read_only_state_folder_is_a_clear_error() {
             run.stderr
         );
         assert!(run.stderr.contains("error: "), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "hint: `{}` cannot be written by this user",
+                ctx.state.display()
+            )),
+            "{}",
+            run.stderr
+        );
+        // doctor fails the check, with the same hint.
+        let run = ctx.run(&["doctor"]).code(1);
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("✗ state"))
+            .unwrap_or_else(|| panic!("no failed state check:\n{}", run.stdout));
+        assert!(
+            lines[at + 1].contains("hint: ") && lines[at + 1].contains("cannot be written"),
+            "{}",
+            run.stdout
+        );
     }
     assert_eq!(std::fs::read_dir(&ctx.state).unwrap().count(), 0);
     // Provisioned, then read-only: a claim fails and the registry is untouched.
@@ -249,6 +277,7 @@ fn a_read_only_state_folder_is_a_clear_error() {
             "{}",
             run.stderr
         );
+        assert!(run.stderr.contains("hint: "), "{}", run.stderr);
     }
     assert_eq!(tree(&ctx.state), before);
     assert!(!ctx.cwd.join(".env.sandbox").exists());

@@ -32,7 +32,7 @@ fn ours(sb: &Sandbox, mut item: serde_json::Value) -> serde_json::Value {
 /// real-engine suite's blocks (20500 up).
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
-fn port_block() -> u16 {
+pub fn port_block() -> u16 {
     let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
     assert!(n < 52, "out of port blocks: give the blocks a smaller size");
     10_000 + 200 * n
@@ -40,7 +40,7 @@ fn port_block() -> u16 {
 
 /// The default pool with every port moved to `base`...`base + 197`: named
 /// ports at +1..+46, OTLP at +70..+121, workers at +140..+197.
-fn ports_toml(base: u16) -> String {
+pub fn ports_toml(base: u16) -> String {
     let b = u32::from(base);
     format!(
         "[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\n\
@@ -508,6 +508,7 @@ fn down_keeps_the_claim_and_removes_volumes_when_asked() {
     assert_calls(
         &sb.calls(),
         &[
+            l.ping(),
             l.compose_version(),
             l.compose(1, &["down", "--remove-orphans"]),
         ],
@@ -524,6 +525,7 @@ fn down_keeps_the_claim_and_removes_volumes_when_asked() {
         assert_calls(
             &sb.calls(),
             &[
+                l.ping(),
                 l.compose_version(),
                 l.compose(1, &["down", "--remove-orphans", "--volumes"]),
             ],
@@ -563,7 +565,11 @@ fn logs_maps_its_flags_and_passes_the_exit_code_through() {
     let run = sb.run(&["logs"]).success();
     assert_calls(
         &sb.calls(),
-        &[l.compose_version(), l.compose(1, &["logs", "--no-color"])],
+        &[
+            l.ping(),
+            l.compose_version(),
+            l.compose(1, &["logs", "--no-color"]),
+        ],
     );
     assert_eq!(run.stdout, "backend-1  | fake log line\n");
 
@@ -571,6 +577,7 @@ fn logs_maps_its_flags_and_passes_the_exit_code_through() {
     assert_calls(
         &sb.calls(),
         &[
+            l.ping(),
             l.compose_version(),
             l.compose(
                 1,
@@ -582,6 +589,7 @@ fn logs_maps_its_flags_and_passes_the_exit_code_through() {
     assert_calls(
         &sb.calls(),
         &[
+            l.ping(),
             l.compose_version(),
             l.compose(1, &["logs", "--no-color", "--follow", "--tail=0", "db"]),
         ],
@@ -589,7 +597,7 @@ fn logs_maps_its_flags_and_passes_the_exit_code_through() {
 
     sb.fake.fail("compose-logs", 7, "");
     sb.run(&["logs"]).code(7);
-    sb.run(&["logs", "--tail", "x"]).code(2);
+    sb.run(&["logs", "--tail", "x"]).code(64);
 }
 
 #[test]
@@ -832,6 +840,7 @@ fn a_standalone_compose_gets_docker_globals_as_environment() {
     assert_calls(
         &sb.calls(),
         &[
+            l.ping(),
             l.compose_version(),
             l.compose(1, &["down", "--remove-orphans"]),
         ],
@@ -911,8 +920,9 @@ fn no_compose_at_all_is_a_clear_error() {
     cmd.env("DOCKER_SANDBOX_COMPOSE", "no-such-compose");
     let run = TestContext::run_cmd(cmd).code(1);
     assert!(
-        run.stderr
-            .starts_with("error: DOCKER_SANDBOX_COMPOSE=`no-such-compose`: "),
+        run.stderr.starts_with(
+            "error: DOCKER_SANDBOX_COMPOSE=`no-such-compose` names no program that can be run"
+        ),
         "{}",
         run.stderr
     );
@@ -1083,10 +1093,10 @@ fn claims_take_the_lightest_free_slot_that_fits() {
             .stderr
             .starts_with("error: slot 2 is `light`, lighter than the `standard` asked for\n"),
     );
-    // Usage errors: clap's exit code 2.
+    // Usage errors: exit code 64 (EX_USAGE).
     for bad in ["0", "abc", "-1", "100", ""] {
         let (run, _) = claim("x4", &["--slot", bad]);
-        let run = run.code(2);
+        let run = run.code(64);
         assert!(
             run.stderr.contains("is not a slot number"),
             "{bad}: {}",
@@ -1094,7 +1104,7 @@ fn claims_take_the_lightest_free_slot_that_fits() {
         );
     }
     let (run, _) = claim("x5", &["--profile", "huge"]);
-    run.code(2);
+    run.code(64);
 
     // The holder of a slot keeps it, and cannot quietly change it.
     let again = sb.run_in(&light, &["claim"]).success();
@@ -1423,7 +1433,7 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
         "Startability gate: FAILED after ",
         "  ✗ containers are running and healthy\n      → service `backend` exited with code 1\n",
         "Last log lines (backend):\n    backend-1  | fake log line\n",
-        "error: slot 1 did not become ready: containers are running and healthy; the stack was taken down with its volumes\n",
+        "error: slot 1 did not become ready: not every container is running and healthy (service `backend` exited with code 1); the stack was taken down with its volumes\n",
         "hint: the claim is kept: fix the cause above and run `docker sandbox up` again\n",
     ] {
         assert!(run.stderr.contains(part), "{part}\n---\n{}", run.stderr);
@@ -1841,7 +1851,11 @@ fn a_lost_env_file_comes_back_as_it_was() {
     let l = sb.lines();
     assert_calls(
         &sb.calls(),
-        &[l.compose_version(), l.compose(1, &["logs", "--no-color"])],
+        &[
+            l.ping(),
+            l.compose_version(),
+            l.compose(1, &["logs", "--no-color"]),
+        ],
     );
     // Claiming again neither duplicates git's exclusion nor changes the file.
     sb.run(&["claim"]).success();

@@ -9,6 +9,7 @@ mod fake_docker;
 mod fake_engine;
 mod install;
 mod lifecycle;
+mod messages;
 mod moved_worktree;
 mod plugin;
 mod provision;

@@ -92,13 +92,13 @@ fn help_and_usage_errors() {
         run.stdout
     );
     assert!(run.stdout.contains("--dry-run"));
-    let run = ctx.run(&["provision", "--nope"]).code(2);
+    let run = ctx.run(&["provision", "--nope"]).code(64);
     assert!(run.stderr.contains("--nope"));
-    ctx.run(&["no-such-command"]).code(2);
+    ctx.run(&["no-such-command"]).code(64);
     // No command at all: the help, and a usage exit.
-    let run = ctx.run(&[]).code(2);
+    let run = ctx.run(&[]).code(64);
     assert!(run.stderr.contains("Usage: docker sandbox"));
-    let run = ctx.run(&["slots", "--format", "yaml"]).code(2);
+    let run = ctx.run(&["slots", "--format", "yaml"]).code(64);
     assert!(run.stderr.contains("yaml"));
 }
 
@@ -172,7 +172,7 @@ fn real_docker_discovers_and_runs_the_plugin() {
         c.args(["sandbox", "slots", "--format", "bogus"]);
         c
     });
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 64, "{}", run.stderr);
 }
 
 #[test]
