@@ -18,13 +18,14 @@ use crate::support::*;
 static BLOCK: AtomicU32 = AtomicU32::new(0);
 
 /// A child's script: traps SIGINT and SIGTERM (saying which and exiting 7 or
-/// 8), waits on a `sleep` of its own, and says `ready <its pid> <sleep's pid>`
-/// once the traps are set.
-const TRAPPING: &str = r#"trap 'kill $p; wait $p 2>/dev/null; echo "child got INT"; exit 7' INT
-trap 'kill $p; wait $p 2>/dev/null; echo "child got TERM"; exit 8' TERM
-sleep 1000 & p=$!
-echo "ready $$ $p"
-wait"#;
+/// 8), and says `ready <its pid>` once the traps are set. It waits in short
+/// foreground sleeps, after each of which the shell runs a trap that came:
+/// dash's `wait` builtin can miss a trapped signal that lands just before it
+/// blocks, which would leave the test waiting on a child that was told.
+const TRAPPING: &str = r#"trap 'echo "child got INT"; exit 7' INT
+trap 'echo "child got TERM"; exit 8' TERM
+echo "ready $$"
+while :; do sleep 0.1; done"#;
 
 /// A provisioned pool in a git repository, a slot claimed by it, and the fake
 /// docker on PATH (the engine reached through the docker CLI).
