@@ -20,8 +20,10 @@ fn a_db_that_does_not_listen_fails_the_tcp_check() {
         let up = w.run(&wt, &["up", "--timeout", "5"]).code(2);
         let slot = w.slot_of(&wt).expect("the claim is kept");
         let port = w.port(slot, "db");
-        let check = format!("db accepts TCP on 127.0.0.1:{port}");
-        up.assert_stderr_contains(&format!("slot {slot} did not become ready: {check}"))
+        up.assert_stderr_contains(&format!("  ✗ db accepts TCP on 127.0.0.1:{port}\n"))
+            .assert_stderr_contains(&format!(
+                "slot {slot} did not become ready: db does not accept connections on 127.0.0.1:{port}"
+            ))
             .assert_stderr_contains("nothing listens on");
         assert!(
             !up.stdout.contains("ready"),

@@ -48,8 +48,11 @@ fn a_released_slot_hands_out_a_fresh_database_even_with_a_new_password() {
     let broken = w.run(&b, &["up", "--timeout", "30"]).code(2);
     broken.assert_stderr_contains("password authentication failed");
     broken.assert_stderr_contains("service `db` exited with code 1");
-    assert_nothing_left(&project);
+    // The failed `up` keeps the volume that was there before it.
+    assert!(containers(&project).is_empty());
+    assert_eq!(volumes(&project), [format!("{project}_dbdata")]);
     w.run(&b, &["release"]).success();
+    assert_nothing_left(&project);
     assert_eq!(w.leftovers(), Vec::<String>::new());
 }
 
