@@ -185,7 +185,13 @@ pub(crate) fn claim(
     // engine: the registry is read whole (writes are atomic renames), and a
     // `release` racing with this could as well come right after the lock.
     let now = store.read()?;
-    if let Some(id) = now.claim_of(worktree) {
+    // A moved worktree takes its claim along (the registry's id and the
+    // slot's profile stay as `now` read them).
+    let held = match now.claim_of(worktree) {
+        Some(id) => Some(id),
+        None => follow_move(pool, store, worktree)?,
+    };
+    if let Some(id) = held {
         check_held(&now.slots[&id], want, cmd)?;
         let current = slot::ensure(pool, store, id, Password::Keep)?;
         write_env(pool, id, &current.record, worktree, cmd)?;
@@ -195,20 +201,6 @@ pub(crate) fn claim(
             record: current.record,
             cleaned: Cleared::default(),
             owner: owner(pool, &now, id),
-            rerendered: current.rerendered,
-        });
-    }
-    if let Some(id) = follow_move(pool, store, worktree)? {
-        let moved = store.read()?;
-        check_held(&moved.slots[&id], want, cmd)?;
-        let current = slot::ensure(pool, store, id, Password::Keep)?;
-        write_env(pool, id, &current.record, worktree, cmd)?;
-        return Ok(Claimed {
-            slot: id,
-            fresh: false,
-            record: current.record,
-            cleaned: Cleared::default(),
-            owner: owner(pool, &moved, id),
             rerendered: current.rerendered,
         });
     }
@@ -288,7 +280,7 @@ pub(crate) fn follow_move(pool: &Pool, store: &Store, worktree: &Path) -> Result
         env.iter()
             .rev()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| unquote(v).to_owned())
+            .map(|(_, v)| v.clone())
     };
     let Some(old) = value("SANDBOX_WORKTREE").map(PathBuf::from) else {
         return Ok(None);
@@ -326,17 +318,6 @@ pub(crate) fn follow_move(pool: &Pool, store: &Store, worktree: &Path) -> Result
         ));
     }
     Ok(moved)
-}
-
-/// A value as an env file may quote it.
-fn unquote(v: &str) -> &str {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
-            return inner;
-        }
-    }
-    v
 }
 
 fn not_provisioned(pool: &Pool, cmd: &str) -> anyhow::Error {
