@@ -113,9 +113,11 @@ pub(crate) fn fingerprint_of(text: &str) -> Option<&str> {
     rest.split_whitespace().next()
 }
 
-/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher,
-/// so a fingerprint written by one version of the plugin is read by the next.
-fn fnv1a(parts: &[&[u8]]) -> String {
+/// FNV-1a, 64 bits, of `parts` each ended by a byte no UTF-8 text holds:
+/// stable across builds and platforms, unlike std's hasher, so a fingerprint
+/// or cache key written by one version of the plugin is read by the next.
+/// Not a defence against anyone.
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for b in part.iter().chain(&[0xff]) {

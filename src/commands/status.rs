@@ -154,21 +154,18 @@ pub(crate) fn model_services(ctx: &Ctx, project: &Project, slot_dir: &Path) -> O
 
 /// A hash of what `compose config --services` reads: the compose file, the
 /// env file's path and contents, and `COMPOSE_PROFILES` (which services a
-/// profile enables). FNV-1a, 64 bits: a key that stays the same across
-/// builds and platforms, not a defence against anyone.
+/// profile enables).
 fn model_key(project: &Project) -> Option<String> {
     let file = std::fs::read(&project.file).ok()?;
     let env = std::fs::read(&project.env_file).ok()?;
     let profiles = std::env::var_os("COMPOSE_PROFILES").unwrap_or_default();
     let env_path = project.env_file.as_os_str().as_encoded_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [&file[..], env_path, &env[..], profiles.as_encoded_bytes()] {
-        let len = (part.len() as u64).to_le_bytes();
-        for b in len.iter().chain(part) {
-            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    Some(format!("{hash:016x}"))
+    Some(crate::template::fnv1a(&[
+        &file,
+        env_path,
+        &env,
+        profiles.as_encoded_bytes(),
+    ]))
 }
 
 /// How a table shows a slot's state.
