@@ -125,7 +125,13 @@ pub(crate) fn foreign_stack(
             None => format!("another registry (compose file `{}`)", file.display()),
         },
         (Some(id), None) => format!("another registry (id {id})"),
-        (None, Some(file)) => format!("a project started from `{}`", file.display()),
+        (None, Some(file)) => match crate::owner::state_dir_of(file) {
+            Some(dir) => format!(
+                "the state folder `{}` (its files carry no docker sandbox labels)",
+                dir.display()
+            ),
+            None => format!("a project started from `{}`", file.display()),
+        },
         (None, None) => "a project docker sandbox did not start".to_owned(),
     };
     Some(

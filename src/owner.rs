@@ -199,10 +199,18 @@ pub(crate) fn describe_left_alone(project: &str, left: &[LeftAlone]) -> Option<S
                 Some(dir) => format!("another registry (state folder `{}`)", dir.display()),
                 None => format!("another registry (id {id})"),
             },
-            (None, Some(file)) => format!(
-                "no registry: a project started by hand or by another tool, from `{}`",
-                file.display()
-            ),
+            // Another state folder's slot file, from templates without our
+            // labels; else a compose file of someone's own.
+            (None, Some(file)) => match &l.state_dir {
+                Some(dir) => format!(
+                    "the state folder `{}` (its files carry no docker sandbox labels)",
+                    dir.display()
+                ),
+                None => format!(
+                    "no registry: a project started by hand or by another tool, from `{}`",
+                    file.display()
+                ),
+            },
             (None, None) => "no registry: they carry no docker sandbox labels".to_owned(),
         };
         if !whose.contains(&w) {
@@ -350,5 +358,27 @@ mod tests {
         );
         assert!(text.contains("\nhint: "), "{text}");
         assert_eq!(describe_left_alone("demo-slot-1", &[]), None);
+    }
+
+    #[test]
+    fn an_unlabelled_container_of_another_state_folder_is_named_by_that_folder() {
+        let survey = Survey::sort(
+            &owner(),
+            vec![
+                ctr("theirs", None, &[THEIRS], &[]),
+                ctr("by hand", None, &["/x/compose.yml"], &[]),
+            ],
+            vec![],
+            vec![],
+        );
+        let text = describe_left_alone("demo-slot-1", &survey.foreign).unwrap();
+        assert!(
+            text.starts_with(
+                "left alone: 2 containers of `demo-slot-1` that belong to the state folder \
+                 `/b/state` (its files carry no docker sandbox labels) and no registry: a \
+                 project started by hand or by another tool, from `/x/compose.yml`\n"
+            ),
+            "{text}"
+        );
     }
 }
