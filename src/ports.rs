@@ -187,7 +187,21 @@ fn name_collision(pool: &Pool) -> Result<(), PortError> {
 
 /// Whether nothing listens on `port` of the loopback interface: a bind succeeds.
 pub(crate) fn is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    probe(port).is_ok()
+}
+
+/// A socket bound to `port` of the loopback interface and never listening.
+/// With `SO_REUSEADDR` the kernel refuses the bind only while a socket
+/// listens there (or one without the option holds it), so two checks of one
+/// port at the same moment both see it free, and a server that starts while
+/// a check holds the port still gets it.
+fn probe(port: u16) -> std::io::Result<rustix::fd::OwnedFd> {
+    use rustix::net::{AddressFamily, SocketType};
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+    let addr = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    rustix::net::bind(&fd, &addr)?;
+    Ok(fd)
 }
 
 #[cfg(test)]
@@ -303,5 +317,32 @@ mod tests {
         assert!(!is_free(port));
         drop(l);
         assert!(is_free(port));
+    }
+
+    #[test]
+    fn a_port_another_check_holds_is_still_free() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let other = probe(port).unwrap();
+        assert!(is_free(port));
+        // The check never listens: nothing answers on the port it holds.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        // A server may still start on it while a check holds it.
+        let server = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        assert!(!is_free(port));
+        drop((other, server));
+    }
+
+    #[test]
+    fn checks_of_one_port_at_the_same_moment_all_see_it_free() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let checks = |_| std::thread::spawn(move || (0..2000).all(|_| is_free(port)));
+        let threads: Vec<_> = (0..4).map(checks).collect();
+        for t in threads {
+            assert!(t.join().unwrap(), "a check saw port {port} taken");
+        }
     }
 }
