@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::Utc;
 
-use crate::config::{Pool, Profile};
 use crate::engine::{Cleared, Container, Engine};
 use crate::error::{UserError, code, fail};
 use crate::fsutil;
 use crate::owner::Owner;
-use crate::ports;
+use crate::pool::{Pool, Profile};
 use crate::registry::{Registry, SlotRecord, Store};
 use crate::slot::{self, COMPOSE_FILE, ENV_FILE, Password, SECRET_MODE, quote_env};
 use crate::worktree;
@@ -68,7 +67,7 @@ pub(crate) fn busy_ports(pool: &Pool, record: &SlotRecord, containers: &[Contain
     record
         .ports
         .iter()
-        .filter(|(_, port)| !ports::is_free(**port))
+        .filter(|(_, port)| !crate::pool::is_free(**port))
         .filter_map(|(name, port)| {
             let holder = containers
                 .iter()

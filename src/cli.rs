@@ -443,7 +443,7 @@ pub(crate) struct CompletionArgs {
 
 /// A slot number, 1 to `MAX_SLOT`.
 fn slot_id(s: &str) -> Result<u32, String> {
-    use crate::config::MAX_SLOT;
+    use crate::pool::MAX_SLOT;
     match s.parse::<u32>() {
         Ok(n) if (1..=MAX_SLOT).contains(&n) => Ok(n),
         _ => Err(format!(

@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{Count, GateCheck};
 use crate::engine::{Container, Engine};
 use crate::http;
 use crate::interrupt::{self, Interrupt};
+use crate::pool::{Count, GateCheck};
 
 /// What the gate checks, for one slot.
 pub(crate) struct Target<'a> {

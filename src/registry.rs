@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Pool, Profile, WorkerCounts};
 use crate::error::{UserError, code, fail};
 use crate::fsutil;
+use crate::pool::{Pool, Profile, WorkerCounts};
 
 pub(crate) const VERSION: u64 = 2;
 pub(crate) const FILE: &str = "registry.json";
@@ -424,12 +424,12 @@ mod tests {
         let old =
             r#"{"version": 2, "pool": "ktrdr", "slots": {}, "instances": {}, "local_prod": null}"#;
         std::fs::write(&path, old).unwrap();
-        let env = crate::config::Environment {
+        let env = crate::pool::Environment {
             home: Some(dir.path().into()),
             cwd: "/".into(),
-            ..crate::config::Environment::default()
+            ..crate::pool::Environment::default()
         };
-        let mut pool = crate::config::from_toml("", None, &env).unwrap();
+        let mut pool = crate::pool::from_toml("", None, &env).unwrap();
         pool.state_dir = dir.path().to_owned();
         let store = Store::new(&pool, None);
         assert_eq!(store.read().unwrap().id, None);

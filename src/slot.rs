@@ -9,9 +9,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::config::Pool;
 use crate::fsutil;
-use crate::ports::{self, SlotPorts};
+use crate::pool::Pool;
+use crate::pool::{SlotPorts, slot_ports};
 use crate::registry::{Registry, SlotRecord, Store};
 use crate::template::{self, Rendered, Renderer, SlotContext, random_password};
 
@@ -197,7 +197,7 @@ pub(crate) fn is_retired(pool: &Pool, slot: u32) -> bool {
 /// The slot's ports under the pool's rules; a claimed slot keeps the values
 /// its record pinned at claim time (a port new to the pool gets the pool's).
 fn ports_for(pool: &Pool, slot: u32, record: Option<&SlotRecord>) -> Result<SlotPorts> {
-    let mut ports = ports::slot_ports(pool, slot)?;
+    let mut ports = slot_ports(pool, slot)?;
     if let Some(rec) = record.filter(|r| r.claimed_by.is_some()) {
         for (name, port) in &mut ports.named {
             if let Some(p) = rec.ports.get(name) {
@@ -219,7 +219,7 @@ pub(crate) fn pending_ports(pool: &Pool, rec: &SlotRecord) -> BTreeMap<String, u
     if rec.claimed_by.is_none() || is_retired(pool, rec.slot_id) {
         return BTreeMap::new();
     }
-    let Ok(now) = ports::slot_ports(pool, rec.slot_id) else {
+    let Ok(now) = slot_ports(pool, rec.slot_id) else {
         return BTreeMap::new();
     };
     now.all()
@@ -234,7 +234,7 @@ pub(crate) fn sync_unclaimed(pool: &Pool, reg: &mut Registry) -> Result<()> {
         if rec.claimed_by.is_some() || is_retired(pool, rec.slot_id) {
             continue;
         }
-        rec.ports = ports::slot_ports(pool, rec.slot_id)?.all().collect();
+        rec.ports = slot_ports(pool, rec.slot_id)?.all().collect();
         rec.profile = pool.slots[&rec.slot_id];
         rec.workers = pool.workers(rec.slot_id).clone();
     }

@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use handlebars::{Handlebars, handlebars_helper};
 use serde::Serialize;
 
-use crate::config::{COMPOSE_TEMPLATE, ENV_TEMPLATE, Pool, Templates};
 use crate::engine::{POOL_LABEL, REGISTRY_LABEL, SLOT_LABEL};
 use crate::error::fail;
-use crate::ports::{SlotPorts, Worker};
+use crate::pool::{COMPOSE_TEMPLATE, ENV_TEMPLATE, Pool, Templates};
+use crate::pool::{SlotPorts, Worker};
 
 const EMBEDDED_COMPOSE: &str = include_str!("../templates/docker-compose.yml.hbs");
 const EMBEDDED_ENV: &str = include_str!("../templates/env.sandbox.hbs");
@@ -262,8 +262,8 @@ pub(crate) fn random_password() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Environment, from_toml};
-    use crate::ports::slot_ports;
+    use crate::pool::slot_ports;
+    use crate::pool::{Environment, from_toml};
 
     fn pool(text: &str) -> Pool {
         let env = Environment {

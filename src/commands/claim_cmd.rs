@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::claim::{self, Claimed, Want};
 use crate::cli::Format;
 use crate::commands::{Ctx, addresses};
-use crate::config::{Pool, Profile};
 use crate::output;
+use crate::pool::{Pool, Profile};
 use crate::slot::ENV_FILE;
 
 /// `claim --format json` (also `init`, and `create`'s `claim`).

@@ -11,8 +11,8 @@ use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::claim_cmd::{ClaimJson, print_claim};
 use crate::commands::up::{self, UpJson};
-use crate::config::{Environment, Profile};
 use crate::error::{UserError, code, with_code, with_json_field};
+use crate::pool::{Environment, Profile};
 use crate::slot::ENV_FILE;
 use crate::{output, worktree};
 

@@ -279,7 +279,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
 /// claims that keep ports the pool no longer gives.
 fn drift_check(
     ctx: &Ctx,
-    pool: &crate::config::Pool,
+    pool: &crate::pool::Pool,
     reg: &crate::registry::Registry,
     engine: Option<&crate::engine::Engine>,
 ) -> Check {
@@ -481,12 +481,12 @@ mod tests {
 
     #[test]
     fn the_default_template_is_clean() {
-        let env = crate::config::Environment {
+        let env = crate::pool::Environment {
             home: Some("/h".into()),
             cwd: "/".into(),
             ..Default::default()
         };
-        let pool = crate::config::from_toml("", None, &env).unwrap();
+        let pool = crate::pool::from_toml("", None, &env).unwrap();
         assert_eq!(
             lint_compose(&template::compose_text(&pool).unwrap()),
             Vec::<String>::new()

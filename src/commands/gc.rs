@@ -191,7 +191,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
 /// Frees the unclaimed slots that `[slots]` no longer lists: their stack
 /// (through the usual removal), their folder and their registry record.
 fn free_retired(
-    pool: &crate::config::Pool,
+    pool: &crate::pool::Pool,
     store: &crate::registry::Store,
     engine: &crate::engine::Engine,
     dry_run: bool,

@@ -6,8 +6,8 @@ use crate::claim::Want;
 use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::claim_cmd::claim_and_report;
-use crate::config::Profile;
 use crate::error::{UserError, with_code};
+use crate::pool::Profile;
 
 pub(crate) const ALREADY: u8 = 1;
 pub(crate) const NOT_A_REPO: u8 = 2;

@@ -73,7 +73,7 @@ pub(crate) fn exec(ctx: &Ctx, from: Option<PathBuf>, minimal: bool) -> Result<u8
 
 /// Whether a compose template uses the shared folder: through Handlebars, or
 /// through the slot env file's `<PREFIX>_SHARED_DIR`.
-fn mounts_shared(pool: &crate::config::Pool, template: &str) -> bool {
+fn mounts_shared(pool: &crate::pool::Pool, template: &str) -> bool {
     template.contains("shared_dir") || template.contains(&format!("{}_SHARED_DIR", pool.prefix()))
 }
 

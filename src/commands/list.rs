@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::commands::status::{short_name, slot_state, state_tone};
 use crate::commands::{Ctx, addresses};
-use crate::config::Profile;
 use crate::output::{self, Tone};
+use crate::pool::Profile;
 use crate::worktree;
 
 /// A slot's state when the engine did not answer.

@@ -9,10 +9,10 @@ use anyhow::Result;
 use crate::claim;
 use crate::cli::{Cli, Command, ProfileArg};
 use crate::compose::{Compose, Project};
-use crate::config::{self, Environment, GateCheck, Pool, Profile};
 use crate::engine::{Docker, Engine};
 use crate::error::fail;
 use crate::plugin::{self, Invocation};
+use crate::pool::{self, Environment, GateCheck, Pool, Profile};
 use crate::registry::{SlotRecord, Store};
 use crate::slot::{COMPOSE_FILE, ENV_FILE};
 use crate::worktree;
@@ -55,7 +55,7 @@ impl Ctx {
     }
 
     pub(crate) fn pool(&self) -> Result<Pool> {
-        config::load(&self.env)
+        pool::load(&self.env)
     }
 
     pub(crate) fn store(&self, pool: &Pool) -> Store {
@@ -209,7 +209,7 @@ pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
     let Ok(env) = Environment::from_process() else {
         return Vec::new();
     };
-    let Ok(pool) = config::load(&env) else {
+    let Ok(pool) = pool::load(&env) else {
         return Vec::new();
     };
     let registry = Store::new(&pool, env.home.as_deref()).read().ok();

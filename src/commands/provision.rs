@@ -9,9 +9,8 @@ use serde::Serialize;
 
 use crate::cli::Format;
 use crate::commands::Ctx;
-use crate::config::{Pool, Profile};
 use crate::output;
-use crate::ports::SlotPorts;
+use crate::pool::{Pool, Profile, SlotPorts};
 use crate::registry::Registry;
 use crate::slot::{self, Desired, Password, Plan};
 use crate::template::Renderer;

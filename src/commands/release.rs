@@ -98,7 +98,7 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) ->
 /// stack down with its volumes, the claim freed, the holder's env file gone.
 pub(crate) fn release_slot(
     ctx: &Ctx,
-    pool: &crate::config::Pool,
+    pool: &crate::pool::Pool,
     store: &crate::registry::Store,
     engine: &Engine,
     slot: u32,
@@ -118,7 +118,7 @@ pub(crate) fn release_slot(
 /// alone), then whatever else of ours carries the project's label.
 fn stop_and_remove(
     ctx: &Ctx,
-    pool: &crate::config::Pool,
+    pool: &crate::pool::Pool,
     engine: &Engine,
     slot: u32,
     holder: &std::path::Path,

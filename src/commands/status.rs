@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::cli::Format;
 use crate::commands::{Ctx, addresses, held, project};
 use crate::compose::Project;
-use crate::config::{Pool, Profile};
 use crate::engine::Container;
 use crate::gate::missing;
 use crate::output::{self, Tone};
+use crate::pool::{Pool, Profile};
 use crate::registry::SlotRecord;
 
 /// `status --format json`.

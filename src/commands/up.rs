@@ -12,13 +12,13 @@ use crate::claim::{self, Want};
 use crate::cli::Format;
 use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
-use crate::config::Profile;
 use crate::engine::Engine;
 use crate::error::{UserError, code, with_slot};
 use crate::gate::{self, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
 use crate::output;
 use crate::owner::{Owner, Survey, describe_left_alone};
+use crate::pool::Profile;
 
 pub(crate) const GATE_FAILED: u8 = 2;
 

@@ -11,8 +11,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::fail;
-use crate::ports::{self, PortRule};
 use crate::worktree;
+
+mod ports;
+
+pub(crate) use ports::{PortRule, SlotPorts, Worker, is_free, slot_ports};
 
 /// The project file's name, at the root of a repository.
 pub(crate) const PROJECT_FILE: &str = "docker-sandbox.toml";

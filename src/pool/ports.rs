@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::config::Pool;
+use crate::pool::Pool;
 
 /// `port = base + stride * slot`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +207,7 @@ fn probe(port: u16) -> std::io::Result<rustix::fd::OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Environment, from_toml};
+    use crate::pool::{Environment, from_toml};
 
     fn pool(text: &str) -> Pool {
         let env = Environment {
