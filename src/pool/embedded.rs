@@ -1,0 +1,104 @@
+//! The built-in pool, KTRDR's: the slots, profiles, ports and readiness
+//! checks a pool has where the project file leaves them out.
+
+use std::collections::BTreeMap;
+
+use super::{Count, GateCheck, PortRule, Profile, WorkerCounts};
+
+/// The KTRDR port map of the seeds, with the OTLP pair on stride 10 so that no
+/// slot's HTTP port is the next slot's gRPC port.
+pub(super) const DEFAULT_PORTS: &[(&str, u32, u32)] = &[
+    ("api", 8000, 1),
+    ("db", 5432, 1),
+    ("grafana", 3000, 1),
+    ("jaeger_ui", 16686, 1),
+    ("prometheus", 9090, 1),
+    ("jaeger_otlp_grpc", 4317, 10),
+    ("jaeger_otlp_http", 4318, 10),
+];
+pub(super) const DEFAULT_WORKER_PORTS: PortRule = PortRule {
+    base: 5000,
+    stride: 10,
+};
+pub(super) const DEFAULT_GATE_TIMEOUT: u64 = 120;
+
+pub(super) fn default_slots() -> BTreeMap<u32, Profile> {
+    (1..=6)
+        .map(|id| {
+            let p = match id {
+                5 => Profile::Standard,
+                6 => Profile::Heavy,
+                _ => Profile::Light,
+            };
+            (id, p)
+        })
+        .collect()
+}
+
+pub(super) fn default_profiles() -> BTreeMap<Profile, WorkerCounts> {
+    Profile::ALL
+        .into_iter()
+        .map(|p| {
+            let n = match p {
+                Profile::Light => 1,
+                Profile::Standard => 2,
+                Profile::Heavy => 4,
+            };
+            (
+                p,
+                [("backtest".to_owned(), n), ("training".to_owned(), n)].into(),
+            )
+        })
+        .collect()
+}
+
+pub(super) fn default_gate() -> Vec<GateCheck> {
+    vec![
+        GateCheck::Tcp { port: "db".into() },
+        GateCheck::Http {
+            port: "api".into(),
+            path: "/api/v1/health".into(),
+            status: 200,
+        },
+        GateCheck::HttpCount {
+            port: "api".into(),
+            path: "/api/v1/workers".into(),
+            count: Count::Workers,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{Environment, Templates, from_toml};
+
+    fn env() -> Environment {
+        Environment {
+            home: Some("/home/u".into()),
+            cwd: "/repo".into(),
+            ..Environment::default()
+        }
+    }
+
+    #[test]
+    fn default_pool_is_the_ktrdr_pool() {
+        let pool = from_toml("", None, &env()).unwrap();
+        assert_eq!(pool.name, "ktrdr");
+        assert_eq!(pool.prefix(), "KTRDR");
+        assert_eq!(pool.project(3), "ktrdr-slot-3");
+        assert_eq!(pool.state_dir, Path::new("/home/u/.ktrdr/sandboxes"));
+        assert_eq!(pool.shared_dir, Path::new("/home/u/.ktrdr/shared"));
+        let profiles: Vec<_> = pool.slots.values().map(|p| p.as_str()).collect();
+        assert_eq!(
+            profiles,
+            ["light", "light", "light", "light", "standard", "heavy"]
+        );
+        assert_eq!(pool.workers(1)["backtest"], 1);
+        assert_eq!(pool.workers(5)["training"], 2);
+        assert_eq!(pool.workers(6)["backtest"], 4);
+        assert_eq!(pool.gate.len(), 3);
+        assert_eq!(pool.templates, Templates::Embedded);
+    }
+}

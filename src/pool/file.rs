@@ -1,0 +1,566 @@
+//! The project file, `docker-sandbox.toml`: its keys as written (`RawFile`)
+//! and `from_toml`, which checks every one and takes what the file leaves out
+//! from the built-in pool. It reads no file itself (`load` does).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::embedded::{
+    DEFAULT_GATE_TIMEOUT, DEFAULT_PORTS, DEFAULT_WORKER_PORTS, default_gate, default_profiles,
+    default_slots,
+};
+use super::ports::{self, PortRule};
+use super::{
+    COMPOSE_TEMPLATE, Count, ENV_TEMPLATE, Environment, GateCheck, MAX_SLOT, Pool, Profile,
+    Templates, WorkerCounts,
+};
+use crate::error::fail;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    pool: Option<RawPool>,
+    slots: Option<toml::Table>,
+    profiles: Option<BTreeMap<String, BTreeMap<String, i64>>>,
+    ports: Option<toml::Table>,
+    gate: Option<Vec<RawGate>>,
+    shared: Option<RawShared>,
+    env: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    name: Option<String>,
+    templates: Option<String>,
+    state_dir: Option<String>,
+    gate_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShared {
+    dir: Option<String>,
+    folders: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    http: Option<String>,
+    tcp: Option<String>,
+    path: Option<String>,
+    status: Option<u16>,
+    count: Option<toml::Value>,
+}
+
+/// Parses and validates a project file's text (empty text is the default pool).
+pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) -> Result<Pool> {
+    let shown = source.map_or_else(
+        || "invalid pool".to_owned(),
+        |p| format!("invalid project file `{}`", p.display()),
+    );
+    let bad = |reason: String| {
+        fail(
+            format!("{shown}: {reason}"),
+            "fix the file; the README's \"Project file\" section lists every key",
+        )
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let detail = e.to_string();
+        bad(detail.trim_end().to_owned())
+    })?;
+    let base = source
+        .and_then(Path::parent)
+        .map_or_else(|| env.cwd.clone(), Path::to_owned);
+    let raw_pool = raw.pool.unwrap_or_default();
+
+    let name = raw_pool.name.unwrap_or_else(|| "ktrdr".to_owned());
+    if !valid_pool_name(&name) {
+        return Err(bad(format!(
+            "[pool] name `{name}` must start with a lowercase letter and hold only a-z, 0-9 and `-` (at most 32)"
+        )));
+    }
+
+    let templates = match raw_pool.templates {
+        None => Templates::Embedded,
+        Some(dir) => {
+            let dir = env.expand(&dir, &base)?;
+            for file in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
+                if !dir.join(file).is_file() {
+                    return Err(bad(format!(
+                        "[pool] templates: `{}` is missing",
+                        dir.join(file).display()
+                    )));
+                }
+            }
+            Templates::Dir(dir)
+        }
+    };
+
+    let slots = match raw.slots {
+        None => default_slots(),
+        Some(table) => {
+            let mut slots = BTreeMap::new();
+            for (key, value) in table {
+                let id = parse_slot_id(&key).ok_or_else(|| {
+                    bad(format!(
+                        "[slots] key `{key}`: slot ids are whole numbers from 1 to {MAX_SLOT}"
+                    ))
+                })?;
+                let profile = value.as_str().and_then(Profile::parse).ok_or_else(|| {
+                    bad(format!(
+                        "[slots] {key} = {value}: unknown profile; profiles are light, standard, heavy"
+                    ))
+                })?;
+                slots.insert(id, profile);
+            }
+            if slots.is_empty() {
+                return Err(bad(
+                    "[slots] is empty: a pool needs at least one slot".into()
+                ));
+            }
+            slots
+        }
+    };
+
+    let mut profiles = default_profiles();
+    for (pname, counts) in raw.profiles.unwrap_or_default() {
+        let profile = Profile::parse(&pname).ok_or_else(|| {
+            bad(format!(
+                "[profiles] `{pname}`: unknown profile; profiles are light, standard, heavy"
+            ))
+        })?;
+        let mut parsed = WorkerCounts::new();
+        for (kind, n) in counts {
+            if !valid_ident(&kind) {
+                return Err(bad(format!(
+                    "[profiles] {pname}: worker kind `{kind}` must start with a lowercase letter and hold only a-z, 0-9 and `_`"
+                )));
+            }
+            let n = u32::try_from(n).ok().filter(|n| *n <= 64).ok_or_else(|| {
+                bad(format!(
+                    "[profiles] {pname}.{kind} = {n}: a worker count is 0 to 64"
+                ))
+            })?;
+            parsed.insert(kind, n);
+        }
+        profiles.insert(profile, parsed);
+    }
+
+    // The embedded stack needs every port of its map, so a file's [ports] merges
+    // over it; a project's own stack starts from the ports its file gives.
+    let embedded = templates == Templates::Embedded;
+    let mut ports: Vec<(String, PortRule)> = if embedded || raw.ports.is_none() {
+        DEFAULT_PORTS
+            .iter()
+            .map(|&(n, base, stride)| (n.to_owned(), PortRule { base, stride }))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut worker_ports = DEFAULT_WORKER_PORTS;
+    for (key, value) in raw.ports.unwrap_or_default() {
+        let rule = parse_rule(&value).ok_or_else(|| {
+            bad(format!(
+                "[ports] {key} = {value}: expected [base, stride] with base 1-65535"
+            ))
+        })?;
+        if key == "workers" {
+            worker_ports = rule;
+        } else if !valid_ident(&key) {
+            return Err(bad(format!(
+                "[ports] `{key}`: port names start with a lowercase letter and hold only a-z, 0-9 and `_`"
+            )));
+        } else if let Some(slot) = ports.iter_mut().find(|(n, _)| *n == key) {
+            slot.1 = rule;
+        } else {
+            ports.push((key, rule));
+        }
+    }
+
+    let gate = match raw.gate {
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| parse_gate(g).map_err(|r| bad(format!("[[gate]] number {}: {r}", i + 1))))
+            .collect::<Result<Vec<_>>>()?,
+        // A project's own stack has its own endpoints: only the KTRDR stack gets
+        // the KTRDR checks by default.
+        None if embedded => default_gate(),
+        None => Vec::new(),
+    };
+    for (i, check) in gate.iter().enumerate() {
+        let port = match check {
+            GateCheck::Http { port, .. }
+            | GateCheck::HttpCount { port, .. }
+            | GateCheck::Tcp { port } => port,
+        };
+        if !ports.iter().any(|(n, _)| n == port) {
+            return Err(bad(format!(
+                "[[gate]] number {}: port `{port}` is not in [ports]",
+                i + 1
+            )));
+        }
+    }
+
+    let raw_shared = raw.shared.unwrap_or_default();
+    let shared_dir = match raw_shared.dir {
+        Some(d) => env.expand(&d, &base)?,
+        // Without HOME, a state folder given by DOCKER_SANDBOX_HOME holds the
+        // shared folder too, so that setting it is enough.
+        None => match (env.home(), &env.state_override) {
+            (Err(_), Some(state)) => env.cwd.join(state).join("shared"),
+            (home, _) => home?.join(format!(".{name}")).join("shared"),
+        },
+    };
+    let shared_folders = raw_shared
+        .folders
+        .unwrap_or_else(|| ["data", "models", "strategies"].map(String::from).to_vec());
+    if let Some(f) = shared_folders.iter().find(|f| !valid_folder(f)) {
+        return Err(bad(format!(
+            "[shared] folders: `{f}` must be a plain folder name"
+        )));
+    }
+
+    let mut extra_env = BTreeMap::new();
+    for (key, value) in raw.env.unwrap_or_default() {
+        if !valid_env_name(&key) {
+            return Err(bad(format!("[env] `{key}` is not a valid variable name")));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(bad(format!(
+                    "[env] {key} = {other}: values are strings, numbers or booleans"
+                )));
+            }
+        };
+        if value.contains('\n') {
+            return Err(bad(format!("[env] {key}: a value cannot span lines")));
+        }
+        if let Some(why) = crate::slot::env_value_problem(&value) {
+            return Err(bad(format!("[env] {key}: {why}")));
+        }
+        extra_env.insert(key, value);
+    }
+
+    let state_dir = match (&env.state_override, raw_pool.state_dir) {
+        (Some(dir), _) => env.cwd.join(dir),
+        (None, Some(dir)) => env.expand(&dir, &base)?,
+        (None, None) => env.home()?.join(format!(".{name}")).join("sandboxes"),
+    };
+
+    let pool = Pool {
+        name,
+        source: source.map(Path::to_owned),
+        templates,
+        slots,
+        profiles,
+        ports,
+        worker_ports,
+        gate,
+        gate_timeout: Duration::from_secs(raw_pool.gate_timeout.unwrap_or(DEFAULT_GATE_TIMEOUT)),
+        shared_dir,
+        shared_folders,
+        env: extra_env,
+        state_dir,
+    };
+    ports::check_pool(&pool).map_err(|e| bad(e.to_string()))?;
+    Ok(pool)
+}
+
+fn parse_slot_id(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('0') {
+        return None;
+    }
+    s.parse().ok().filter(|n| (1..=MAX_SLOT).contains(n))
+}
+
+fn parse_rule(v: &toml::Value) -> Option<PortRule> {
+    let arr = v.as_array()?;
+    let [base, stride] = arr.as_slice() else {
+        return None;
+    };
+    let base = u32::try_from(base.as_integer()?)
+        .ok()
+        .filter(|b| (1..=65535).contains(b))?;
+    let stride = u32::try_from(stride.as_integer()?)
+        .ok()
+        .filter(|s| *s <= 65535)?;
+    Some(PortRule { base, stride })
+}
+
+fn parse_gate(g: RawGate) -> std::result::Result<GateCheck, String> {
+    match (g.http, g.tcp) {
+        (Some(_), Some(_)) => Err("give `http` or `tcp`, not both".into()),
+        (None, None) => Err("give `http = \"<port name>\"` or `tcp = \"<port name>\"`".into()),
+        (None, Some(port)) => {
+            if g.path.is_some() || g.status.is_some() || g.count.is_some() {
+                return Err("a `tcp` check takes no `path`, `status` or `count`".into());
+            }
+            Ok(GateCheck::Tcp { port })
+        }
+        (Some(port), None) => {
+            let path = g.path.unwrap_or_else(|| "/".into());
+            if !path.starts_with('/') {
+                return Err(format!("path `{path}` must start with `/`"));
+            }
+            match g.count {
+                None => Ok(GateCheck::Http {
+                    port,
+                    path,
+                    status: g.status.unwrap_or(200),
+                }),
+                Some(_) if g.status.is_some() => {
+                    Err("a `count` check expects status 200; leave `status` out".into())
+                }
+                Some(toml::Value::String(s)) if s == "workers" => Ok(GateCheck::HttpCount {
+                    port,
+                    path,
+                    count: Count::Workers,
+                }),
+                Some(toml::Value::Integer(n)) if (0..=10_000).contains(&n) => {
+                    Ok(GateCheck::HttpCount {
+                        port,
+                        path,
+                        count: Count::Fixed(n as u32),
+                    })
+                }
+                Some(other) => Err(format!(
+                    "count = {other}: expected \"workers\" or a whole number"
+                )),
+            }
+        }
+    }
+}
+
+fn valid_pool_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+pub(crate) fn valid_ident(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+fn valid_env_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+fn valid_folder(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Environment {
+        Environment {
+            home: Some("/home/u".into()),
+            cwd: "/repo".into(),
+            ..Environment::default()
+        }
+    }
+
+    fn load_str(text: &str) -> Result<Pool> {
+        from_toml(text, Some(Path::new("/repo/docker-sandbox.toml")), &env())
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", load_str(text).unwrap_err())
+    }
+
+    #[test]
+    fn a_project_file_overrides_what_it_gives() {
+        let pool = load_str(
+            r#"
+            gate = []
+            [pool]
+            name = "demo-app"
+            state_dir = "~/x/state"
+            [slots]
+            1 = "light"
+            2 = "heavy"
+            [profiles]
+            heavy = { backtest = 3 }
+            [ports]
+            api = [18000, 1]
+            web = [19000, 2]
+            workers = [20000, 10]
+            [env]
+            FEATURE = "on"
+            RETRIES = 3
+            "#,
+        )
+        .unwrap();
+        assert_eq!(pool.name, "demo-app");
+        assert_eq!(pool.prefix(), "DEMO_APP");
+        assert_eq!(pool.state_dir, Path::new("/home/u/x/state"));
+        assert_eq!(pool.slots.len(), 2);
+        assert_eq!(
+            pool.workers(2),
+            &WorkerCounts::from([("backtest".into(), 3)])
+        );
+        // Untouched profiles keep their defaults.
+        assert_eq!(pool.profiles[&Profile::Light]["training"], 1);
+        let names: Vec<_> = pool.ports.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "api",
+                "db",
+                "grafana",
+                "jaeger_ui",
+                "prometheus",
+                "jaeger_otlp_grpc",
+                "jaeger_otlp_http",
+                "web"
+            ],
+            "the embedded stack merges [ports] over its map, keeping order"
+        );
+        assert_eq!(
+            pool.ports[0].1,
+            PortRule {
+                base: 18000,
+                stride: 1
+            }
+        );
+        assert_eq!(
+            pool.worker_ports,
+            PortRule {
+                base: 20000,
+                stride: 10
+            }
+        );
+        assert_eq!(pool.env["RETRIES"], "3");
+        assert!(pool.gate.is_empty());
+    }
+
+    #[test]
+    fn own_templates_start_from_their_own_ports_and_no_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let text = format!(
+            "[pool]\ntemplates = \"{}\"\n[ports]\nweb = [7000, 1]",
+            dir.path().display()
+        );
+        let pool = load_str(&text).unwrap();
+        assert_eq!(
+            pool.ports,
+            vec![(
+                "web".to_owned(),
+                PortRule {
+                    base: 7000,
+                    stride: 1
+                }
+            )]
+        );
+        assert!(pool.gate.is_empty());
+        assert_eq!(pool.templates, Templates::Dir(dir.path().to_owned()));
+    }
+
+    #[test]
+    fn state_dir_override_wins() {
+        let mut e = env();
+        e.state_override = Some("/state".into());
+        let pool = from_toml("[pool]\nstate_dir = \"/elsewhere\"", None, &e).unwrap();
+        assert_eq!(pool.state_dir, Path::new("/state"));
+    }
+
+    #[test]
+    fn home_is_needed_only_when_used() {
+        let mut e = env();
+        e.home = None;
+        let msg = format!("{:#}", from_toml("", None, &e).unwrap_err());
+        assert!(msg.contains("HOME is not set"), "{msg}");
+        e.state_override = Some("/s".into());
+        let pool = from_toml("[shared]\ndir = \"/shared\"", None, &e).unwrap();
+        assert_eq!(pool.state_dir, Path::new("/s"));
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_the_key() {
+        let m = err("[pool]\nnmae = \"x\"");
+        assert!(
+            m.contains("/repo/docker-sandbox.toml") && m.contains("nmae"),
+            "{m}"
+        );
+        assert!(err("[pool]\nname = \"Bad\"").contains("name `Bad`"));
+        assert!(err("[slots]\n0 = \"light\"").contains("[slots] key `0`"));
+        assert!(err("[slots]\n100 = \"light\"").contains("key `100`"));
+        assert!(err("[slots]\nabc = \"light\"").contains("key `abc`"));
+        assert!(err("[slots]\n1 = \"huge\"").contains("unknown profile"));
+        assert!(err("[profiles]\nhuge = { a = 1 }").contains("`huge`"));
+        assert!(err("[ports]\napi = [70000, 1]").contains("[ports] api"));
+        assert!(err("[ports]\nApi = [8000, 1]").contains("`Api`"));
+        assert!(err("[[gate]]\ntcp = \"nope\"").contains("port `nope` is not in [ports]"));
+        assert!(err("[[gate]]\nhttp = \"api\"\ntcp = \"db\"").contains("not both"));
+        assert!(err("[pool]\ntemplates = \"tpl\"").contains("/repo/tpl/docker-compose.yml.hbs"));
+        assert!(err("this is not toml").contains("docker-sandbox.toml"));
+    }
+
+    #[test]
+    fn the_seed_otlp_formula_is_refused_naming_both_owners() {
+        let m = err("[ports]\njaeger_otlp_grpc = [4317, 1]\njaeger_otlp_http = [4318, 1]");
+        assert!(m.contains("port 4319"), "{m}");
+        assert!(m.contains("slot 1 `jaeger_otlp_http`"), "{m}");
+        assert!(m.contains("slot 2 `jaeger_otlp_grpc`"), "{m}");
+    }
+
+    #[test]
+    fn gate_checks_parse() {
+        let pool = load_str(
+            r#"
+            [[gate]]
+            http = "api"
+            path = "/h"
+            status = 204
+            [[gate]]
+            http = "api"
+            path = "/w"
+            count = 3
+            [[gate]]
+            tcp = "db"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            pool.gate,
+            vec![
+                GateCheck::Http {
+                    port: "api".into(),
+                    path: "/h".into(),
+                    status: 204
+                },
+                GateCheck::HttpCount {
+                    port: "api".into(),
+                    path: "/w".into(),
+                    count: Count::Fixed(3)
+                },
+                GateCheck::Tcp { port: "db".into() },
+            ]
+        );
+    }
+}
