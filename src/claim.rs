@@ -8,12 +8,13 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::engine::{Cleared, Container, Engine};
+use crate::envfile::{parse_env, quote_env};
 use crate::error::{UserError, code, fail};
 use crate::fsutil;
 use crate::owner::Owner;
 use crate::pool::{Pool, Profile};
 use crate::registry::{Registry, SlotRecord, Store};
-use crate::slot::{self, COMPOSE_FILE, ENV_FILE, Password, SECRET_MODE, quote_env};
+use crate::slot::{self, COMPOSE_FILE, ENV_FILE, Password, SECRET_MODE};
 use crate::worktree;
 
 /// Exit codes of `claim` (and of `up` when it claims).
@@ -280,7 +281,7 @@ pub(crate) fn follow_move(pool: &Pool, store: &Store, worktree: &Path) -> Result
     let Ok(text) = std::fs::read_to_string(worktree.join(ENV_FILE)) else {
         return Ok(None);
     };
-    let env = crate::slot::parse_env(&text);
+    let env = parse_env(&text);
     let value = |key: &str| {
         env.iter()
             .rev()
@@ -562,7 +563,7 @@ pub(crate) fn write_env(
 /// named, since the slot's ports and password must stay as they are.
 fn keep_added_lines(old: &str, mut generated: String, path: &Path) -> String {
     let ours: std::collections::BTreeMap<String, String> =
-        crate::slot::parse_env(&generated).into_iter().collect();
+        parse_env(&generated).into_iter().collect();
     let mut kept = Vec::new();
     let mut replaced = Vec::new();
     for line in old.lines() {
@@ -570,7 +571,7 @@ fn keep_added_lines(old: &str, mut generated: String, path: &Path) -> String {
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        let Some((key, value)) = crate::slot::parse_env(line).into_iter().next() else {
+        let Some((key, value)) = parse_env(line).into_iter().next() else {
             kept.push(line);
             continue;
         };

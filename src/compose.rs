@@ -197,7 +197,7 @@ impl Compose {
 /// The keys an env file defines.
 pub(crate) fn env_keys(path: &Path) -> BTreeSet<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    crate::slot::parse_env(&text)
+    crate::envfile::parse_env(&text)
         .into_iter()
         .map(|(k, _)| k)
         .collect()

@@ -14,6 +14,7 @@ mod commands;
 mod complete;
 mod compose;
 mod engine;
+mod envfile;
 mod error;
 mod fsutil;
 mod gate;

@@ -197,14 +197,14 @@ impl Renderer {
             "{FINGERPRINT_MARK}{fingerprint} (generated: edit the templates or the project file, not this file)\n"
         );
         let compose = header.clone() + &render(COMPOSE_TEMPLATE)?;
-        let mut env = header + &crate::slot::quote_env_text(&render(ENV_TEMPLATE)?);
+        let mut env = header + &crate::envfile::quote_env_text(&render(ENV_TEMPLATE)?);
         if !pool.env.is_empty() {
             if !env.ends_with('\n') {
                 env.push('\n');
             }
             env.push_str("# [env] of the project file\n");
             for (k, v) in &pool.env {
-                env.push_str(&format!("{k}={}\n", crate::slot::quote_env(v)));
+                env.push_str(&format!("{k}={}\n", crate::envfile::quote_env(v)));
             }
         }
         Ok(Rendered {

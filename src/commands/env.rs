@@ -15,7 +15,7 @@ pub(crate) fn variables(held: &Held) -> Result<Vec<(String, String)>> {
     let path = held.worktree.join(ENV_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(crate::slot::parse_env(&text))
+    Ok(crate::envfile::parse_env(&text))
 }
 
 /// The variables as a JSON object in the file's order; a key the file

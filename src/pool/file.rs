@@ -245,7 +245,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         if value.contains('\n') {
             return Err(bad(format!("[env] {key}: a value cannot span lines")));
         }
-        if let Some(why) = crate::slot::env_value_problem(&value) {
+        if let Some(why) = crate::envfile::env_value_problem(&value) {
             return Err(bad(format!("[env] {key}: {why}")));
         }
         extra_env.insert(key, value);
