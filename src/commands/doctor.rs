@@ -9,7 +9,10 @@ use serde::Serialize;
 use crate::claim::busy_ports;
 use crate::cli::Format;
 use crate::commands::Ctx;
+use crate::engine::Engine;
 use crate::output;
+use crate::pool::Pool;
+use crate::registry::Registry;
 use crate::template;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,31 +54,47 @@ fn check(
 
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let cmd = ctx.cmd_name();
-    let mut checks = Vec::new();
-
     let engine = ctx.engine();
-    let engine_ok = match engine.ping() {
-        Ok(()) => {
-            checks.push(check(
-                "engine",
-                Level::Ok,
-                format!("reachable through {}", engine.describe()),
-                None,
-            ));
-            true
+    let reached = engine_check(&engine);
+    let live = (reached.level == Level::Ok).then_some(&engine);
+    let mut checks = vec![reached, compose_check(ctx), plugin_check(ctx)];
+    let (loaded, pool) = pool_check(ctx);
+    checks.push(loaded);
+    if let Some(pool) = &pool {
+        checks.push(state_check(pool));
+        checks.extend(registry_checks(ctx, pool, live, &cmd));
+        checks.push(templates_check(pool));
+        if let Ok(reg) = ctx.store(pool).read()
+            && !reg.slots.is_empty()
+        {
+            checks.push(drift_check(ctx, pool, &reg, live));
         }
-        Err(e) => {
-            checks.push(check(
-                "engine",
-                Level::Fail,
-                format!("{e:#}"),
-                Some("start Docker, or check DOCKER_HOST / --context".into()),
-            ));
-            false
-        }
-    };
+    }
+    let failed = checks.iter().any(|c| c.level == Level::Fail);
+    show(&checks, failed, format);
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn engine_check(engine: &Engine) -> Check {
+    match engine.ping() {
+        Ok(()) => check(
+            "engine",
+            Level::Ok,
+            format!("reachable through {}", engine.describe()),
+            None,
+        ),
+        Err(e) => check(
+            "engine",
+            Level::Fail,
+            format!("{e:#}"),
+            Some("start Docker, or check DOCKER_HOST / --context".into()),
+        ),
+    }
+}
+
+fn compose_check(ctx: &Ctx) -> Check {
     match ctx.compose() {
-        Ok(c) if c.version.starts_with("1.") => checks.push(check(
+        Ok(c) if c.version.starts_with("1.") => check(
             "compose",
             Level::Warn,
             format!(
@@ -83,11 +102,11 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                 c.describe()
             ),
             Some("install the compose plugin (docker-compose-plugin)".into()),
-        )),
-        Ok(c) => checks.push(check("compose", Level::Ok, c.describe(), None)),
+        ),
+        Ok(c) => check("compose", Level::Ok, c.describe(), None),
         // Discovery's own hint knows why (a bad DOCKER_SANDBOX_COMPOSE, or
         // no compose at all).
-        Err(e) => checks.push(check(
+        Err(e) => check(
             "compose",
             Level::Fail,
             format!("{e:#}"),
@@ -96,13 +115,15 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                     .and_then(|u| u.hint.clone())
                     .unwrap_or_else(|| "install the compose plugin".into()),
             ),
-        )),
+        ),
     }
-    checks.push(plugin_check(ctx));
+}
 
-    let pool = match ctx.pool() {
-        Ok(p) => {
-            checks.push(check(
+/// The pool's check, and the pool when it loads.
+fn pool_check(ctx: &Ctx) -> (Check, Option<Pool>) {
+    match ctx.pool() {
+        Ok(p) => (
+            check(
                 "pool",
                 Level::Ok,
                 format!(
@@ -112,177 +133,186 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                     p.slots.len()
                 ),
                 None,
-            ));
-            Some(p)
-        }
-        Err(e) => {
-            checks.push(check("pool", Level::Fail, format!("{e:#}"), None));
-            None
-        }
-    };
-    if let Some(pool) = &pool {
-        checks.push(match crate::fsutil::unwritable(&pool.state_dir) {
-            None if pool.state_dir.is_dir() => check(
-                "state",
-                Level::Ok,
-                format!("`{}` is writable", pool.state_dir.display()),
-                None,
             ),
-            None => check(
-                "state",
-                Level::Ok,
-                format!("`{}` can be created", pool.state_dir.display()),
-                None,
-            ),
-            Some(e) => check(
-                "state",
-                Level::Fail,
-                format!("{e:#}"),
-                crate::error::user(&e).and_then(|u| u.hint.clone()),
-            ),
-        });
-        match ctx.store(pool).read() {
-            Ok(reg) if reg.slots.is_empty() => checks.push(check(
-                "registry",
-                Level::Warn,
-                format!("no slots provisioned in `{}`", pool.state_dir.display()),
-                Some(format!("run `{cmd} provision`")),
-            )),
-            Ok(reg) => {
-                let claimed = reg
-                    .slots
-                    .values()
-                    .filter(|r| r.claimed_by.is_some())
-                    .count();
-                checks.push(check(
-                    "registry",
-                    Level::Ok,
-                    format!("{} slot(s), {claimed} claimed", reg.slots.len()),
-                    None,
-                ));
-                if engine_ok {
-                    let containers = engine.containers(None).unwrap_or_default();
-                    let busy: Vec<String> = reg
-                        .slots
-                        .values()
-                        .flat_map(|r| {
-                            busy_ports(pool, r, &containers)
-                                .into_iter()
-                                .map(move |b| (r.slot_id, b))
-                        })
-                        .map(|(id, b)| {
-                            format!(
-                                "slot {id}: port {} ({}) held by {}",
-                                b.port,
-                                b.name,
-                                b.holder.unwrap_or_else(|| "another program".into())
-                            )
-                        })
-                        .collect();
-                    if busy.is_empty() {
-                        checks.push(check(
-                            "ports",
-                            Level::Ok,
-                            "every slot's ports are free or its own",
-                            None,
-                        ));
-                    } else {
-                        checks.push(check(
-                            "ports",
-                            Level::Warn,
-                            busy.join("; "),
-                            Some("`ss -ltnp` shows who listens; claims skip such slots".into()),
-                        ));
-                    }
-                }
-                let orphans: Vec<String> = reg
-                    .slots
-                    .values()
-                    .filter(|r| r.is_orphaned())
-                    .map(|r| {
-                        format!(
-                            "slot {} (`{}`)",
-                            r.slot_id,
-                            r.claimed_by.as_deref().unwrap_or(Path::new("")).display()
-                        )
-                    })
-                    .collect();
-                if orphans.is_empty() {
-                    checks.push(check(
-                        "orphans",
-                        Level::Ok,
-                        "no claim of a vanished worktree",
-                        None,
-                    ));
-                } else {
-                    checks.push(check(
-                        "orphans",
-                        Level::Warn,
-                        format!("claims of vanished worktrees: {}", orphans.join(", ")),
-                        Some(format!("run `{cmd} gc`")),
-                    ));
-                }
-            }
-            Err(e) => checks.push(check("registry", Level::Fail, format!("{e:#}"), None)),
-        }
-        match template::compose_text(pool) {
-            Ok(text) => {
-                let found = lint_compose(&text);
-                if found.is_empty() {
-                    checks.push(check(
-                        "templates",
-                        Level::Ok,
-                        "no fixed container names or host ports",
-                        None,
-                    ));
-                } else {
-                    checks.push(check(
-                        "templates",
-                        Level::Warn,
-                        found.join("; "),
-                        Some("fixed names and host ports collide between slots: take ports from the slot's env file (${PREFIX_NAME_PORT})".into()),
-                    ));
-                }
-            }
-            Err(e) => checks.push(check("templates", Level::Fail, format!("{e:#}"), None)),
-        }
-        if let Ok(reg) = ctx.store(pool).read()
-            && !reg.slots.is_empty()
-        {
-            checks.push(drift_check(ctx, pool, &reg, engine_ok.then_some(&engine)));
-        }
+            Some(p),
+        ),
+        Err(e) => (check("pool", Level::Fail, format!("{e:#}"), None), None),
     }
+}
 
-    let failed = checks.iter().any(|c| c.level == Level::Fail);
+fn state_check(pool: &Pool) -> Check {
+    match crate::fsutil::unwritable(&pool.state_dir) {
+        None if pool.state_dir.is_dir() => check(
+            "state",
+            Level::Ok,
+            format!("`{}` is writable", pool.state_dir.display()),
+            None,
+        ),
+        None => check(
+            "state",
+            Level::Ok,
+            format!("`{}` can be created", pool.state_dir.display()),
+            None,
+        ),
+        Some(e) => check(
+            "state",
+            Level::Fail,
+            format!("{e:#}"),
+            crate::error::user(&e).and_then(|u| u.hint.clone()),
+        ),
+    }
+}
+
+/// The registry, and for a registry with slots their ports (when the engine
+/// answers) and orphaned claims.
+fn registry_checks(ctx: &Ctx, pool: &Pool, live: Option<&Engine>, cmd: &str) -> Vec<Check> {
+    let reg = match ctx.store(pool).read() {
+        Ok(reg) => reg,
+        Err(e) => return vec![check("registry", Level::Fail, format!("{e:#}"), None)],
+    };
+    if reg.slots.is_empty() {
+        return vec![check(
+            "registry",
+            Level::Warn,
+            format!("no slots provisioned in `{}`", pool.state_dir.display()),
+            Some(format!("run `{cmd} provision`")),
+        )];
+    }
+    let claimed = reg
+        .slots
+        .values()
+        .filter(|r| r.claimed_by.is_some())
+        .count();
+    let mut checks = vec![check(
+        "registry",
+        Level::Ok,
+        format!("{} slot(s), {claimed} claimed", reg.slots.len()),
+        None,
+    )];
+    if let Some(engine) = live {
+        checks.push(ports_check(pool, &reg, engine));
+    }
+    checks.push(orphans_check(&reg, cmd));
+    checks
+}
+
+/// Ports of a slot that something other than the slot's stack holds.
+fn ports_check(pool: &Pool, reg: &Registry, engine: &Engine) -> Check {
+    let containers = engine.containers(None).unwrap_or_default();
+    let busy: Vec<String> = reg
+        .slots
+        .values()
+        .flat_map(|r| {
+            busy_ports(pool, r, &containers)
+                .into_iter()
+                .map(move |b| (r.slot_id, b))
+        })
+        .map(|(id, b)| {
+            format!(
+                "slot {id}: port {} ({}) held by {}",
+                b.port,
+                b.name,
+                b.holder.unwrap_or_else(|| "another program".into())
+            )
+        })
+        .collect();
+    if busy.is_empty() {
+        check(
+            "ports",
+            Level::Ok,
+            "every slot's ports are free or its own",
+            None,
+        )
+    } else {
+        check(
+            "ports",
+            Level::Warn,
+            busy.join("; "),
+            Some("`ss -ltnp` shows who listens; claims skip such slots".into()),
+        )
+    }
+}
+
+/// Claims of worktrees that are gone.
+fn orphans_check(reg: &Registry, cmd: &str) -> Check {
+    let orphans: Vec<String> = reg
+        .slots
+        .values()
+        .filter(|r| r.is_orphaned())
+        .map(|r| {
+            format!(
+                "slot {} (`{}`)",
+                r.slot_id,
+                r.claimed_by.as_deref().unwrap_or(Path::new("")).display()
+            )
+        })
+        .collect();
+    if orphans.is_empty() {
+        check(
+            "orphans",
+            Level::Ok,
+            "no claim of a vanished worktree",
+            None,
+        )
+    } else {
+        check(
+            "orphans",
+            Level::Warn,
+            format!("claims of vanished worktrees: {}", orphans.join(", ")),
+            Some(format!("run `{cmd} gc`")),
+        )
+    }
+}
+
+/// Fixed container names and host ports in the compose template.
+fn templates_check(pool: &Pool) -> Check {
+    let text = match template::compose_text(pool) {
+        Ok(text) => text,
+        Err(e) => return check("templates", Level::Fail, format!("{e:#}"), None),
+    };
+    let found = lint_compose(&text);
+    if found.is_empty() {
+        check(
+            "templates",
+            Level::Ok,
+            "no fixed container names or host ports",
+            None,
+        )
+    } else {
+        check(
+            "templates",
+            Level::Warn,
+            found.join("; "),
+            Some("fixed names and host ports collide between slots: take ports from the slot's env file (${PREFIX_NAME_PORT})".into()),
+        )
+    }
+}
+
+/// The checks as JSON, or one line each with the hint of each problem.
+fn show(checks: &[Check], failed: bool, format: Format) {
     if format == Format::Json {
         output::json(&DoctorJson {
             ok: !failed,
-            checks: &checks,
+            checks,
         });
-    } else {
-        for c in &checks {
-            let mark = match c.level {
-                Level::Ok => "✓",
-                Level::Warn => "!",
-                Level::Fail => "✗",
-            };
-            output::line(&format!("{mark} {:<10} {}", c.check, c.detail));
-            if let (Some(h), false) = (&c.hint, c.level == Level::Ok) {
-                output::line(&format!("  {:<10} hint: {h}", ""));
-            }
+        return;
+    }
+    for c in checks {
+        let mark = match c.level {
+            Level::Ok => "✓",
+            Level::Warn => "!",
+            Level::Fail => "✗",
+        };
+        output::line(&format!("{mark} {:<10} {}", c.check, c.detail));
+        if let (Some(h), false) = (&c.hint, c.level == Level::Ok) {
+            output::line(&format!("  {:<10} hint: {h}", ""));
         }
     }
-    Ok(if failed { 1 } else { 0 })
 }
 
 /// Slots whose files changed under their running stack, retired slots, and
 /// claims that keep ports the pool no longer gives.
-fn drift_check(
-    ctx: &Ctx,
-    pool: &crate::pool::Pool,
-    reg: &crate::registry::Registry,
-    engine: Option<&crate::engine::Engine>,
-) -> Check {
+fn drift_check(ctx: &Ctx, pool: &Pool, reg: &Registry, engine: Option<&Engine>) -> Check {
     let live = engine.and_then(|e| e.containers(None).ok());
     let renderer = template::Renderer::new(pool).ok();
     let mut found = Vec::new();

@@ -2,23 +2,25 @@
 //! gate; on failure, report and leave no half-started stack behind.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::claim::{self, Want};
+use crate::claim::{self, Claimed, Want};
 use crate::cli::Format;
 use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
-use crate::engine::Engine;
+use crate::engine::{Container, Engine};
 use crate::error::{UserError, code, with_slot};
 use crate::gate::{self, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
 use crate::output;
 use crate::owner::{Owner, Survey, describe_left_alone};
-use crate::pool::Profile;
+use crate::pool::{Pool, Profile};
+use crate::registry::Store;
 
 pub(crate) const GATE_FAILED: u8 = 2;
 
@@ -75,36 +77,72 @@ pub(crate) struct CheckJson {
 }
 
 pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     let worktree = ctx.worktree()?;
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let engine = ctx.engine();
     engine.ping()?;
+    let cmd = ctx.cmd_name();
+    let claimed = claim_slot(ctx, &pool, &store, &engine, &worktree, opts.profile, &cmd)?;
+    let slot = claimed.slot;
+    // One `up`, `down` or `release` at a time per slot: a second `up` of the
+    // same worktree waits, then finds the stack up.
+    let _lock = store.slot_lock(&pool.slot_dir(slot))?;
+    let up = Up {
+        ctx,
+        opts: &opts,
+        start,
+        pool: &pool,
+        store: &store,
+        engine: &engine,
+        worktree: &worktree,
+        cmd: &cmd,
+        slot,
+        claimed: &claimed,
+        project: project(&pool, slot, &worktree),
+    };
+    let containers = engine.containers(None)?;
+    up.check_slot_is_free(&containers)?;
+    if let Some(report) = up.already_up(&containers) {
+        return up.finish("already-up", Some(&report));
+    }
+    up.start_stack()
+}
+
+/// Claims a slot for the worktree, or finds the one it holds, and says what
+/// was done to it.
+fn claim_slot(
+    ctx: &Ctx,
+    pool: &Pool,
+    store: &Store,
+    engine: &Engine,
+    worktree: &Path,
+    profile: Option<Profile>,
+    cmd: &str,
+) -> Result<Claimed> {
     // Compose is found before a new claim, so that a missing compose changes
     // nothing; a worktree that holds its slot looks for it only when the
     // stack is not up already.
-    if store.read()?.claim_of(&worktree).is_none() {
+    if store.read()?.claim_of(worktree).is_none() {
         ctx.compose()?;
     }
-    let cmd = ctx.cmd_name();
     let claimed = claim::claim(
-        &pool,
-        &store,
-        &engine,
-        &worktree,
+        pool,
+        store,
+        engine,
+        worktree,
         Want {
-            profile: opts.profile,
+            profile,
             slot: None,
         },
-        &cmd,
+        cmd,
     )?;
     let slot = claimed.slot;
-    let record = &claimed.record;
     if claimed.fresh {
         output::note(&format!(
             "Claimed slot {slot} ({}) for `{}`",
-            record.profile,
+            claimed.record.profile,
             worktree.display()
         ));
         if let Some(text) = describe_left_alone(&pool.project(slot), &claimed.cleaned.left_alone) {
@@ -116,45 +154,103 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             "Rendered slot {slot}'s files again: the templates or the project file changed"
         ));
     }
-    // One `up`, `down` or `release` at a time per slot: a second `up` of the
-    // same worktree waits, then finds the stack up.
-    let _lock = store.slot_lock(&pool.slot_dir(slot))?;
-    let project = project(&pool, slot, &worktree);
+    Ok(claimed)
+}
 
-    let containers = engine.containers(None)?;
-    if let Some(e) = claim::foreign_stack(&pool, &claimed.owner, slot, &containers, &cmd) {
-        return Err(e);
-    }
-    let busy = claim::busy_ports(&pool, record, &containers);
-    if !busy.is_empty() {
-        return Err(with_slot(claim::port_conflict(slot, &busy), slot));
+/// One `up` of a claimed slot, under the slot's lock: what its steps share.
+struct Up<'a> {
+    ctx: &'a Ctx,
+    opts: &'a Options,
+    start: Instant,
+    pool: &'a Pool,
+    store: &'a Store,
+    engine: &'a Engine,
+    worktree: &'a Path,
+    cmd: &'a str,
+    slot: u32,
+    claimed: &'a Claimed,
+    project: Project,
+}
+
+impl Up<'_> {
+    /// The gate's checks of the slot's stack.
+    fn target(&self) -> gate::Target<'_> {
+        let record = &self.claimed.record;
+        gate::Target {
+            engine: self.engine,
+            project: &self.project.name,
+            ports: &record.ports,
+            workers: record.workers.values().sum(),
+            checks: &self.pool.gate,
+            // Compose has just made every service's containers when the gate runs.
+            services: None,
+            interrupt: None,
+        }
     }
 
-    let target = gate::Target {
-        engine: &engine,
-        project: &project.name,
-        ports: &record.ports,
-        workers: record.workers.values().sum(),
-        checks: &pool.gate,
-        // Compose has just made every service's containers when the gate runs.
-        services: None,
-        interrupt: None,
-    };
-    let finish = |result: &'static str, report: Option<&Report>| -> Result<u8> {
-        mark(&store, slot, "running")?;
-        let urls = addresses(&pool, &record.ports);
-        if opts.format == Format::Json {
+    /// Another registry's stack on the slot, or a port of it that something
+    /// else holds, stops `up` before it starts anything.
+    fn check_slot_is_free(&self, containers: &[Container]) -> Result<()> {
+        let slot = self.slot;
+        if let Some(e) =
+            claim::foreign_stack(self.pool, &self.claimed.owner, slot, containers, self.cmd)
+        {
+            return Err(e);
+        }
+        let busy = claim::busy_ports(self.pool, &self.claimed.record, containers);
+        if !busy.is_empty() {
+            return Err(with_slot(claim::port_conflict(slot, &busy), slot));
+        }
+        Ok(())
+    }
+
+    /// A running, healthy stack that passes every check at once is left as it
+    /// is, unless it was started from files that have changed since: the
+    /// report of its checks.
+    fn already_up(&self, containers: &[Container]) -> Option<Report> {
+        let (pool, slot) = (self.pool, self.slot);
+        let own: Vec<_> = containers
+            .iter()
+            .filter(|c| c.project == self.project.name)
+            .collect();
+        let files_changed = self.claimed.rerendered
+            || crate::slot::started_fingerprint(pool, slot)
+                .is_some_and(|f| Some(f) != crate::slot::files_fingerprint(pool, slot));
+        let running = !self.opts.build
+            && !files_changed
+            && self.opts.wait
+            && !own.is_empty()
+            && own.iter().all(|c| c.state == "running");
+        if !running {
+            return None;
+        }
+        // A service whose container was removed leaves no trace among the
+        // containers: the compose model shows it, and compose recreates it.
+        let services = super::status::model_services(self.ctx, &self.project, &pool.slot_dir(slot));
+        let target = gate::Target {
+            services: services.as_deref(),
+            ..self.target()
+        };
+        gate::passes_now(&target)
+    }
+
+    /// Marks the slot running and shows the result: the slot and its addresses.
+    fn finish(&self, result: &'static str, report: Option<&Report>) -> Result<u8> {
+        let (slot, record) = (self.slot, &self.claimed.record);
+        mark(self.store, slot, "running")?;
+        let urls = addresses(self.pool, &record.ports);
+        if self.opts.format == Format::Json {
             let up = UpJson {
                 slot,
                 profile: record.profile,
-                project: project.name.clone(),
-                worktree: worktree.clone(),
+                project: self.project.name.clone(),
+                worktree: self.worktree.to_owned(),
                 result,
-                seconds: start.elapsed().as_secs_f64(),
+                seconds: self.start.elapsed().as_secs_f64(),
                 urls: urls.into_iter().collect(),
                 checks: report.map(checks_json).unwrap_or_default(),
             };
-            match &opts.print_json {
+            match &self.opts.print_json {
                 Some(print) => print(&up),
                 None => output::json(&up),
             }
@@ -167,89 +263,68 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             output::line(&format!(
                 "Slot {slot} ({}) {how}: project {} in {:.1}s",
                 record.profile,
-                project.name,
-                start.elapsed().as_secs_f64()
+                self.project.name,
+                self.start.elapsed().as_secs_f64()
             ));
             for (name, addr) in urls {
                 output::line(&format!("  {name:<18} {addr}"));
             }
         }
         Ok(0)
-    };
+    }
 
-    // A running, healthy stack that passes every check at once is left as it
-    // is, unless it was started from files that have changed since.
-    let own: Vec<_> = containers
-        .iter()
-        .filter(|c| c.project == project.name)
-        .collect();
-    let files_changed = claimed.rerendered
-        || crate::slot::started_fingerprint(&pool, slot)
-            .is_some_and(|f| Some(f) != crate::slot::files_fingerprint(&pool, slot));
-    if !opts.build
-        && !files_changed
-        && opts.wait
-        && !own.is_empty()
-        && own.iter().all(|c| c.state == "running")
-    {
-        // A service whose container was removed leaves no trace among the
-        // containers: the compose model shows it, and compose recreates it.
-        let services = super::status::model_services(ctx, &project, &pool.slot_dir(slot));
-        let target = gate::Target {
-            services: services.as_deref(),
-            ..target
-        };
-        if let Some(report) = gate::passes_now(&target) {
-            return finish("already-up", Some(&report));
+    /// Starts the stack and, unless `--no-wait`, waits for the gate. From the
+    /// first thing started on, a failure or a signal takes down what this
+    /// `up` made.
+    fn start_stack(&self) -> Result<u8> {
+        let compose = self.ctx.compose()?;
+        // The template mounts the shared folders; made here, they belong to the
+        // user rather than to the root-owned folders docker would create.
+        for folder in &self.pool.shared_folders {
+            crate::fsutil::create_dir_all(&self.pool.shared_dir.join(folder))?;
         }
+        // A failure takes down what this `up` made, never a volume that was
+        // there before it: the database that `down` kept, above all.
+        let before = self.engine.volume_names()?;
+        // From here on a signal does not leave a half-started stack behind: the
+        // first one takes it down, a second one exits at once.
+        let interrupt = Interrupt::watch()?;
+        self.compose_up(compose, &before, &interrupt)?;
+        crate::slot::mark_started(self.pool, self.slot)?;
+        if !self.opts.wait {
+            return self.finish("started-no-wait", None);
+        }
+        self.wait_for_gate(compose, &before, &interrupt)
     }
 
-    let compose = ctx.compose()?;
-    // The template mounts the shared folders; made here, they belong to the
-    // user rather than to the root-owned folders docker would create.
-    for folder in &pool.shared_folders {
-        crate::fsutil::create_dir_all(&pool.shared_dir.join(folder))?;
-    }
-    // A failure takes down what this `up` made, never a volume that was
-    // there before it: the database that `down` kept, above all.
-    let before = engine.volume_names()?;
-    // From here on a signal does not leave a half-started stack behind: the
-    // first one takes it down, a second one exits at once.
-    let interrupt = Interrupt::watch()?;
-    let interrupted = |sig: i32| -> Result<u8> {
-        let taken = take_down(compose, &project, &engine, &claimed.owner, &before);
-        mark(&store, slot, "stopped")?;
+    /// `compose up -d`; when it fails or a signal came, the stack is taken down.
+    fn compose_up(
+        &self,
+        compose: &Compose,
+        before: &BTreeSet<String>,
+        interrupt: &Interrupt,
+    ) -> Result<()> {
+        let slot = self.slot;
+        let mut args = vec!["up", "-d", "--remove-orphans"];
+        if self.opts.build {
+            args.push("--build");
+        }
+        let mut up = compose.command(&self.project, &args);
+        output::note(&format!(
+            "Starting slot {slot} with {}: {}",
+            compose.describe(),
+            compose::display(&up)
+        ));
+        let status = run_compose_up(&mut up, self.opts.verbose || output::stderr_is_terminal())?;
+        // On a terminal, Ctrl-C reaches compose too, which then fails.
+        if let Some(sig) = interrupt.signal() {
+            return Err(self.interrupted(compose, before, sig)?);
+        }
+        if status.success() {
+            return Ok(());
+        }
+        let taken = self.take_down(compose, before)?;
         Err(UserError::new(
-            interrupt_code(sig),
-            format!(
-                "`up` of slot {slot} was stopped by {}; {}",
-                interrupt::name(sig),
-                taken.stack()
-            ),
-        )
-        .hint(format!("the claim is kept: run `{cmd} up` again"))
-        .slot(slot)
-        .into())
-    };
-    let mut args = vec!["up", "-d", "--remove-orphans"];
-    if opts.build {
-        args.push("--build");
-    }
-    let mut up = compose.command(&project, &args);
-    output::note(&format!(
-        "Starting slot {slot} with {}: {}",
-        compose.describe(),
-        compose::display(&up)
-    ));
-    let status = run_compose_up(&mut up, opts.verbose || output::stderr_is_terminal())?;
-    // On a terminal, Ctrl-C reaches compose too, which then fails.
-    if let Some(sig) = interrupt.signal() {
-        return interrupted(sig);
-    }
-    if !status.success() {
-        let taken = take_down(compose, &project, &engine, &claimed.owner, &before);
-        mark(&store, slot, "stopped")?;
-        return Err(UserError::new(
             code::FAILURE,
             format!(
                 "`compose up` failed for slot {slot} ({status}); {}",
@@ -257,60 +332,106 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             ),
         )
         .hint(format!(
-            "the claim is kept: fix the stack and run `{cmd} up` again. The command was: {}",
+            "the claim is kept: fix the stack and run `{} up` again. The command was: {}",
+            self.cmd,
             compose::display(&up)
         ))
         .slot(slot)
-        .into());
-    }
-    crate::slot::mark_started(&pool, slot)?;
-    if !opts.wait {
-        return finish("started-no-wait", None);
+        .into())
     }
 
-    let timeout = Duration::from_secs(opts.timeout.unwrap_or(pool.gate_timeout.as_secs()));
-    output::note(&format!(
-        "Waiting for slot {slot} to be ready (at most {}s):",
-        timeout.as_secs()
-    ));
-    let spinner = output::Spinner::start("waiting for the containers");
-    let target = gate::Target {
-        interrupt: Some(&interrupt),
-        ..target
-    };
-    let report = gate::run(&target, timeout, |event| match event {
-        gate::Event::Passed(line) => spinner.line(line),
-        gate::Event::Waiting(what) => spinner.set(what),
-    });
-    spinner.finish();
-    if let Some(sig) = interrupt.signal() {
-        return interrupted(sig);
+    /// Runs the gate until it passes or times out; a stack that fails it is
+    /// taken down.
+    fn wait_for_gate(
+        &self,
+        compose: &Compose,
+        before: &BTreeSet<String>,
+        interrupt: &Interrupt,
+    ) -> Result<u8> {
+        let slot = self.slot;
+        let timeout = Duration::from_secs(
+            self.opts
+                .timeout
+                .unwrap_or(self.pool.gate_timeout.as_secs()),
+        );
+        output::note(&format!(
+            "Waiting for slot {slot} to be ready (at most {}s):",
+            timeout.as_secs()
+        ));
+        let spinner = output::Spinner::start("waiting for the containers");
+        let target = gate::Target {
+            interrupt: Some(interrupt),
+            ..self.target()
+        };
+        let report = gate::run(&target, timeout, |event| match event {
+            gate::Event::Passed(line) => spinner.line(line),
+            gate::Event::Waiting(what) => spinner.set(what),
+        });
+        spinner.finish();
+        if let Some(sig) = interrupt.signal() {
+            return Err(self.interrupted(compose, before, sig)?);
+        }
+        if report.passed() {
+            return self.finish("started", Some(&report));
+        }
+        print_failure(&report, compose, &self.project);
+        let taken = self.take_down(compose, before)?;
+        let failed = report.first_failure(&target).unwrap_or_default();
+        Err(UserError::new(
+            GATE_FAILED,
+            format!(
+                "slot {slot} did not become ready: {failed}; {}",
+                taken.stack()
+            ),
+        )
+        .hint(format!(
+            "the claim is kept: fix the cause above and run `{} up` again",
+            self.cmd
+        ))
+        .slot(slot)
+        .json(GateFailedJson {
+            project: self.project.name.clone(),
+            result: "gate-failed",
+            seconds: self.start.elapsed().as_secs_f64(),
+            checks: checks_json(&report),
+        })
+        .into())
     }
-    if report.passed() {
-        return finish("started", Some(&report));
+
+    /// Takes the stack down after a signal: the error `up` ends with.
+    fn interrupted(
+        &self,
+        compose: &Compose,
+        before: &BTreeSet<String>,
+        sig: i32,
+    ) -> Result<anyhow::Error> {
+        let taken = self.take_down(compose, before)?;
+        Ok(UserError::new(
+            interrupt_code(sig),
+            format!(
+                "`up` of slot {} was stopped by {}; {}",
+                self.slot,
+                interrupt::name(sig),
+                taken.stack()
+            ),
+        )
+        .hint(format!("the claim is kept: run `{} up` again", self.cmd))
+        .slot(self.slot)
+        .into())
     }
-    print_failure(&report, compose, &project);
-    let taken = take_down(compose, &project, &engine, &claimed.owner, &before);
-    mark(&store, slot, "stopped")?;
-    let failed = report.first_failure(&target).unwrap_or_default();
-    Err(UserError::new(
-        GATE_FAILED,
-        format!(
-            "slot {slot} did not become ready: {failed}; {}",
-            taken.stack()
-        ),
-    )
-    .hint(format!(
-        "the claim is kept: fix the cause above and run `{cmd} up` again"
-    ))
-    .slot(slot)
-    .json(GateFailedJson {
-        project: project.name.clone(),
-        result: "gate-failed",
-        seconds: start.elapsed().as_secs_f64(),
-        checks: checks_json(&report),
-    })
-    .into())
+
+    /// Takes down what this `up` made and marks the slot stopped.
+    fn take_down(&self, compose: &Compose, before: &BTreeSet<String>) -> Result<TakenDown> {
+        let taken = take_down(
+            compose,
+            &self.project,
+            self.engine,
+            &self.claimed.owner,
+            before,
+        );
+        mark(self.store, self.slot, "stopped")?;
+        Ok(taken)
+    }
 }
 
 /// Runs `compose up`. Its progress is for a terminal (or `--verbose`): in an

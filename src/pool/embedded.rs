@@ -5,9 +5,15 @@ use std::collections::BTreeMap;
 
 use super::{Count, GateCheck, PortRule, Profile, WorkerCounts};
 
+/// The pool's name, and so its env prefix, its compose projects and its
+/// folders under the home folder.
+pub(super) const DEFAULT_NAME: &str = "ktrdr";
+/// The folders of the shared folder every slot mounts.
+pub(super) const DEFAULT_SHARED_FOLDERS: [&str; 3] = ["data", "models", "strategies"];
+
 /// The KTRDR port map of the seeds, with the OTLP pair on stride 10 so that no
 /// slot's HTTP port is the next slot's gRPC port.
-pub(super) const DEFAULT_PORTS: &[(&str, u32, u32)] = &[
+const DEFAULT_PORTS: &[(&str, u32, u32)] = &[
     ("api", 8000, 1),
     ("db", 5432, 1),
     ("grafana", 3000, 1),
@@ -21,6 +27,13 @@ pub(super) const DEFAULT_WORKER_PORTS: PortRule = PortRule {
     stride: 10,
 };
 pub(super) const DEFAULT_GATE_TIMEOUT: u64 = 120;
+
+pub(super) fn default_ports() -> Vec<(String, PortRule)> {
+    DEFAULT_PORTS
+        .iter()
+        .map(|&(n, base, stride)| (n.to_owned(), PortRule { base, stride }))
+        .collect()
+}
 
 pub(super) fn default_slots() -> BTreeMap<u32, Profile> {
     (1..=6)

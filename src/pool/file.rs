@@ -3,15 +3,15 @@
 //! from the built-in pool. It reads no file itself (`load` does).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 use serde::Deserialize;
 
 use super::embedded::{
-    DEFAULT_GATE_TIMEOUT, DEFAULT_PORTS, DEFAULT_WORKER_PORTS, default_gate, default_profiles,
-    default_slots,
+    DEFAULT_GATE_TIMEOUT, DEFAULT_NAME, DEFAULT_SHARED_FOLDERS, DEFAULT_WORKER_PORTS, default_gate,
+    default_ports, default_profiles, default_slots,
 };
 use super::ports::{self, PortRule};
 use super::{
@@ -59,6 +59,8 @@ struct RawGate {
 }
 
 /// Parses and validates a project file's text (empty text is the default pool).
+/// Each part is read in the order the checks run, so the first bad key named
+/// is the first one met.
 pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) -> Result<Pool> {
     let shown = source.map_or_else(
         || "invalid pool".to_owned(),
@@ -79,57 +81,106 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         .map_or_else(|| env.cwd.clone(), Path::to_owned);
     let raw_pool = raw.pool.unwrap_or_default();
 
-    let name = raw_pool.name.unwrap_or_else(|| "ktrdr".to_owned());
+    let name = pool_name(raw_pool.name, &bad)?;
+    let templates = templates(raw_pool.templates, env, &base, &bad)?;
+    let slots = slots(raw.slots, &bad)?;
+    let profiles = profiles(raw.profiles, &bad)?;
+    let embedded = templates == Templates::Embedded;
+    let (ports, worker_ports) = port_rules(raw.ports, embedded, &bad)?;
+    let gate = gate(raw.gate, embedded, &ports, &bad)?;
+    let (shared_dir, shared_folders) = shared(raw.shared, &name, env, &base, &bad)?;
+    let extra_env = extra_env(raw.env, &bad)?;
+    let state_dir = state_dir(raw_pool.state_dir, &name, env, &base)?;
+
+    let pool = Pool {
+        name,
+        source: source.map(Path::to_owned),
+        templates,
+        slots,
+        profiles,
+        ports,
+        worker_ports,
+        gate,
+        gate_timeout: Duration::from_secs(raw_pool.gate_timeout.unwrap_or(DEFAULT_GATE_TIMEOUT)),
+        shared_dir,
+        shared_folders,
+        env: extra_env,
+        state_dir,
+    };
+    ports::check_pool(&pool).map_err(|e| bad(e.to_string()))?;
+    Ok(pool)
+}
+
+/// `[pool] name`, by default the KTRDR pool's.
+fn pool_name(raw: Option<String>, bad: &impl Fn(String) -> anyhow::Error) -> Result<String> {
+    let name = raw.unwrap_or_else(|| DEFAULT_NAME.to_owned());
     if !valid_pool_name(&name) {
         return Err(bad(format!(
             "[pool] name `{name}` must start with a lowercase letter and hold only a-z, 0-9 and `-` (at most 32)"
         )));
     }
+    Ok(name)
+}
 
-    let templates = match raw_pool.templates {
-        None => Templates::Embedded,
-        Some(dir) => {
-            let dir = env.expand(&dir, &base)?;
-            for file in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
-                if !dir.join(file).is_file() {
-                    return Err(bad(format!(
-                        "[pool] templates: `{}` is missing",
-                        dir.join(file).display()
-                    )));
-                }
-            }
-            Templates::Dir(dir)
-        }
+/// `[pool] templates`: a folder holding both templates, else the embedded ones.
+fn templates(
+    raw: Option<String>,
+    env: &Environment,
+    base: &Path,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<Templates> {
+    let Some(dir) = raw else {
+        return Ok(Templates::Embedded);
     };
-
-    let slots = match raw.slots {
-        None => default_slots(),
-        Some(table) => {
-            let mut slots = BTreeMap::new();
-            for (key, value) in table {
-                let id = parse_slot_id(&key).ok_or_else(|| {
-                    bad(format!(
-                        "[slots] key `{key}`: slot ids are whole numbers from 1 to {MAX_SLOT}"
-                    ))
-                })?;
-                let profile = value.as_str().and_then(Profile::parse).ok_or_else(|| {
-                    bad(format!(
-                        "[slots] {key} = {value}: unknown profile; profiles are light, standard, heavy"
-                    ))
-                })?;
-                slots.insert(id, profile);
-            }
-            if slots.is_empty() {
-                return Err(bad(
-                    "[slots] is empty: a pool needs at least one slot".into()
-                ));
-            }
-            slots
+    let dir = env.expand(&dir, base)?;
+    for file in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
+        if !dir.join(file).is_file() {
+            return Err(bad(format!(
+                "[pool] templates: `{}` is missing",
+                dir.join(file).display()
+            )));
         }
-    };
+    }
+    Ok(Templates::Dir(dir))
+}
 
+/// `[slots]`: slot id -> profile; without the table, the KTRDR pool's slots.
+fn slots(
+    raw: Option<toml::Table>,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<BTreeMap<u32, Profile>> {
+    let Some(table) = raw else {
+        return Ok(default_slots());
+    };
+    let mut slots = BTreeMap::new();
+    for (key, value) in table {
+        let id = parse_slot_id(&key).ok_or_else(|| {
+            bad(format!(
+                "[slots] key `{key}`: slot ids are whole numbers from 1 to {MAX_SLOT}"
+            ))
+        })?;
+        let profile = value.as_str().and_then(Profile::parse).ok_or_else(|| {
+            bad(format!(
+                "[slots] {key} = {value}: unknown profile; profiles are light, standard, heavy"
+            ))
+        })?;
+        slots.insert(id, profile);
+    }
+    if slots.is_empty() {
+        return Err(bad(
+            "[slots] is empty: a pool needs at least one slot".into()
+        ));
+    }
+    Ok(slots)
+}
+
+/// `[profiles]`: each profile the file gives replaces the default one whole.
+fn profiles(
+    raw: Option<BTreeMap<String, BTreeMap<String, i64>>>,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<BTreeMap<Profile, WorkerCounts>> {
     let mut profiles = default_profiles();
-    for (pname, counts) in raw.profiles.unwrap_or_default() {
+    for (pname, counts) in raw.unwrap_or_default() {
         let profile = Profile::parse(&pname).ok_or_else(|| {
             bad(format!(
                 "[profiles] `{pname}`: unknown profile; profiles are light, standard, heavy"
@@ -151,20 +202,24 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         }
         profiles.insert(profile, parsed);
     }
+    Ok(profiles)
+}
 
+/// `[ports]`: the named ports in env-file order, and the workers' rule.
+fn port_rules(
+    raw: Option<toml::Table>,
+    embedded: bool,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<(Vec<(String, PortRule)>, PortRule)> {
     // The embedded stack needs every port of its map, so a file's [ports] merges
     // over it; a project's own stack starts from the ports its file gives.
-    let embedded = templates == Templates::Embedded;
-    let mut ports: Vec<(String, PortRule)> = if embedded || raw.ports.is_none() {
-        DEFAULT_PORTS
-            .iter()
-            .map(|&(n, base, stride)| (n.to_owned(), PortRule { base, stride }))
-            .collect()
+    let mut ports: Vec<(String, PortRule)> = if embedded || raw.is_none() {
+        default_ports()
     } else {
         Vec::new()
     };
     let mut worker_ports = DEFAULT_WORKER_PORTS;
-    for (key, value) in raw.ports.unwrap_or_default() {
+    for (key, value) in raw.unwrap_or_default() {
         let rule = parse_rule(&value).ok_or_else(|| {
             bad(format!(
                 "[ports] {key} = {value}: expected [base, stride] with base 1-65535"
@@ -182,8 +237,17 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
             ports.push((key, rule));
         }
     }
+    Ok((ports, worker_ports))
+}
 
-    let gate = match raw.gate {
+/// `[[gate]]`: the readiness checks, each on a port of `ports`.
+fn gate(
+    raw: Option<Vec<RawGate>>,
+    embedded: bool,
+    ports: &[(String, PortRule)],
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<Vec<GateCheck>> {
+    let gate = match raw {
         Some(list) => list
             .into_iter()
             .enumerate()
@@ -207,10 +271,20 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
             )));
         }
     }
+    Ok(gate)
+}
 
-    let raw_shared = raw.shared.unwrap_or_default();
-    let shared_dir = match raw_shared.dir {
-        Some(d) => env.expand(&d, &base)?,
+/// `[shared]`: the shared folder and the folders of it a slot mounts.
+fn shared(
+    raw: Option<RawShared>,
+    name: &str,
+    env: &Environment,
+    base: &Path,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<(PathBuf, Vec<String>)> {
+    let raw = raw.unwrap_or_default();
+    let dir = match raw.dir {
+        Some(d) => env.expand(&d, base)?,
         // Without HOME, a state folder given by DOCKER_SANDBOX_HOME holds the
         // shared folder too, so that setting it is enough.
         None => match (env.home(), &env.state_override) {
@@ -218,17 +292,24 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
             (home, _) => home?.join(format!(".{name}")).join("shared"),
         },
     };
-    let shared_folders = raw_shared
+    let folders = raw
         .folders
-        .unwrap_or_else(|| ["data", "models", "strategies"].map(String::from).to_vec());
-    if let Some(f) = shared_folders.iter().find(|f| !valid_folder(f)) {
+        .unwrap_or_else(|| DEFAULT_SHARED_FOLDERS.map(String::from).to_vec());
+    if let Some(f) = folders.iter().find(|f| !valid_folder(f)) {
         return Err(bad(format!(
             "[shared] folders: `{f}` must be a plain folder name"
         )));
     }
+    Ok((dir, folders))
+}
 
+/// `[env]`: variables added to every slot's env file, as strings.
+fn extra_env(
+    raw: Option<toml::Table>,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<BTreeMap<String, String>> {
     let mut extra_env = BTreeMap::new();
-    for (key, value) in raw.env.unwrap_or_default() {
+    for (key, value) in raw.unwrap_or_default() {
         if !valid_env_name(&key) {
             return Err(bad(format!("[env] `{key}` is not a valid variable name")));
         }
@@ -250,30 +331,17 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         }
         extra_env.insert(key, value);
     }
+    Ok(extra_env)
+}
 
-    let state_dir = match (&env.state_override, raw_pool.state_dir) {
+/// The state folder: `DOCKER_SANDBOX_HOME`, else `[pool] state_dir`, else
+/// under the home folder.
+fn state_dir(raw: Option<String>, name: &str, env: &Environment, base: &Path) -> Result<PathBuf> {
+    Ok(match (&env.state_override, raw) {
         (Some(dir), _) => env.cwd.join(dir),
-        (None, Some(dir)) => env.expand(&dir, &base)?,
+        (None, Some(dir)) => env.expand(&dir, base)?,
         (None, None) => env.home()?.join(format!(".{name}")).join("sandboxes"),
-    };
-
-    let pool = Pool {
-        name,
-        source: source.map(Path::to_owned),
-        templates,
-        slots,
-        profiles,
-        ports,
-        worker_ports,
-        gate,
-        gate_timeout: Duration::from_secs(raw_pool.gate_timeout.unwrap_or(DEFAULT_GATE_TIMEOUT)),
-        shared_dir,
-        shared_folders,
-        env: extra_env,
-        state_dir,
-    };
-    ports::check_pool(&pool).map_err(|e| bad(e.to_string()))?;
-    Ok(pool)
+    })
 }
 
 fn parse_slot_id(s: &str) -> Option<u32> {
