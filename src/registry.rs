@@ -1,6 +1,7 @@
 //! The registry: `<state>/registry.json`, schema v2. Reading (with v1 migration),
 //! and every read-modify-write under an exclusive lock on `registry.lock`, written
-//! by atomic replace. It decides nothing about slots beyond picking a free one.
+//! by atomic replace. It decides nothing about slots beyond picking a free one,
+//! and prints nothing: a wait for a lock is told to the command's `OnLockWait`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,11 @@ impl Registry {
     }
 }
 
+/// What a command does while another process holds a lock it needs (told
+/// the lock file's path once the lock has been busy for a moment): the
+/// command, not the registry, decides what the user sees.
+pub(crate) type OnLockWait = fn(&Path);
+
 /// Where the registry of a pool lives, and how to read and change it.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -118,6 +124,7 @@ pub(crate) struct Store {
     pool: String,
     lock_timeout: Duration,
     slot_lock_timeout: Duration,
+    on_lock_wait: OnLockWait,
 }
 
 /// A slot's lifecycle lock may be held through a whole `up` and its gate.
@@ -125,7 +132,7 @@ const DEFAULT_SLOT_LOCK_TIMEOUT: Duration = Duration::from_secs(900);
 const SLOT_LOCK_FILE: &str = ".lifecycle.lock";
 
 impl Store {
-    pub(crate) fn new(pool: &Pool, home: Option<&Path>) -> Store {
+    pub(crate) fn new(pool: &Pool, home: Option<&Path>, on_lock_wait: OnLockWait) -> Store {
         // A bad value was refused before the command started.
         let wait = fsutil::lock_timeout().ok().flatten();
         Store {
@@ -139,6 +146,7 @@ impl Store {
             pool: pool.name.clone(),
             lock_timeout: wait.unwrap_or(DEFAULT_LOCK_TIMEOUT),
             slot_lock_timeout: wait.unwrap_or(DEFAULT_SLOT_LOCK_TIMEOUT),
+            on_lock_wait,
         }
     }
 
@@ -147,7 +155,11 @@ impl Store {
     /// after the other. Taken before the registry lock, never after.
     pub(crate) fn slot_lock(&self, slot_dir: &Path) -> Result<fsutil::LockGuard> {
         fsutil::create_dir_all(slot_dir)?;
-        lock_file(&slot_dir.join(SLOT_LOCK_FILE), self.slot_lock_timeout)
+        lock_file(
+            &slot_dir.join(SLOT_LOCK_FILE),
+            self.slot_lock_timeout,
+            self.on_lock_wait,
+        )
     }
 
     /// The registry as it is now, without locking: writes are atomic renames, so
@@ -190,7 +202,7 @@ impl Store {
     }
 
     fn lock(&self) -> Result<fsutil::LockGuard> {
-        lock_file(&self.lock, self.lock_timeout)
+        lock_file(&self.lock, self.lock_timeout, self.on_lock_wait)
     }
 
     fn save(&self, registry: &Registry) -> Result<()> {
@@ -208,12 +220,10 @@ pub(crate) fn new_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// An exclusive lock on `path`, saying so while it waits; a clear error when
-/// it waited `timeout` in vain.
-fn lock_file(path: &Path, timeout: Duration) -> Result<fsutil::LockGuard> {
-    match fsutil::lock_exclusive(path, timeout, || {
-        crate::output::note(&format!("waiting for lock on `{}`...", path.display()));
-    })? {
+/// An exclusive lock on `path`, telling `on_wait` when it has to wait; a
+/// clear error when it waited `timeout` in vain.
+fn lock_file(path: &Path, timeout: Duration, on_wait: OnLockWait) -> Result<fsutil::LockGuard> {
+    match fsutil::lock_exclusive(path, timeout, || on_wait(path))? {
         Ok(guard) => Ok(guard),
         Err(t) => Err(UserError::new(
             code::FAILURE,
@@ -431,7 +441,7 @@ mod tests {
         };
         let mut pool = crate::pool::from_toml("", None, &env).unwrap();
         pool.state_dir = dir.path().to_owned();
-        let store = Store::new(&pool, None);
+        let store = Store::new(&pool, None, |_| {});
         assert_eq!(store.read().unwrap().id, None);
         // A write that changes nothing writes nothing, not even an id.
         store.update(|_| Ok(())).unwrap();

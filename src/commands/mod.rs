@@ -11,6 +11,7 @@ use crate::cli::{Cli, Command, ProfileArg};
 use crate::compose::{Compose, Project};
 use crate::engine::{Docker, Engine};
 use crate::error::fail;
+use crate::output;
 use crate::plugin::{self, Invocation};
 use crate::pool::{self, Environment, GateCheck, Pool, Profile};
 use crate::registry::{SlotRecord, Store};
@@ -59,7 +60,7 @@ impl Ctx {
     }
 
     pub(crate) fn store(&self, pool: &Pool) -> Store {
-        Store::new(pool, self.env.home.as_deref())
+        Store::new(pool, self.env.home.as_deref(), show_lock_wait)
     }
 
     /// `docker sandbox`, or however the plugin was installed, for hints.
@@ -203,6 +204,11 @@ pub(crate) fn addresses(pool: &Pool, ports: &BTreeMap<String, u16>) -> Vec<(Stri
         .collect()
 }
 
+/// Says why a command seems to hang: another one holds the lock it needs.
+fn show_lock_wait(lock: &Path) {
+    output::note(&format!("waiting for lock on `{}`...", lock.display()));
+}
+
 /// The pool's slots for completion: the number, then the profile and who
 /// holds it. Nothing when the pool cannot be read: completion never fails.
 pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
@@ -212,7 +218,8 @@ pub(crate) fn slot_candidates() -> Vec<(String, Option<String>)> {
     let Ok(pool) = pool::load(&env) else {
         return Vec::new();
     };
-    let registry = Store::new(&pool, env.home.as_deref()).read().ok();
+    // Completion only reads, and reading takes no lock.
+    let registry = Store::new(&pool, env.home.as_deref(), |_| {}).read().ok();
     pool.slots
         .iter()
         .map(|(&id, profile)| {
