@@ -13,10 +13,11 @@ use crate::claim;
 use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::release::release_slot;
-use crate::engine::Removed;
+use crate::engine::{Engine, Removed};
 use crate::output;
 use crate::owner::{LeftAlone, describe_left_alone};
-use crate::registry::Registry;
+use crate::pool::Pool;
+use crate::registry::{Registry, Store};
 
 /// `gc --format json`.
 #[derive(Serialize, Default)]
@@ -65,116 +66,26 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
     let engine = ctx.engine();
     engine.ping()?;
     let registry = store.read()?;
-    let verb = if dry_run { "Would free" } else { "Freed" };
     let mut report = GcJson {
         dry_run,
         ..GcJson::default()
     };
-
-    let orphans: Vec<_> = registry
-        .slots
-        .values()
-        .filter(|r| r.is_orphaned())
-        .cloned()
-        .collect();
-    for rec in &orphans {
-        let holder = rec.claimed_by.clone().expect("an orphan has a holder");
-        let gone = format!(
-            "{verb} slot {} (its worktree `{}` is gone)",
-            rec.slot_id,
-            holder.display()
-        );
-        let (removed, left_alone) = if dry_run {
-            say(gone);
-            (None, Vec::new())
-        } else {
-            let cleared = release_slot(ctx, &pool, &store, &engine, rec.slot_id, &holder)?;
-            say(format!("{gone}: removed {}", cleared.removed));
-            if let Some(text) = describe_left_alone(&pool.project(rec.slot_id), &cleared.left_alone)
-            {
-                say(text);
-            }
-            (Some(cleared.removed), cleared.left_alone)
-        };
-        report.freed.push(Freed {
-            slot: rec.slot_id,
-            claimed_by: holder,
-            removed,
-            left_alone,
-        });
-    }
-
+    report.freed = free_orphans(ctx, &pool, &store, &engine, &registry, dry_run, &say)?;
     report.retired = free_retired(&pool, &store, &engine, dry_run, &say)?;
-
     // Projects named like this pool's slots that no live claim owns, decided
     // and removed under the registry lock: a claim made meanwhile waits, and
     // one made before is seen as owned.
-    let prefix = format!("{}-slot-", pool.name);
-    let freed: BTreeSet<String> = report.freed.iter().map(|f| pool.project(f.slot)).collect();
-    let sweep = |reg: &Registry| -> Result<(Vec<RemovedProject>, Vec<ForeignProject>)> {
-        let owned: BTreeSet<String> = reg
-            .slots
-            .values()
-            .filter(|r| r.claimed_by.is_some() && !r.is_orphaned())
-            .map(|r| pool.project(r.slot_id))
-            .collect();
-        let mut projects = BTreeSet::new();
-        projects.extend(engine.containers(None)?.into_iter().map(|c| c.project));
-        projects.extend(engine.volumes(None)?.into_iter().map(|v| v.project));
-        projects.extend(engine.networks(None)?.into_iter().map(|n| n.project));
-        let mut done = Vec::new();
-        let mut foreign = Vec::new();
-        for name in projects {
-            let slot = name
-                .strip_prefix(&prefix)
-                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|n| n.parse::<u32>().ok());
-            let Some(slot) = slot else { continue };
-            if owned.contains(&name) || freed.contains(&name) {
-                continue;
-            }
-            let owner = claim::owner(&pool, reg, slot);
-            let (removed, left) = if dry_run {
-                let survey = engine.survey(&name, &owner)?;
-                let ours = survey.ours();
-                if ours != Removed::default() {
-                    say(format!(
-                        "Would remove compose project `{name}`: no claim owns it"
-                    ));
-                }
-                (Some(ours), survey.foreign)
-            } else {
-                let cleared = engine.remove_project(&name, &owner)?;
-                if cleared.removed != Removed::default() {
-                    say(format!(
-                        "Removed compose project `{name}` (no claim owns it): {}",
-                        cleared.removed
-                    ));
-                }
-                (Some(cleared.removed), cleared.left_alone)
-            };
-            if let Some(text) = describe_left_alone(&name, &left) {
-                say(text);
-            }
-            if removed.as_ref().is_some_and(|r| *r != Removed::default()) {
-                done.push(RemovedProject {
-                    project: name.clone(),
-                    removed: removed.filter(|_| !dry_run),
-                });
-            }
-            if !left.is_empty() {
-                foreign.push(ForeignProject {
-                    project: name,
-                    resources: left,
-                });
-            }
-        }
-        Ok((done, foreign))
+    let sweep = Sweep {
+        pool: &pool,
+        engine: &engine,
+        freed: report.freed.iter().map(|f| pool.project(f.slot)).collect(),
+        dry_run,
+        say: &say,
     };
     (report.removed_projects, report.left_alone) = if dry_run {
-        sweep(&registry)?
+        sweep.run(&registry)?
     } else {
-        store.update(|reg| sweep(reg))?
+        store.update(|reg| sweep.run(reg))?
     };
     if json {
         output::json(&report);
@@ -188,12 +99,156 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
     Ok(0)
 }
 
+/// Frees the claims whose worktree is gone, with their slot's stack.
+fn free_orphans(
+    ctx: &Ctx,
+    pool: &Pool,
+    store: &Store,
+    engine: &Engine,
+    registry: &Registry,
+    dry_run: bool,
+    say: &dyn Fn(String),
+) -> Result<Vec<Freed>> {
+    let verb = if dry_run { "Would free" } else { "Freed" };
+    let orphans: Vec<_> = registry
+        .slots
+        .values()
+        .filter(|r| r.is_orphaned())
+        .cloned()
+        .collect();
+    let mut freed = Vec::new();
+    for rec in &orphans {
+        let holder = rec.claimed_by.clone().expect("an orphan has a holder");
+        let gone = format!(
+            "{verb} slot {} (its worktree `{}` is gone)",
+            rec.slot_id,
+            holder.display()
+        );
+        let (removed, left_alone) = if dry_run {
+            say(gone);
+            (None, Vec::new())
+        } else {
+            let cleared = release_slot(ctx, pool, store, engine, rec.slot_id, &holder)?;
+            say(format!("{gone}: removed {}", cleared.removed));
+            if let Some(text) = describe_left_alone(&pool.project(rec.slot_id), &cleared.left_alone)
+            {
+                say(text);
+            }
+            (Some(cleared.removed), cleared.left_alone)
+        };
+        freed.push(Freed {
+            slot: rec.slot_id,
+            claimed_by: holder,
+            removed,
+            left_alone,
+        });
+    }
+    Ok(freed)
+}
+
+/// The removal of this pool's compose projects that no claim owns.
+struct Sweep<'a> {
+    pool: &'a Pool,
+    engine: &'a Engine,
+    /// The projects of the orphans just freed: already removed.
+    freed: BTreeSet<String>,
+    dry_run: bool,
+    say: &'a dyn Fn(String),
+}
+
+impl Sweep<'_> {
+    /// Removes (or, on a dry run, names) what is this registry's of every
+    /// project named like a slot of the pool that no live claim owns.
+    fn run(&self, reg: &Registry) -> Result<(Vec<RemovedProject>, Vec<ForeignProject>)> {
+        let owned: BTreeSet<String> = reg
+            .slots
+            .values()
+            .filter(|r| r.claimed_by.is_some() && !r.is_orphaned())
+            .map(|r| self.pool.project(r.slot_id))
+            .collect();
+        let mut done = Vec::new();
+        let mut foreign = Vec::new();
+        for name in self.projects()? {
+            let Some(slot) = self.slot_of(&name) else {
+                continue;
+            };
+            if owned.contains(&name) || self.freed.contains(&name) {
+                continue;
+            }
+            let (removed, left) = self.remove(reg, &name, slot)?;
+            if let Some(text) = describe_left_alone(&name, &left) {
+                (self.say)(text);
+            }
+            if removed.as_ref().is_some_and(|r| *r != Removed::default()) {
+                done.push(RemovedProject {
+                    project: name.clone(),
+                    removed: removed.filter(|_| !self.dry_run),
+                });
+            }
+            if !left.is_empty() {
+                foreign.push(ForeignProject {
+                    project: name,
+                    resources: left,
+                });
+            }
+        }
+        Ok((done, foreign))
+    }
+
+    /// Every compose project the engine knows of a container, volume or network.
+    fn projects(&self) -> Result<BTreeSet<String>> {
+        let engine = self.engine;
+        let mut projects = BTreeSet::new();
+        projects.extend(engine.containers(None)?.into_iter().map(|c| c.project));
+        projects.extend(engine.volumes(None)?.into_iter().map(|v| v.project));
+        projects.extend(engine.networks(None)?.into_iter().map(|n| n.project));
+        Ok(projects)
+    }
+
+    /// The slot a project is named for: `ktrdr-slot-3` is slot 3.
+    fn slot_of(&self, project: &str) -> Option<u32> {
+        project
+            .strip_prefix(&format!("{}-slot-", self.pool.name))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u32>().ok())
+    }
+
+    /// What is this registry's of one project, removed (or surveyed on a dry
+    /// run), and what is left alone.
+    fn remove(
+        &self,
+        reg: &Registry,
+        name: &str,
+        slot: u32,
+    ) -> Result<(Option<Removed>, Vec<LeftAlone>)> {
+        let owner = claim::owner(self.pool, reg, slot);
+        if self.dry_run {
+            let survey = self.engine.survey(name, &owner)?;
+            let ours = survey.ours();
+            if ours != Removed::default() {
+                (self.say)(format!(
+                    "Would remove compose project `{name}`: no claim owns it"
+                ));
+            }
+            return Ok((Some(ours), survey.foreign));
+        }
+        let cleared = self.engine.remove_project(name, &owner)?;
+        if cleared.removed != Removed::default() {
+            (self.say)(format!(
+                "Removed compose project `{name}` (no claim owns it): {}",
+                cleared.removed
+            ));
+        }
+        Ok((Some(cleared.removed), cleared.left_alone))
+    }
+}
+
 /// Frees the unclaimed slots that `[slots]` no longer lists: their stack
 /// (through the usual removal), their folder and their registry record.
 fn free_retired(
-    pool: &crate::pool::Pool,
-    store: &crate::registry::Store,
-    engine: &crate::engine::Engine,
+    pool: &Pool,
+    store: &Store,
+    engine: &Engine,
     dry_run: bool,
     say: &dyn Fn(String),
 ) -> Result<Vec<RemovedProject>> {

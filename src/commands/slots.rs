@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::status::{short_name, slot_state, state_tone};
+use crate::engine::Container;
 use crate::output::{self, Tone};
 use crate::pool::{Pool, Profile, WorkerCounts};
 use crate::registry::{Registry, SlotRecord};
@@ -79,37 +80,84 @@ pub(crate) fn show_ports(ports: &std::collections::BTreeMap<String, u16>) -> Str
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let registry = ctx.store(&pool).read()?;
-    let orphaned = |s: &SlotRecord| s.is_orphaned();
-    // One engine query for the whole pool; without an engine, the registry's hint.
-    let live = if registry.slots.is_empty() {
-        None
-    } else {
-        match ctx.engine().containers(None) {
-            Ok(list) => Some(list),
-            Err(e) => {
-                output::note(&format!(
-                    "warning: status is the registry's last known state: {e:#}"
-                ));
-                None
-            }
-        }
-    };
-    let status_of = |s: &SlotRecord| slot_state(ctx, &pool, live.as_deref(), s);
+    let live = live_containers(ctx, &registry);
     let renderer = Renderer::new(&pool).ok();
-    let drift_of =
-        |s: &SlotRecord, state: &str| drift(&pool, renderer.as_ref(), &registry, s, state);
-
+    let slots = Slots {
+        ctx,
+        pool: &pool,
+        registry: &registry,
+        live: live.as_deref(),
+        renderer: renderer.as_ref(),
+    };
     if format == Format::Json {
+        slots.print_json();
+    } else if registry.slots.is_empty() {
+        output::line(&format!(
+            "No slots provisioned in `{}`. Run `{} provision` to create them.",
+            pool.state_dir.display(),
+            ctx.cmd_name()
+        ));
+    } else {
+        slots.print_table();
+    }
+    Ok(0)
+}
+
+/// One engine query for the whole pool; without an engine, the registry's hint.
+fn live_containers(ctx: &Ctx, registry: &Registry) -> Option<Vec<Container>> {
+    if registry.slots.is_empty() {
+        return None;
+    }
+    match ctx.engine().containers(None) {
+        Ok(list) => Some(list),
+        Err(e) => {
+            output::note(&format!(
+                "warning: status is the registry's last known state: {e:#}"
+            ));
+            None
+        }
+    }
+}
+
+/// The registry's slots and what is known of each.
+struct Slots<'a> {
+    ctx: &'a Ctx,
+    pool: &'a Pool,
+    registry: &'a Registry,
+    live: Option<&'a [Container]>,
+    renderer: Option<&'a Renderer>,
+}
+
+/// What the table's rows found, said under it.
+#[derive(Default)]
+struct Notes {
+    orphans: usize,
+    retired: Vec<String>,
+    pinned: Vec<String>,
+}
+
+impl Slots<'_> {
+    fn status(&self, s: &SlotRecord) -> String {
+        slot_state(self.ctx, self.pool, self.live, s)
+    }
+
+    fn drift(&self, s: &SlotRecord, state: &str) -> Drift {
+        drift(self.pool, self.renderer, self.registry, s, state)
+    }
+
+    fn print_json(&self) {
+        let pool = self.pool;
         output::json(&SlotsJson {
             pool: &pool.name,
             state_dir: &pool.state_dir,
-            live: live.is_some(),
-            slots: registry
+            live: self.live.is_some(),
+            slots: self
+                .registry
                 .slots
                 .values()
                 .map(|s| {
-                    let status = status_of(s);
-                    let d = drift_of(s, &status);
+                    let status = self.status(s);
+                    let d = self.drift(s, &status);
                     SlotJson {
                         slot: s.slot_id,
                         profile: s.profile,
@@ -119,7 +167,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                         workers: &s.workers,
                         claimed_by: s.claimed_by.as_ref(),
                         claimed_at: s.claimed_at,
-                        orphaned: orphaned(s),
+                        orphaned: s.is_orphaned(),
                         status,
                         retired: d.retired,
                         restart_to_apply: d.restart_to_apply,
@@ -128,98 +176,100 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
                 })
                 .collect(),
         });
-        return Ok(0);
     }
 
-    if registry.slots.is_empty() {
-        output::line(&format!(
-            "No slots provisioned in `{}`. Run `{} provision` to create them.",
-            pool.state_dir.display(),
-            ctx.cmd_name()
-        ));
-        return Ok(0);
+    fn print_table(&self) {
+        let main_port = main_port(self.pool);
+        let port_header = if main_port == "api" {
+            "API Port".to_owned()
+        } else {
+            format!("{main_port} port")
+        };
+        let mut notes = Notes::default();
+        let rows = self
+            .registry
+            .slots
+            .values()
+            .map(|s| self.row(s, main_port, &mut notes))
+            .collect();
+        output::table(
+            &["Slot", "Profile", &port_header, "Claimed By", "Status"],
+            rows,
+        );
+        notes.print(&self.ctx.cmd_name());
     }
-    // The port people open: `api` where the pool has one, else its first port.
-    let main_port = pool
-        .ports
+
+    /// One slot's row: its claim, and its status with what changed under it.
+    fn row(&self, s: &SlotRecord, main_port: &str, notes: &mut Notes) -> Vec<(String, Tone)> {
+        let claim = match &s.claimed_by {
+            None => ("-".to_owned(), Tone::Dim),
+            Some(path) if s.is_orphaned() => {
+                notes.orphans += 1;
+                (format!("{} (orphaned)", short_name(path)), Tone::Warn)
+            }
+            Some(path) => (short_name(path), Tone::Plain),
+        };
+        let mut status = self.status(s);
+        let mut status_tone = state_tone(&status);
+        let d = self.drift(s, &status);
+        if d.restart_to_apply {
+            status.push_str(", restart to apply");
+            status_tone = Tone::Warn;
+        }
+        if d.retired {
+            status.push_str(", retired");
+            status_tone = Tone::Warn;
+            notes.retired.push(s.slot_id.to_string());
+        }
+        if !d.pending_ports.is_empty() {
+            notes.pinned.push(format!(
+                "slot {} keeps its ports until released (then {})",
+                s.slot_id,
+                show_ports(&d.pending_ports)
+            ));
+        }
+        vec![
+            (s.slot_id.to_string(), Tone::Plain),
+            (s.profile.to_string(), Tone::Plain),
+            (
+                s.ports
+                    .get(main_port)
+                    .map_or("-".to_owned(), u16::to_string),
+                Tone::Plain,
+            ),
+            claim,
+            (status, status_tone),
+        ]
+    }
+}
+
+/// The port people open: `api` where the pool has one, else its first port.
+fn main_port(pool: &Pool) -> &str {
+    pool.ports
         .iter()
         .map(|(n, _)| n.as_str())
         .find(|n| *n == "api")
         .or_else(|| pool.ports.first().map(|(n, _)| n.as_str()))
-        .unwrap_or("api");
-    let port_header = if main_port == "api" {
-        "API Port".to_owned()
-    } else {
-        format!("{main_port} port")
-    };
-    let mut orphans = 0;
-    let mut retired = Vec::new();
-    let mut pinned = Vec::new();
-    let rows = registry
-        .slots
-        .values()
-        .map(|s| {
-            let claim = match &s.claimed_by {
-                None => ("-".to_owned(), Tone::Dim),
-                Some(path) if orphaned(s) => {
-                    orphans += 1;
-                    (format!("{} (orphaned)", short_name(path)), Tone::Warn)
-                }
-                Some(path) => (short_name(path), Tone::Plain),
-            };
-            let mut status = status_of(s);
-            let mut status_tone = state_tone(&status);
-            let d = drift_of(s, &status);
-            if d.restart_to_apply {
-                status.push_str(", restart to apply");
-                status_tone = Tone::Warn;
-            }
-            if d.retired {
-                status.push_str(", retired");
-                status_tone = Tone::Warn;
-                retired.push(s.slot_id.to_string());
-            }
-            if !d.pending_ports.is_empty() {
-                pinned.push(format!(
-                    "slot {} keeps its ports until released (then {})",
-                    s.slot_id,
-                    show_ports(&d.pending_ports)
-                ));
-            }
-            vec![
-                (s.slot_id.to_string(), Tone::Plain),
-                (s.profile.to_string(), Tone::Plain),
-                (
-                    s.ports
-                        .get(main_port)
-                        .map_or("-".to_owned(), u16::to_string),
-                    Tone::Plain,
-                ),
-                claim,
-                (status, status_tone),
-            ]
-        })
-        .collect();
-    output::table(
-        &["Slot", "Profile", &port_header, "Claimed By", "Status"],
-        rows,
-    );
-    for line in &pinned {
-        output::note(line);
+        .unwrap_or("api")
+}
+
+impl Notes {
+    fn print(&self, cmd: &str) {
+        for line in &self.pinned {
+            output::note(line);
+        }
+        if !self.retired.is_empty() {
+            output::note(&format!(
+                "slot(s) {} retired: [slots] no longer lists them. `{cmd} gc` frees them once unclaimed.",
+                self.retired.join(", "),
+            ));
+        }
+        if self.orphans > 0 {
+            output::note(&format!(
+                "{} claim(s) orphaned: the worktree that claimed the slot no longer exists. \
+                 `{cmd} gc` frees them.",
+                self.orphans,
+            ));
+        }
     }
-    if !retired.is_empty() {
-        output::note(&format!(
-            "slot(s) {} retired: [slots] no longer lists them. `{} gc` frees them once unclaimed.",
-            retired.join(", "),
-            ctx.cmd_name()
-        ));
-    }
-    if orphans > 0 {
-        output::note(&format!(
-            "{orphans} claim(s) orphaned: the worktree that claimed the slot no longer exists. \
-             `{} gc` frees them.",
-            ctx.cmd_name()
-        ));
-    }
-    Ok(0)
 }
