@@ -14,7 +14,7 @@ use crate::fsutil;
 use crate::owner::Owner;
 use crate::pool::{Pool, Profile};
 use crate::registry::{Registry, SlotRecord, Store};
-use crate::slot::{self, COMPOSE_FILE, ENV_FILE, Password, SECRET_MODE};
+use crate::slot::{self, COMPOSE_FILE, ENV_FILE, Fresh, Password, SECRET_MODE};
 use crate::worktree;
 
 /// Exit codes of `claim` (and of `up` when it claims).
@@ -198,69 +198,21 @@ pub(crate) fn claim(
         None => follow_move(pool, store, worktree)?,
     };
     if let Some(id) = held {
-        check_held(&now.slots[&id], want, cmd)?;
-        let current = slot::ensure(pool, store, id, Password::Keep)?;
-        write_env(pool, id, &current.record, worktree, cmd)?;
-        return Ok(Claimed {
-            slot: id,
-            fresh: false,
-            record: current.record,
-            cleaned: Cleared::default(),
-            owner: owner(pool, &now, id),
-            rerendered: current.rerendered,
-        });
+        return keep_held(pool, store, &now, id, worktree, want, cmd);
     }
     if now.slots.is_empty() {
         return Err(not_provisioned(pool, cmd));
     }
     // One engine query, outside the lock: which containers publish which ports.
     let containers = engine.containers(None)?;
-    let (slot, fresh, owner) = store.update(|reg| {
-        // Claimed since the first look, by another process of this worktree.
-        if let Some(id) = reg.claim_of(worktree) {
-            let rec = &reg.slots[&id];
-            check_held(rec, want, cmd)?;
-            return Ok((id, false, owner(pool, reg, id)));
-        }
-        // Choose by the ports the pool gives now, not those of an older render.
-        slot::sync_unclaimed(pool, reg)?;
-        let id = choose(pool, reg, want, &containers, cmd)?;
-        reg.ensure_id()?;
-        let rec = reg.slots.get_mut(&id).expect("picked slot exists");
-        rec.claimed_by = Some(worktree.to_owned());
-        rec.claimed_at = Some(Utc::now());
-        rec.status = "stopped".to_owned();
-        Ok((id, true, owner(pool, reg, id)))
-    })?;
-
-    let mut cleaned = Cleared::default();
-    if fresh {
-        // Whatever an earlier holder left (a database volume with its old
-        // password, above all) goes before the slot is handed over; only
-        // this registry's own, never another state folder's of the same name.
-        match engine.remove_project(&pool.project(slot), &owner) {
-            Ok(r) => cleaned = r,
-            Err(e) => {
-                unclaim(store, slot, worktree)?;
-                return Err(e.context(format!(
-                    "failed to clear slot {slot} before handing it over; the claim was undone"
-                )));
-            }
-        }
-    }
-    // A new claim's volumes start empty, so it gets a new password; a
-    // holder's slot keeps the one its volume was made with.
-    let password = if fresh { Password::New } else { Password::Keep };
-    let current = match slot::ensure(pool, store, slot, password) {
-        Ok(c) => c,
-        Err(e) if fresh => {
-            unclaim(store, slot, worktree)?;
-            return Err(e.context(format!(
-                "failed to render slot {slot} for the new claim; the claim was undone"
-            )));
-        }
-        Err(e) => return Err(e),
+    let (slot, fresh, owner) =
+        store.update(|reg| take_slot(pool, reg, worktree, want, &containers, cmd))?;
+    let cleaned = if fresh {
+        clear_for_claim(pool, store, engine, slot, &owner, worktree)?
+    } else {
+        Cleared::default()
     };
+    let current = render_for_claim(pool, store, slot, fresh, worktree)?;
     write_env(pool, slot, &current.record, worktree, cmd)?;
     Ok(Claimed {
         slot,
@@ -270,6 +222,102 @@ pub(crate) fn claim(
         owner,
         rerendered: current.rerendered,
     })
+}
+
+/// The slot `worktree` holds already, its files brought up to date.
+fn keep_held(
+    pool: &Pool,
+    store: &Store,
+    now: &Registry,
+    id: u32,
+    worktree: &Path,
+    want: Want,
+    cmd: &str,
+) -> Result<Claimed> {
+    check_held(&now.slots[&id], want, cmd)?;
+    let current = slot::ensure(pool, store, id, Password::Keep)?;
+    write_env(pool, id, &current.record, worktree, cmd)?;
+    Ok(Claimed {
+        slot: id,
+        fresh: false,
+        record: current.record,
+        cleaned: Cleared::default(),
+        owner: owner(pool, now, id),
+        rerendered: current.rerendered,
+    })
+}
+
+/// Under the registry lock: the slot `worktree` now holds, whether the claim
+/// is new, and this registry as the slot's resources show it.
+fn take_slot(
+    pool: &Pool,
+    reg: &mut Registry,
+    worktree: &Path,
+    want: Want,
+    containers: &[Container],
+    cmd: &str,
+) -> Result<(u32, bool, Owner)> {
+    // Claimed since the first look, by another process of this worktree.
+    if let Some(id) = reg.claim_of(worktree) {
+        let rec = &reg.slots[&id];
+        check_held(rec, want, cmd)?;
+        return Ok((id, false, owner(pool, reg, id)));
+    }
+    // Choose by the ports the pool gives now, not those of an older render.
+    slot::sync_unclaimed(pool, reg)?;
+    let id = choose(pool, reg, want, containers, cmd)?;
+    reg.ensure_id()?;
+    let rec = reg.slots.get_mut(&id).expect("picked slot exists");
+    rec.claimed_by = Some(worktree.to_owned());
+    rec.claimed_at = Some(Utc::now());
+    rec.status = "stopped".to_owned();
+    Ok((id, true, owner(pool, reg, id)))
+}
+
+/// Whatever an earlier holder left (a database volume with its old
+/// password, above all) goes before the slot is handed over; only this
+/// registry's own, never another state folder's of the same name. On
+/// failure the claim is undone.
+fn clear_for_claim(
+    pool: &Pool,
+    store: &Store,
+    engine: &Engine,
+    slot: u32,
+    owner: &Owner,
+    worktree: &Path,
+) -> Result<Cleared> {
+    match engine.remove_project(&pool.project(slot), owner) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            unclaim(store, slot, worktree)?;
+            Err(e.context(format!(
+                "failed to clear slot {slot} before handing it over; the claim was undone"
+            )))
+        }
+    }
+}
+
+/// The slot's files for the claim. A new claim's volumes start empty, so it
+/// gets a new password (and is undone when rendering fails); a holder's slot
+/// keeps the one its volume was made with.
+fn render_for_claim(
+    pool: &Pool,
+    store: &Store,
+    slot: u32,
+    fresh: bool,
+    worktree: &Path,
+) -> Result<Fresh> {
+    let password = if fresh { Password::New } else { Password::Keep };
+    match slot::ensure(pool, store, slot, password) {
+        Ok(c) => Ok(c),
+        Err(e) if fresh => {
+            unclaim(store, slot, worktree)?;
+            Err(e.context(format!(
+                "failed to render slot {slot} for the new claim; the claim was undone"
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A worktree moved with `git worktree move` keeps its slot: it holds no

@@ -1,7 +1,7 @@
 //! `create NAME [--branch B] [--profile P] [--slot N] [--up]`: a git worktree
 //! beside the main checkout, with a slot claimed for it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -55,24 +55,7 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
-    let here = ctx.worktree().map_err(|e| with_code(e, GIT_FAILED))?;
-    let main =
-        worktree::main_checkout(&here).map_err(|e| UserError::new(GIT_FAILED, format!("{e:#}")))?;
-    let repo_name = main
-        .file_name()
-        .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
-    let parent = main.parent().unwrap_or(&main);
-    let path = parent.join(format!("{repo_name}--{}", opts.name));
-    if path.exists() {
-        return Err(
-            UserError::new(EXISTS, format!("`{}` already exists", path.display()))
-                .hint(format!(
-                    "pick another name, or `cd` there and run `{} init`",
-                    ctx.cmd_name()
-                ))
-                .into(),
-        );
-    }
+    let (main, path) = new_worktree_path(ctx, &opts.name)?;
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let engine = ctx.engine();
@@ -89,14 +72,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
 
     let branch = opts.branch.clone().unwrap_or_else(|| opts.name.clone());
     let new_branch = !worktree::branch_exists(&main, &branch);
-    worktree::add(&main, &path, &branch, new_branch).map_err(|e| {
-        UserError::new(
-            GIT_FAILED,
-            format!("cannot create worktree `{}`: {e:#}", path.display()),
-        )
-        .hint("a branch can be checked out in one worktree only: give another with --branch")
-    })?;
-    let path = path.canonicalize().unwrap_or(path);
+    let path = add_worktree(&main, path, &branch, new_branch)?;
     let claimed = match claim::claim(&pool, &store, &engine, &path, want, &cmd) {
         Ok(c) => c,
         Err(e) => {
@@ -131,10 +107,51 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         }
         return Ok(0);
     }
+    up_there(ctx, &opts, created)
+}
+
+/// The main checkout, and the new worktree's path beside it:
+/// `<repo>--<name>`, which must not exist yet.
+fn new_worktree_path(ctx: &Ctx, name: &str) -> Result<(PathBuf, PathBuf)> {
+    let here = ctx.worktree().map_err(|e| with_code(e, GIT_FAILED))?;
+    let main =
+        worktree::main_checkout(&here).map_err(|e| UserError::new(GIT_FAILED, format!("{e:#}")))?;
+    let repo_name = main
+        .file_name()
+        .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
+    let parent = main.parent().unwrap_or(&main);
+    let path = parent.join(format!("{repo_name}--{name}"));
+    if path.exists() {
+        return Err(
+            UserError::new(EXISTS, format!("`{}` already exists", path.display()))
+                .hint(format!(
+                    "pick another name, or `cd` there and run `{} init`",
+                    ctx.cmd_name()
+                ))
+                .into(),
+        );
+    }
+    Ok((main, path))
+}
+
+/// `git worktree add`; the worktree's path as git made it.
+fn add_worktree(main: &Path, path: PathBuf, branch: &str, new_branch: bool) -> Result<PathBuf> {
+    worktree::add(main, &path, branch, new_branch).map_err(|e| {
+        UserError::new(
+            GIT_FAILED,
+            format!("cannot create worktree `{}`: {e:#}", path.display()),
+        )
+        .hint("a branch can be checked out in one worktree only: give another with --branch")
+    })?;
+    Ok(path.canonicalize().unwrap_or(path))
+}
+
+/// `up` in the new worktree, with the create fields in its JSON object.
+fn up_there(ctx: &Ctx, opts: &Options, created: CreateJson) -> Result<u8> {
     let there = Ctx::new(
         ctx.invocation.clone(),
         Environment {
-            cwd: path,
+            cwd: created.worktree.clone(),
             ..ctx.env.clone()
         },
     );

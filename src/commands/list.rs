@@ -9,8 +9,10 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::commands::status::{short_name, slot_state, state_tone};
 use crate::commands::{Ctx, addresses};
+use crate::engine::Container;
 use crate::output::{self, Tone};
-use crate::pool::Profile;
+use crate::pool::{Pool, Profile};
+use crate::registry::Registry;
 use crate::worktree;
 
 /// A slot's state when the engine did not answer.
@@ -42,6 +44,32 @@ struct Row {
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let registry = ctx.store(&pool).read()?;
+    let found = worktrees(ctx, &registry);
+    let live = live_containers(ctx, &registry);
+    let rows: Vec<Row> = found
+        .into_iter()
+        .map(|(path, branch)| row(ctx, &pool, &registry, live.as_deref(), path, branch))
+        .collect();
+    if format == Format::Json {
+        output::json(&ListJson {
+            pool: pool.name.clone(),
+            live: live.is_some(),
+            worktrees: rows,
+        });
+    } else if rows.is_empty() {
+        output::line(&format!(
+            "No worktrees here and no claims. `{} create NAME` makes one.",
+            ctx.cmd_name()
+        ));
+    } else {
+        print_table(&rows);
+    }
+    Ok(0)
+}
+
+/// This repository's worktrees with their branch, then every other worktree
+/// that holds a claim.
+fn worktrees(ctx: &Ctx, registry: &Registry) -> Vec<(PathBuf, Option<String>)> {
     let mut found: Vec<(PathBuf, Option<String>)> = worktree::find_top(&ctx.env.cwd)
         .and_then(|top| worktree::list(&top).ok())
         .unwrap_or_default()
@@ -55,63 +83,61 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             found.push((p.clone(), None));
         }
     }
-    let live = if registry.slots.values().any(|r| r.claimed_by.is_some()) {
-        match ctx.engine().containers(None) {
-            Ok(list) => Some(list),
-            Err(e) => {
-                // The registry's last known state may be long stale: say so
-                // rather than show it as live.
-                output::note(&format!(
-                    "warning: the slots' state is unknown: {}",
-                    format!("{e:#}").lines().next().unwrap_or_default()
-                ));
-                if let Some(hint) = crate::error::user(&e).and_then(|u| u.hint.as_ref()) {
-                    output::note(&format!("hint: {hint}"));
-                }
-                None
+    found
+}
+
+/// The engine's containers, asked only when a slot is claimed; `None` when
+/// the engine did not answer.
+fn live_containers(ctx: &Ctx, registry: &Registry) -> Option<Vec<Container>> {
+    if !registry.slots.values().any(|r| r.claimed_by.is_some()) {
+        return Some(Vec::new());
+    }
+    match ctx.engine().containers(None) {
+        Ok(list) => Some(list),
+        Err(e) => {
+            // The registry's last known state may be long stale: say so
+            // rather than show it as live.
+            output::note(&format!(
+                "warning: the slots' state is unknown: {}",
+                format!("{e:#}").lines().next().unwrap_or_default()
+            ));
+            if let Some(hint) = crate::error::user(&e).and_then(|u| u.hint.as_ref()) {
+                output::note(&format!("hint: {hint}"));
             }
+            None
         }
-    } else {
-        Some(Vec::new())
-    };
-    let rows: Vec<Row> = found
-        .into_iter()
-        .map(|(path, branch)| {
-            let rec = registry.claim_of(&path).map(|id| &registry.slots[&id]);
-            let status = rec.map(|r| match live.as_deref() {
-                Some(list) => slot_state(ctx, &pool, Some(list), r),
-                None => UNKNOWN.to_owned(),
-            });
-            Row {
-                orphaned: !path.exists(),
-                branch,
-                slot: rec.map(|r| r.slot_id),
-                profile: rec.map(|r| r.profile),
-                project: rec.map(|r| pool.project(r.slot_id)),
-                urls: rec
-                    .map(|r| addresses(&pool, &r.ports).into_iter().collect())
-                    .unwrap_or_default(),
-                status,
-                claimed_at: rec.and_then(|r| r.claimed_at),
-                path,
-            }
-        })
-        .collect();
-    if format == Format::Json {
-        output::json(&ListJson {
-            pool: pool.name.clone(),
-            live: live.is_some(),
-            worktrees: rows,
-        });
-        return Ok(0);
     }
-    if rows.is_empty() {
-        output::line(&format!(
-            "No worktrees here and no claims. `{} create NAME` makes one.",
-            ctx.cmd_name()
-        ));
-        return Ok(0);
+}
+
+fn row(
+    ctx: &Ctx,
+    pool: &Pool,
+    registry: &Registry,
+    live: Option<&[Container]>,
+    path: PathBuf,
+    branch: Option<String>,
+) -> Row {
+    let rec = registry.claim_of(&path).map(|id| &registry.slots[&id]);
+    let status = rec.map(|r| match live {
+        Some(list) => slot_state(ctx, pool, Some(list), r),
+        None => UNKNOWN.to_owned(),
+    });
+    Row {
+        orphaned: !path.exists(),
+        branch,
+        slot: rec.map(|r| r.slot_id),
+        profile: rec.map(|r| r.profile),
+        project: rec.map(|r| pool.project(r.slot_id)),
+        urls: rec
+            .map(|r| addresses(pool, &r.ports).into_iter().collect())
+            .unwrap_or_default(),
+        status,
+        claimed_at: rec.and_then(|r| r.claimed_at),
+        path,
     }
+}
+
+fn print_table(rows: &[Row]) {
     let table = rows
         .iter()
         .map(|r| {
@@ -148,5 +174,4 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         &["Worktree", "Branch", "Slot", "Profile", "URL", "State"],
         table,
     );
-    Ok(0)
 }

@@ -43,19 +43,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Res
     let renderer = Renderer::new(&pool)?;
     // Every slot renders before anything is written: a template error leaves
     // the disk as it was.
-    let decide = |registry: &Registry| -> Result<Vec<(u32, Plan, Desired)>> {
-        pool.slots
-            .keys()
-            .map(|&id| {
-                let want = slot::desired(&pool, &renderer, registry, id, Password::Keep)?;
-                let plan = match slot::plan(&pool, registry, id, &want) {
-                    Plan::Complete if force => Plan::Rerender,
-                    plan => plan,
-                };
-                Ok((id, plan, want))
-            })
-            .collect()
-    };
+    let decide = |registry: &Registry| plans(&pool, &renderer, registry, force);
     let (plans, retired) = if dry_run {
         // Reads only: not even the state folder is created.
         let registry = store.read()?;
@@ -78,41 +66,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Res
         })?
     };
     if format == Format::Json {
-        let mut slots: Vec<SlotJson> = plans
-            .iter()
-            .map(|(id, plan, want)| {
-                let (action, missing) = match plan {
-                    Plan::Create => ("created", vec![]),
-                    Plan::Repair(parts) => {
-                        ("repaired", parts.iter().map(|p| p.describe()).collect())
-                    }
-                    Plan::Rerender => ("rerendered", vec![]),
-                    Plan::Complete => ("skipped", vec![]),
-                };
-                SlotJson {
-                    slot: *id,
-                    profile: pool.slots[id],
-                    action,
-                    missing,
-                    path: pool.slot_dir(*id),
-                    ports: want.record.ports.clone(),
-                }
-            })
-            .collect();
-        slots.extend(retired.iter().map(|(id, profile, ports)| SlotJson {
-            slot: *id,
-            profile: *profile,
-            action: "retired",
-            missing: vec![],
-            path: pool.slot_dir(*id),
-            ports: ports.clone(),
-        }));
-        output::json(&ProvisionJson {
-            pool: pool.name.clone(),
-            state_dir: pool.state_dir.clone(),
-            dry_run,
-            slots,
-        });
+        print_json(&pool, &plans, &retired, dry_run);
         return Ok(0);
     }
     for (id, plan, want) in &plans {
@@ -126,6 +80,67 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Res
     }
     summarise(&plans, dry_run);
     Ok(0)
+}
+
+/// What each slot of the pool should be, and what it takes to get there.
+fn plans(
+    pool: &Pool,
+    renderer: &Renderer,
+    registry: &Registry,
+    force: bool,
+) -> Result<Vec<(u32, Plan, Desired)>> {
+    pool.slots
+        .keys()
+        .map(|&id| {
+            let want = slot::desired(pool, renderer, registry, id, Password::Keep)?;
+            let plan = match slot::plan(pool, registry, id, &want) {
+                Plan::Complete if force => Plan::Rerender,
+                plan => plan,
+            };
+            Ok((id, plan, want))
+        })
+        .collect()
+}
+
+fn print_json(
+    pool: &Pool,
+    plans: &[(u32, Plan, Desired)],
+    retired: &[(u32, Profile, BTreeMap<String, u16>)],
+    dry_run: bool,
+) {
+    let mut slots: Vec<SlotJson> = plans
+        .iter()
+        .map(|(id, plan, want)| {
+            let (action, missing) = match plan {
+                Plan::Create => ("created", vec![]),
+                Plan::Repair(parts) => ("repaired", parts.iter().map(|p| p.describe()).collect()),
+                Plan::Rerender => ("rerendered", vec![]),
+                Plan::Complete => ("skipped", vec![]),
+            };
+            SlotJson {
+                slot: *id,
+                profile: pool.slots[id],
+                action,
+                missing,
+                path: pool.slot_dir(*id),
+                ports: want.record.ports.clone(),
+            }
+        })
+        .collect();
+    slots.extend(retired.iter().map(|(id, profile, ports)| SlotJson {
+        slot: *id,
+        profile: *profile,
+        action: "retired",
+        missing: vec![],
+        path: pool.slot_dir(*id),
+        ports: ports.clone(),
+    }));
+    output::json(&ProvisionJson {
+        pool: pool.name.clone(),
+        state_dir: pool.state_dir.clone(),
+        dry_run,
+        slots,
+    });
 }
 
 /// Slots of the registry that the pool no longer lists.

@@ -220,17 +220,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             status: state,
             ports: &held.record.ports,
             urls: urls.into_iter().collect(),
-            containers: containers
-                .iter()
-                .map(|c| ContainerJson {
-                    service: &c.service,
-                    name: &c.name,
-                    state: &c.state,
-                    health: c.health(),
-                    status: &c.status,
-                    ports: c.ports.iter().map(|p| p.public).collect(),
-                })
-                .collect(),
+            containers: containers_json(&containers),
             missing,
             restart_to_apply: drift.restart_to_apply,
             pending_ports: drift.pending_ports,
@@ -254,6 +244,37 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         ));
         return Ok(0);
     }
+    print_containers(&containers);
+    if !missing.is_empty() {
+        output::line(&format!(
+            "No container for {}: `{} up` recreates it.",
+            missing
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ctx.cmd_name()
+        ));
+    }
+    Ok(0)
+}
+
+fn containers_json(containers: &[Container]) -> Vec<ContainerJson<'_>> {
+    containers
+        .iter()
+        .map(|c| ContainerJson {
+            service: &c.service,
+            name: &c.name,
+            state: &c.state,
+            health: c.health(),
+            status: &c.status,
+            ports: c.ports.iter().map(|p| p.public).collect(),
+        })
+        .collect()
+}
+
+/// One line per container: its state, health and ports.
+fn print_containers(containers: &[Container]) {
     let rows = containers
         .iter()
         .map(|c| {
@@ -273,18 +294,6 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         })
         .collect();
     output::table(&["Service", "State", "Health", "Ports", "Status"], rows);
-    if !missing.is_empty() {
-        output::line(&format!(
-            "No container for {}: `{} up` recreates it.",
-            missing
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            ctx.cmd_name()
-        ));
-    }
-    Ok(0)
 }
 
 /// What changed under a running slot, said below its URLs.
