@@ -46,46 +46,73 @@ struct Ask<'a> {
     slots: &'a dyn Fn() -> Candidates,
 }
 
+/// Where the words typed so far leave the command line.
+struct Position<'c> {
+    /// The innermost subcommand named.
+    cmd: &'c Command,
+    /// Positional arguments given to it.
+    positionals: usize,
+    /// After `--` or a trailing command: nothing more to complete.
+    after_dashes: bool,
+    /// A flag whose value the current word is.
+    pending: Option<&'c Arg>,
+}
+
+fn walk<'c>(root: &'c Command, words: &[String]) -> Position<'c> {
+    let mut cmd = root;
+    let mut positionals = 0;
+    let mut after_dashes = false;
+    let mut pending: Option<&Arg> = None;
+    for word in words {
+        if pending.take().is_some() {
+            continue; // the value of the flag before it
+        }
+        if after_dashes {
+            positionals += 1;
+            continue;
+        }
+        if word == "--" {
+            after_dashes = true;
+        } else if let Some(long) = word.strip_prefix("--") {
+            if !long.contains('=') {
+                pending = find_long(cmd, long).filter(|a| takes_value(a));
+            }
+        } else if let Some(shorts) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
+            // `-f`, `-t5`, `-t 5`: a short flag that takes a value ends the cluster.
+            for (i, c) in shorts.char_indices() {
+                if let Some(arg) = find_short(cmd, c).filter(|a| takes_value(a)) {
+                    if i + c.len_utf8() == shorts.len() {
+                        pending = Some(arg);
+                    }
+                    break;
+                }
+            }
+        } else if let Some(sub) = (positionals == 0).then(|| find_sub(cmd, word)).flatten() {
+            cmd = sub;
+        } else {
+            positionals += 1;
+        }
+        // A trailing command (`run -- CMD` or `run CMD`) takes everything after.
+        if positionals > 0 && trailing(cmd).is_some() {
+            after_dashes = true;
+        }
+    }
+    Position {
+        cmd,
+        positionals,
+        after_dashes,
+        pending,
+    }
+}
+
 impl Ask<'_> {
     fn complete(&self, root: &Command, words: &[String], current: &str) -> (Candidates, u32) {
-        let mut cmd = root;
-        let mut positionals = 0;
-        let mut after_dashes = false;
-        let mut pending: Option<&Arg> = None;
-        for word in words {
-            if pending.take().is_some() {
-                continue; // the value of the flag before it
-            }
-            if after_dashes {
-                positionals += 1;
-                continue;
-            }
-            if word == "--" {
-                after_dashes = true;
-            } else if let Some(long) = word.strip_prefix("--") {
-                if !long.contains('=') {
-                    pending = find_long(cmd, long).filter(|a| takes_value(a));
-                }
-            } else if let Some(shorts) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
-                // `-f`, `-t5`, `-t 5`: a short flag that takes a value ends the cluster.
-                for (i, c) in shorts.char_indices() {
-                    if let Some(arg) = find_short(cmd, c).filter(|a| takes_value(a)) {
-                        if i + c.len_utf8() == shorts.len() {
-                            pending = Some(arg);
-                        }
-                        break;
-                    }
-                }
-            } else if let Some(sub) = (positionals == 0).then(|| find_sub(cmd, word)).flatten() {
-                cmd = sub;
-            } else {
-                positionals += 1;
-            }
-            // A trailing command (`run -- CMD` or `run CMD`) takes everything after.
-            if positionals > 0 && trailing(cmd).is_some() {
-                after_dashes = true;
-            }
-        }
+        let Position {
+            cmd,
+            positionals,
+            after_dashes,
+            pending,
+        } = walk(root, words);
         if let Some(arg) = pending {
             return self.values(arg, current, "");
         }

@@ -236,75 +236,103 @@ pub(crate) fn run(
     for step in steps(target) {
         let label = step.label(target);
         if failed {
-            // One look at the rest, so the report says what each one sees.
-            let (outcome, services) = match step.poll(target) {
-                Poll::Pass(d) => (Outcome::Passed(d), vec![]),
-                Poll::Wait(d, b) | Poll::Fatal(d, b) => (Outcome::Failed(d), b.services(target)),
-            };
-            results.push(CheckResult {
-                label,
-                outcome,
-                services,
-            });
+            results.push(look_once(step, target, label));
             continue;
         }
-        let mut pause = Duration::from_millis(50);
-        let result = loop {
-            match step.poll(target) {
-                Poll::Pass(detail) => {
-                    progress(Event::Passed(&format!("  ✓ {label} ({detail})")));
-                    break CheckResult {
-                        label,
-                        outcome: Outcome::Passed(detail),
-                        services: vec![],
-                    };
-                }
-                Poll::Fatal(detail, blame) => {
-                    break CheckResult {
-                        label,
-                        outcome: Outcome::Failed(detail),
-                        services: blame.services(target),
-                    };
-                }
-                Poll::Wait(detail, blame) => {
-                    progress(Event::Waiting(&format!("{label}: {detail}")));
-                    if let Some(sig) = target.interrupt.and_then(Interrupt::signal) {
-                        results.push(CheckResult {
-                            label,
-                            outcome: Outcome::Failed(format!(
-                                "{detail} (stopped by {})",
-                                interrupt::name(sig)
-                            )),
-                            services: blame.services(target),
-                        });
-                        return Report {
-                            results,
-                            elapsed: start.elapsed(),
-                        };
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        let detail =
-                            format!("{detail} (gave up after {:.0}s)", timeout.as_secs_f64());
-                        break CheckResult {
-                            label,
-                            outcome: Outcome::Failed(detail),
-                            services: blame.services(target),
-                        };
-                    }
-                    std::thread::sleep(pause.min(deadline - now));
-                    // A poll costs about a millisecond; a long pause would only
-                    // report readiness late.
-                    pause = (pause * 2).min(Duration::from_millis(200));
-                }
+        match wait_for(step, target, label, deadline, timeout, &mut progress) {
+            Waited::Done(result) => {
+                failed = !matches!(result.outcome, Outcome::Passed(_));
+                results.push(result);
             }
-        };
-        failed = !matches!(result.outcome, Outcome::Passed(_));
-        results.push(result);
+            Waited::Stopped(result) => {
+                results.push(result);
+                break;
+            }
+        }
     }
     Report {
         results,
         elapsed: start.elapsed(),
+    }
+}
+
+/// One look at a check after another failed, so the report says what each
+/// one sees.
+fn look_once(step: Step<'_>, target: &Target<'_>, label: String) -> CheckResult {
+    let (outcome, services) = match step.poll(target) {
+        Poll::Pass(d) => (Outcome::Passed(d), vec![]),
+        Poll::Wait(d, b) | Poll::Fatal(d, b) => (Outcome::Failed(d), b.services(target)),
+    };
+    CheckResult {
+        label,
+        outcome,
+        services,
+    }
+}
+
+/// How waiting for one check ended.
+enum Waited {
+    /// It passed, failed for good, or the deadline passed.
+    Done(CheckResult),
+    /// A signal came: no further check is run.
+    Stopped(CheckResult),
+}
+
+/// Polls one check, each pause longer than the last, until it passes, fails
+/// for good, the deadline passes or a signal comes.
+fn wait_for(
+    step: Step<'_>,
+    target: &Target<'_>,
+    label: String,
+    deadline: Instant,
+    timeout: Duration,
+    progress: &mut impl FnMut(Event<'_>),
+) -> Waited {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match step.poll(target) {
+            Poll::Pass(detail) => {
+                progress(Event::Passed(&format!("  ✓ {label} ({detail})")));
+                return Waited::Done(CheckResult {
+                    label,
+                    outcome: Outcome::Passed(detail),
+                    services: vec![],
+                });
+            }
+            Poll::Fatal(detail, blame) => {
+                return Waited::Done(CheckResult {
+                    label,
+                    outcome: Outcome::Failed(detail),
+                    services: blame.services(target),
+                });
+            }
+            Poll::Wait(detail, blame) => {
+                progress(Event::Waiting(&format!("{label}: {detail}")));
+                if let Some(sig) = target.interrupt.and_then(Interrupt::signal) {
+                    return Waited::Stopped(CheckResult {
+                        label,
+                        outcome: Outcome::Failed(format!(
+                            "{detail} (stopped by {})",
+                            interrupt::name(sig)
+                        )),
+                        services: blame.services(target),
+                    });
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    let detail = format!("{detail} (gave up after {:.0}s)", timeout.as_secs_f64());
+                    return Waited::Done(CheckResult {
+                        label,
+                        outcome: Outcome::Failed(detail),
+                        services: blame.services(target),
+                    });
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                // A poll costs about a millisecond; a long pause would only
+                // report readiness late.
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+        }
     }
 }
 
