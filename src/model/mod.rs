@@ -6,18 +6,22 @@
 //! copy). It does not choose slots, store ports in the registry, run stacks or
 //! print anything.
 //!
-//! `read` gives a `Model`.
+//! `read` gives a `Model`; `derive_ports` and `analyse` take it.
 
 // The commands that use this module (`adopt`, `config`, `up`, `doctor`) are
 // not wired to it yet: its API is unused outside its tests until they are.
 #![allow(dead_code, unused_imports)]
 
+mod analyse;
 mod normalise;
+mod ports;
 mod read;
 mod yaml;
 
 use std::collections::BTreeMap;
 
+pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
+pub(crate) use ports::{DerivedPorts, NamedPort, derive_ports};
 pub(crate) use read::{Dialect, Source, read};
 
 /// A project's compose model, normalised from compose's own `config` output.
