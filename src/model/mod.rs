@@ -6,7 +6,7 @@
 //! copy). It does not choose slots, store ports in the registry, run stacks or
 //! print anything.
 //!
-//! `read` gives a `Model`; `derive_ports` and `analyse` take it.
+//! `read` gives a `Model`; `derive_ports`, `analyse` and `render_slot` take it.
 
 // The commands that use this module (`adopt`, `config`, `up`, `doctor`) are
 // not wired to it yet: its API is unused outside its tests until they are.
@@ -16,6 +16,7 @@ mod analyse;
 mod normalise;
 mod ports;
 mod read;
+mod render;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
 pub(crate) use ports::{DerivedPorts, NamedPort, derive_ports};
 pub(crate) use read::{Dialect, Source, read};
+pub(crate) use render::{Flavour, SlotInputs, flavour, render_slot};
 
 /// A project's compose model, normalised from compose's own `config` output.
 #[derive(Debug, Clone, PartialEq)]
