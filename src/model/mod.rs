@@ -19,6 +19,9 @@ mod read;
 mod render;
 mod yaml;
 
+#[cfg(test)]
+mod corpus;
+
 use std::collections::BTreeMap;
 
 pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
