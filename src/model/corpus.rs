@@ -361,10 +361,10 @@ fn compose_file(dir: &Path) -> PathBuf {
     .unwrap_or_else(|| panic!("no compose file in `{}`", dir.display()))
 }
 
-#[test]
-fn the_corpus_is_isolated_by_both_compose_versions() {
+/// Every corpus project adopted with `compose`, in parallel: its name (the
+/// folder's, lower-cased, as a pool name) and what it gives.
+fn adopt_the_corpus(compose: &Compose) -> Vec<(String, Adopted)> {
     let v2 = compose_v2();
-    let legacy = compose_legacy();
     let tmp = tempfile::tempdir().unwrap();
     let mut projects: Vec<PathBuf> = std::fs::read_dir(corpus())
         .unwrap()
@@ -373,72 +373,79 @@ fn the_corpus_is_isolated_by_both_compose_versions() {
         .collect();
     projects.sort();
     assert_eq!(projects.len(), 20, "the corpus has 20 projects");
-    let results: Vec<(String, Adopted, Adopted)> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = projects
             .iter()
             .map(|src| {
-                let (v2, legacy, tmp) = (&v2, &legacy, tmp.path());
+                let (v2, tmp) = (&v2, tmp.path());
                 scope.spawn(move || {
                     let name = src
                         .file_name()
                         .unwrap()
                         .to_string_lossy()
                         .to_ascii_lowercase();
-                    let work = project_copy(src, &tmp.join("v2"), &[]);
+                    let mut work = project_copy(src, &tmp.join("v2"), &[]);
+                    if Dialect::of(compose) == Dialect::Legacy {
+                        // The build contexts, as v2 reads them.
+                        let files = [compose_file(&work)];
+                        let source = Source {
+                            project: &name,
+                            directory: &work,
+                            files: &files,
+                        };
+                        let model = read(v2, &source, &work.join(".state")).unwrap();
+                        let dirs = build_dirs(&model, &work);
+                        work = project_copy(src, &tmp.join("legacy"), &dirs);
+                    }
                     let file = compose_file(&work);
-                    let first = adopt_corpus(v2, &name, &work, &file);
-                    let files = [file];
-                    let source = Source {
-                        project: &name,
-                        directory: &work,
-                        files: &files,
-                    };
-                    let model = read(v2, &source, &work.join(".state")).unwrap();
-                    let dirs = build_dirs(&model, &work);
-                    let work = project_copy(src, &tmp.join("legacy"), &dirs);
-                    let file = compose_file(&work);
-                    let second = adopt_corpus(legacy, &name, &work, &file);
-                    (name, first, second)
+                    let adopted = adopt_corpus(compose, &name, &work, &file);
+                    // `cargo test model::corpus -- --nocapture` shows them.
+                    println!("{name} with {}: {:?}", compose.version, adopted.0);
+                    for w in &adopted.1 {
+                        println!("  warning: {w}");
+                    }
+                    (name, adopted)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (name, (v2, v2_warnings), (legacy, _)) in &results {
-        println!("{name:32} v2: {v2:?}\n{:32} 1.29: {legacy:?}", "");
-        match name.as_str() {
-            "plex" => {
-                let Outcome::Refused(msg) = v2 else {
-                    panic!("plex is refused: {v2:?}")
-                };
-                assert!(msg.contains("`plex` uses host networking"), "{msg}");
-            }
-            _ => assert_eq!(*v2, Outcome::Isolated, "{name} on v2"),
+    })
+}
+
+/// plex is refused, naming host networking; every other project is isolated.
+fn check_the_corpus(compose: &Compose, results: &[(String, Adopted)]) {
+    let c = &compose.version;
+    for (name, (outcome, warnings)) in results {
+        if name == "plex" {
+            let Outcome::Refused(msg) = outcome else {
+                panic!("plex is refused with {c}: {outcome:?}")
+            };
+            assert!(msg.contains("`plex` uses host networking"), "{msg}");
+        } else {
+            assert_eq!(*outcome, Outcome::Isolated, "{name} with {c}");
         }
         if name == "pihole-cloudflared-doh" {
             assert!(
-                v2_warnings
+                warnings
                     .iter()
                     .any(|w| w.contains("static address 172.20.0.2")),
-                "{v2_warnings:#?}"
-            );
-        }
-        if let Outcome::Refused(msg) = legacy {
-            assert!(
-                name == "plex" && msg.contains("host networking"),
-                "{name}: {msg}"
+                "{warnings:#?}"
             );
         }
     }
-    // The legacy compose accepts most of the corpus as it is.
-    let legacy_isolated = results
-        .iter()
-        .filter(|r| r.2.0 == Outcome::Isolated)
-        .count();
-    assert!(
-        legacy_isolated >= 15,
-        "{legacy_isolated} isolated with 1.29"
-    );
+}
+
+#[test]
+fn the_corpus_is_isolated_with_compose_v2() {
+    let compose = compose_v2();
+    check_the_corpus(&compose, &adopt_the_corpus(&compose));
+}
+
+/// Legacy compose accepts every corpus file once the build contexts exist.
+#[test]
+fn the_corpus_is_isolated_with_legacy_compose() {
+    let compose = compose_legacy();
+    check_the_corpus(&compose, &adopt_the_corpus(&compose));
 }
 
 /// What the corpus does not hold: fixed names, externals, static addresses on
