@@ -20,6 +20,7 @@ mod fsutil;
 mod gate;
 mod http;
 mod interrupt;
+mod model;
 mod output;
 mod owner;
 mod plugin;

@@ -1,0 +1,145 @@
+//! The compose model of a project, read from compose itself (`config` of the
+//! project's own files, cached by the content of every file compose read), and
+//! what is made from it for a pool that adopts those files unchanged: the named
+//! slot ports, the isolation analysis (refusals and warnings), and the per-slot
+//! compose file (`slot-N/docker-compose.yml`, an override or a materialised
+//! copy). It does not choose slots, store ports in the registry, run stacks or
+//! print anything.
+//!
+//! `read` gives a `Model`; `derive_ports`, `analyse` and `render_slot` take it.
+
+// The commands that use this module (`adopt`, `config`, `up`, `doctor`) are
+// not wired to it yet: its API is unused outside its tests until they are.
+#![allow(dead_code, unused_imports)]
+
+mod analyse;
+mod normalise;
+mod ports;
+mod read;
+mod render;
+mod yaml;
+
+#[cfg(test)]
+mod corpus;
+
+use std::collections::BTreeMap;
+
+pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
+pub(crate) use ports::{DerivedPorts, NamedPort, derive_ports};
+pub(crate) use read::{Dialect, Source, read};
+pub(crate) use render::{Flavour, SlotInputs, flavour, render_slot};
+
+/// A project's compose model, normalised from compose's own `config` output.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Model {
+    /// The compose project name it was read with (v2 names volumes and
+    /// networks `<project>_<key>` in its output).
+    pub(crate) project: String,
+    pub(crate) services: BTreeMap<String, Service>,
+    pub(crate) volumes: BTreeMap<String, Volume>,
+    pub(crate) networks: BTreeMap<String, Network>,
+    /// Which compose printed `raw`, and so its shape.
+    pub(crate) dialect: Dialect,
+    /// compose's own output as JSON (the legacy YAML converted), for `config`.
+    pub(crate) raw: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Service {
+    pub(crate) name: String,
+    pub(crate) ports: Vec<Port>,
+    pub(crate) container_name: Option<String>,
+    pub(crate) network_mode: Option<String>,
+    /// The networks it joins, by key; empty when compose lists none (it then
+    /// joins `default`, unless `network_mode` says otherwise).
+    pub(crate) networks: BTreeMap<String, ServiceNetwork>,
+    pub(crate) volumes: Vec<Mount>,
+    /// A healthcheck that is not disabled.
+    pub(crate) healthcheck: bool,
+    pub(crate) profiles: Vec<String>,
+    pub(crate) environment: BTreeMap<String, Option<String>>,
+}
+
+/// A port in long form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Port {
+    pub(crate) target: u16,
+    /// The host port range, `None` when compose picks a host port.
+    pub(crate) published: Option<(u16, u16)>,
+    /// As written; `None` for all interfaces.
+    pub(crate) host_ip: Option<String>,
+    pub(crate) protocol: String,
+}
+
+impl Port {
+    /// The one fixed host port, when there is exactly one.
+    pub(crate) fn host_port(&self) -> Option<u16> {
+        self.published.filter(|(a, b)| a == b).map(|(a, _)| a)
+    }
+
+    /// Published on every interface (no address, `0.0.0.0` or `::`).
+    pub(crate) fn on_all_interfaces(&self) -> bool {
+        matches!(
+            self.host_ip.as_deref(),
+            None | Some("" | "0.0.0.0" | "::" | "[::]")
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct ServiceNetwork {
+    pub(crate) ipv4_address: Option<String>,
+    pub(crate) ipv6_address: Option<String>,
+    pub(crate) aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MountType {
+    Bind,
+    Volume,
+    Tmpfs,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    pub(crate) kind: MountType,
+    /// A path for a bind, a top-level volume's key for a volume, `None` for an
+    /// anonymous volume or a tmpfs.
+    pub(crate) source: Option<String>,
+    pub(crate) target: String,
+    /// A bind whose source lies outside the project folder: every slot sees
+    /// the same files (a bind inside the project follows the worktree).
+    pub(crate) outside_project: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Volume {
+    /// A name the file fixes (`name:`), which compose does not namespace.
+    pub(crate) fixed_name: Option<String>,
+    pub(crate) external: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Network {
+    pub(crate) fixed_name: Option<String>,
+    pub(crate) external: bool,
+    /// `ipam.config[].subnet`.
+    pub(crate) subnets: Vec<String>,
+    /// Whether it has any `ipam.config` entry (subnets, ranges, gateways).
+    pub(crate) ipam_config: bool,
+}
+
+impl Model {
+    /// The networks a service joins, `default` when compose lists none;
+    /// nothing for a service with its own `network_mode`.
+    pub(crate) fn joined_networks(&self, service: &Service) -> Vec<String> {
+        if service.network_mode.is_some() {
+            return Vec::new();
+        }
+        if service.networks.is_empty() {
+            return vec!["default".to_owned()];
+        }
+        service.networks.keys().cloned().collect()
+    }
+}
