@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::Model;
 use crate::error::fail;
-use crate::ports::PortRule;
+use crate::pool::PortRule;
 
 /// A published port of the file, as a slot port.
 #[derive(Debug, Clone, PartialEq, Eq)]
