@@ -312,6 +312,24 @@ fn adopt_corpus(compose: &Compose, name: &str, work: &Path, file: &Path) -> Adop
     match adopt(compose, name, work, file, External::Shared) {
         Ok(a) => {
             check_isolated(compose, name, &a, &[]);
+            if name == "postgresql-pgadmin" {
+                // The project's `.env`, in the model and in each slot.
+                let user = |m: &Model| m.services["postgres"].environment["POSTGRES_USER"].clone();
+                assert_eq!(
+                    user(&a.model).as_deref(),
+                    Some("yourUser"),
+                    "{}",
+                    compose.version
+                );
+                for (_, seen) in &a.slots {
+                    assert_eq!(
+                        user(seen).as_deref(),
+                        Some("yourUser"),
+                        "{}",
+                        compose.version
+                    );
+                }
+            }
             (Outcome::Isolated, a.warnings)
         }
         Err(outcome) => (outcome, Vec::new()),
