@@ -312,6 +312,24 @@ fn adopt_corpus(compose: &Compose, name: &str, work: &Path, file: &Path) -> Adop
     match adopt(compose, name, work, file, External::Shared) {
         Ok(a) => {
             check_isolated(compose, name, &a, &[]);
+            if name == "postgresql-pgadmin" {
+                // The project's `.env`, in the model and in each slot.
+                let user = |m: &Model| m.services["postgres"].environment["POSTGRES_USER"].clone();
+                assert_eq!(
+                    user(&a.model).as_deref(),
+                    Some("yourUser"),
+                    "{}",
+                    compose.version
+                );
+                for (_, seen) in &a.slots {
+                    assert_eq!(
+                        user(seen).as_deref(),
+                        Some("yourUser"),
+                        "{}",
+                        compose.version
+                    );
+                }
+            }
             (Outcome::Isolated, a.warnings)
         }
         Err(outcome) => (outcome, Vec::new()),
@@ -441,6 +459,22 @@ fn the_corpus_is_isolated_with_compose_v2() {
     check_the_corpus(&compose, &adopt_the_corpus(&compose));
 }
 
+/// compose v2 as if it were older than 2.24.4: the profiles named one by
+/// one, and a materialised copy of v2's own model instead of an override.
+fn compose_v2_as_older() -> Compose {
+    Compose {
+        version: "2.20.0".into(),
+        ..compose_v2()
+    }
+}
+
+#[test]
+fn the_corpus_is_isolated_with_a_materialised_copy_on_v2() {
+    let compose = compose_v2_as_older();
+    assert_eq!(super::flavour(&compose), Flavour::Materialised);
+    check_the_corpus(&compose, &adopt_the_corpus(&compose));
+}
+
 /// Legacy compose accepts every corpus file once the build contexts exist.
 #[test]
 fn the_corpus_is_isolated_with_legacy_compose() {
@@ -494,9 +528,12 @@ networks:
 "#;
 
 #[test]
-fn fixed_names_and_externals_are_isolated_by_both_compose_versions() {
+fn fixed_names_and_externals_are_isolated_by_each_kind_of_slot_file() {
     let tmp = tempfile::tempdir().unwrap();
-    for (i, compose) in [compose_v2(), compose_legacy()].iter().enumerate() {
+    for (i, compose) in [compose_v2(), compose_v2_as_older(), compose_legacy()]
+        .iter()
+        .enumerate()
+    {
         for external in [External::Shared, External::PerSlot] {
             let work = tmp.path().join(format!("{i}-{external:?}"));
             std::fs::create_dir_all(&work).unwrap();
