@@ -36,6 +36,11 @@ pub(crate) struct Project {
     pub(crate) directory: PathBuf,
     pub(crate) env_file: PathBuf,
     pub(crate) file: PathBuf,
+    /// An adopted pool's own compose files, ahead of the slot's override.
+    pub(crate) base_files: Vec<PathBuf>,
+    /// The project's own `.env`, read ahead of the slot's env file (the later
+    /// wins), with an override.
+    pub(crate) base_env: Option<PathBuf>,
 }
 
 impl Compose {
@@ -147,12 +152,15 @@ impl Compose {
             .arg("-p")
             .arg(&project.name)
             .arg("--project-directory")
-            .arg(&project.directory)
-            .arg("--env-file")
-            .arg(&project.env_file)
-            .arg("-f")
-            .arg(&project.file)
-            .args(args);
+            .arg(&project.directory);
+        if let Some(env) = &project.base_env {
+            cmd.arg("--env-file").arg(env);
+        }
+        cmd.arg("--env-file").arg(&project.env_file);
+        for file in &project.base_files {
+            cmd.arg("-f").arg(file);
+        }
+        cmd.arg("-f").arg(&project.file).args(args);
         for key in env_keys(&project.env_file) {
             cmd.env_remove(key);
         }
@@ -245,6 +253,8 @@ mod tests {
 
     fn project(dir: &Path) -> Project {
         Project {
+            base_files: Vec::new(),
+            base_env: None,
             name: "ktrdr-slot-2".into(),
             directory: "/src/app--feat".into(),
             env_file: dir.join(".env.sandbox"),

@@ -154,10 +154,11 @@ pub(crate) fn desired(
         None => random_password()?,
     };
     let registry_id = registry.id.as_deref().unwrap_or_default();
-    let rendered = renderer.render(
-        pool,
-        &SlotContext::new(pool, slot, &ports, &password, registry_id),
-    )?;
+    let context = SlotContext {
+        worktree: old.and_then(|r| r.claimed_by.as_deref()),
+        ..SlotContext::new(pool, slot, &ports, &password, registry_id)
+    };
+    let rendered = renderer.render(pool, &context)?;
     let compose_secret = rendered.compose.contains(&password);
     let dir = pool.slot_dir(slot);
     let mut record = old

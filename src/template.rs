@@ -15,6 +15,19 @@ use crate::pool::{SlotPorts, Worker};
 
 const EMBEDDED_COMPOSE: &str = include_str!("../templates/docker-compose.yml.hbs");
 const EMBEDDED_ENV: &str = include_str!("../templates/env.sandbox.hbs");
+/// The env file of a slot of an adopted pool: who it is and its ports, for
+/// the application and `docker sandbox env`; compose itself reads the
+/// project's own `.env`.
+const ADOPTED_ENV: &str = "\
+# Slot {{slot}} of pool {{pool}} ({{profile}}).
+SLOT_ID={{slot}}
+SLOT_NUMBER={{slot}}
+SANDBOX_PROFILE={{profile}}
+COMPOSE_PROJECT_NAME={{project}}
+{{#each port_list}}
+{{env}}={{port}}
+{{/each}}
+";
 
 /// What a template sees for one slot.
 #[derive(Debug, Serialize)]
@@ -39,6 +52,10 @@ pub(crate) struct SlotContext<'a> {
     /// The labels every service, named volume and network must carry, so that
     /// this registry knows its own: `{{#each labels}}{{@key}}: "{{this}}"{{/each}}`.
     pub(crate) labels: BTreeMap<&'static str, String>,
+    /// The worktree that holds the slot: an adopted pool's slot runs the
+    /// compose files of that worktree.
+    #[serde(skip)]
+    pub(crate) worktree: Option<&'a Path>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +102,7 @@ impl<'a> SlotContext<'a> {
             password,
             registry_id,
             labels,
+            worktree: None,
         }
     }
 }
@@ -139,9 +157,15 @@ impl Renderer {
         let origin = match &pool.templates {
             Templates::Embedded => "embedded".to_owned(),
             Templates::Dir(dir) => dir.display().to_string(),
+            Templates::Adopt(_) => "adopted".to_owned(),
+        };
+        // An adopted pool's compose file is made from its model, not a template.
+        let names: &[&str] = match &pool.templates {
+            Templates::Adopt(_) => &[ENV_TEMPLATE],
+            _ => &[COMPOSE_TEMPLATE, ENV_TEMPLATE],
         };
         let mut texts = Vec::new();
-        for name in [COMPOSE_TEMPLATE, ENV_TEMPLATE] {
+        for &name in names {
             let text = template_text(pool, name)?;
             hb.register_template_string(name, &text).map_err(|e| {
                 let at = e
@@ -166,6 +190,7 @@ impl Renderer {
                 let file = match &pool.templates {
                     Templates::Embedded => format!("embedded/{name}"),
                     Templates::Dir(dir) => dir.join(name).display().to_string(),
+                    Templates::Adopt(_) => format!("adopted/{name}"),
                 };
                 let at = e
                     .line_no
@@ -189,14 +214,24 @@ impl Renderer {
         }
         let context = context.to_string();
         let extra = serde_json::to_string(&pool.env).context("failed to serialise [env]")?;
+        let adopted = match pool.adopted() {
+            Some(a) => Some(crate::pool::adopt::slot_file(pool, a, ctx)?),
+            None => None,
+        };
         let mut parts: Vec<&[u8]> = vec![b"docker-sandbox render 1"];
         parts.extend(self.texts.iter().map(|t| t.as_bytes()));
         parts.extend([context.as_bytes(), extra.as_bytes()]);
+        if let Some(body) = &adopted {
+            parts.push(body.as_bytes());
+        }
         let fingerprint = fnv1a(&parts);
         let header = format!(
             "{FINGERPRINT_MARK}{fingerprint} (generated: edit the templates or the project file, not this file)\n"
         );
-        let compose = header.clone() + &render(COMPOSE_TEMPLATE)?;
+        let compose = match adopted {
+            Some(body) => header.clone() + &body,
+            None => header.clone() + &render(COMPOSE_TEMPLATE)?,
+        };
         let mut env = header + &crate::envfile::quote_env_text(&render(ENV_TEMPLATE)?);
         if !pool.env.is_empty() {
             if !env.ends_with('\n') {
@@ -239,6 +274,14 @@ fn template_text(pool: &Pool, name: &str) -> Result<String> {
     match &pool.templates {
         Templates::Embedded if name == COMPOSE_TEMPLATE => Ok(EMBEDDED_COMPOSE.to_owned()),
         Templates::Embedded => Ok(EMBEDDED_ENV.to_owned()),
+        Templates::Adopt(_) if name == ENV_TEMPLATE => Ok(ADOPTED_ENV.to_owned()),
+        Templates::Adopt(a) => Err(fail(
+            format!(
+                "pool adopts `{}`: it has no compose template",
+                a.files.join("`, `")
+            ),
+            "`docker sandbox config` prints the compose model a slot runs",
+        )),
         Templates::Dir(dir) => {
             let p = dir.join(name);
             std::fs::read_to_string(&p)

@@ -19,6 +19,24 @@ pub(crate) fn find_top(start: &Path) -> Option<PathBuf> {
         .map(Path::to_owned)
 }
 
+/// The main checkout of the repository whose worktree's top is `top`, read
+/// from git's own files without running git: a linked worktree's `.git` file
+/// names its folder under the main `.git`, whose `commondir` leads back. `top`
+/// itself when it is the main checkout or the files say nothing clear.
+pub(crate) fn main_top(top: &Path) -> PathBuf {
+    let dot_git = top.join(".git");
+    if dot_git.is_dir() {
+        return top.to_owned();
+    }
+    let linked = std::fs::read_to_string(&dot_git).ok().and_then(|text| {
+        let gitdir = top.join(text.strip_prefix("gitdir:")?.trim());
+        let common = std::fs::read_to_string(gitdir.join("commondir")).ok()?;
+        let common = gitdir.join(common.trim()).canonicalize().ok()?;
+        common.parent().map(Path::to_owned)
+    });
+    linked.unwrap_or_else(|| top.to_owned())
+}
+
 /// The worktree the user is in: its top level, canonical, as the claim key.
 pub(crate) fn current(cwd: &Path) -> Result<PathBuf> {
     let top = find_top(cwd).ok_or_else(|| {

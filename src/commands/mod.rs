@@ -55,8 +55,15 @@ impl Ctx {
         }
     }
 
+    /// The pool of the current folder; an adopted one completed from the
+    /// compose model of the worktree the command runs in.
     pub(crate) fn pool(&self) -> Result<Pool> {
-        pool::load(&self.env)
+        let mut pool = pool::load(&self.env)?;
+        if pool.adopted().is_some() {
+            let top = worktree::current(&self.env.cwd)?;
+            pool::adopt::complete(&mut pool, &top, &|| self.compose().cloned())?;
+        }
+        Ok(pool)
     }
 
     pub(crate) fn store(&self, pool: &Pool) -> Store {
@@ -109,11 +116,27 @@ pub(crate) fn project(pool: &Pool, slot: u32, directory: &Path) -> Project {
     } else {
         pool.slot_dir(slot).join(ENV_FILE)
     };
+    let file = pool.slot_dir(slot).join(COMPOSE_FILE);
+    // An override goes after the project's own files, whose `.env` still
+    // applies; a materialised copy stands alone.
+    let over = pool.adopted().is_some()
+        && std::fs::read_to_string(&file).is_ok_and(|t| crate::model::is_override(&t));
+    let (base_files, base_env) = if over {
+        let env = directory.join(".env");
+        (
+            crate::pool::adopt::files_in(pool, directory),
+            env.is_file().then_some(env),
+        )
+    } else {
+        (Vec::new(), None)
+    };
     Project {
         name: pool.project(slot),
         directory: directory.to_owned(),
         env_file,
-        file: pool.slot_dir(slot).join(COMPOSE_FILE),
+        file,
+        base_files,
+        base_env,
     }
 }
 

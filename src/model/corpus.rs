@@ -206,6 +206,7 @@ fn adopt(
             project: &project,
             registry_id: "0123abcd",
             ports: &ports,
+            pinned: None,
             external,
         };
         let text = render_slot(&model, &inputs, flavour).unwrap();

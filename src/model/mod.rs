@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 
 pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
 pub(crate) use ports::{DerivedPorts, NamedPort, derive_ports};
-pub(crate) use read::{Dialect, Source, read};
-pub(crate) use render::{Flavour, SlotInputs, flavour, render_slot};
+pub(crate) use read::{Dialect, Source, cached, read, read_lazily};
+pub(crate) use render::{Flavour, SlotInputs, flavour, flavour_of, is_override, render_body, render_slot};
 
 /// A project's compose model, normalised from compose's own `config` output.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +42,9 @@ pub(crate) struct Model {
     pub(crate) dialect: Dialect,
     /// compose's own output as JSON (the legacy YAML converted), for `config`.
     pub(crate) raw: serde_json::Value,
+    /// The version of the compose that printed it, which runs the slot file
+    /// made from it (`flavour_of`).
+    pub(crate) compose_version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

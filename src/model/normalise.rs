@@ -63,6 +63,7 @@ pub(super) fn model(
         networks,
         dialect,
         raw,
+        compose_version: String::new(),
     })
 }
 

@@ -60,25 +60,83 @@ pub(crate) struct Source<'a> {
 }
 
 /// The model of `source` as `compose` reads it, from `cache_dir` when nothing
-/// compose would read has changed.
+/// compose would read has changed and this compose read it.
 pub(crate) fn read(compose: &Compose, source: &Source<'_>, cache_dir: &Path) -> Result<Model> {
+    let (key, found) = inputs_key(source);
+    let path = cache_path(cache_dir, source);
+    if let Some(model) = cached_entry(&path, &key, source, Some(&identity(compose))) {
+        return Ok(model);
+    }
+    read_now(compose, source, &path, &key, &found)
+}
+
+/// The model of `source`: the cached one when nothing compose would read has
+/// changed (whichever compose read it), else compose's `config`, with compose
+/// found through `compose` only then. An unchanged project runs no child
+/// process at all.
+pub(crate) fn read_lazily(
+    compose: &dyn Fn() -> Result<Compose>,
+    source: &Source<'_>,
+    cache_dir: &Path,
+) -> Result<Model> {
+    let (key, found) = inputs_key(source);
+    let path = cache_path(cache_dir, source);
+    if let Some(model) = cached_entry(&path, &key, source, None) {
+        return Ok(model);
+    }
+    read_now(&compose()?, source, &path, &key, &found)
+}
+
+/// The cached model of `source`, if nothing it was read from has changed.
+pub(crate) fn cached(source: &Source<'_>, cache_dir: &Path) -> Option<Model> {
+    let (key, _) = inputs_key(source);
+    cached_entry(&cache_path(cache_dir, source), &key, source, None)
+}
+
+/// The cache key of what compose would read for `source`, and the files.
+fn inputs_key(source: &Source<'_>) -> (String, yaml::Sources) {
     let found = yaml::sources(source.files);
     let dotenv = source.directory.join(".env");
     let mut inputs = found.files.clone();
     if !inputs.contains(&dotenv) {
         inputs.push(dotenv);
     }
-    let key = cache_key(compose, source, &inputs);
-    let path = cache_path(cache_dir, source);
-    if let Some(model) = cached(&path, &key, source) {
-        return Ok(model);
-    }
+    (cache_key(source, &inputs), found)
+}
+
+/// Which compose printed a model: its program and version.
+fn identity(compose: &Compose) -> String {
+    let program = match &compose.program {
+        Program::Plugin => "plugin".to_owned(),
+        Program::Standalone(bin) => bin.display().to_string(),
+    };
+    format!("{program} {}", compose.version)
+}
+
+/// Runs `config`, caches what it printed, and normalises it.
+fn read_now(
+    compose: &Compose,
+    source: &Source<'_>,
+    path: &Path,
+    key: &str,
+    found: &yaml::Sources,
+) -> Result<Model> {
     let dialect = Dialect::of(compose);
     let raw = run_config(compose, source, dialect, &found.profiles)?;
-    let entry = json!({"key": key, "dialect": dialect.name(), "raw": raw});
-    crate::fsutil::create_dir_all(cache_dir)?;
-    crate::fsutil::write_atomic(&path, entry.to_string().as_bytes(), 0o644)?;
-    normalise::model(source.project, source.directory, dialect, raw)
+    let entry = json!({
+        "key": key,
+        "compose": identity(compose),
+        "version": compose.version,
+        "dialect": dialect.name(),
+        "raw": raw,
+    });
+    if let Some(dir) = path.parent() {
+        crate::fsutil::create_dir_all(dir)?;
+    }
+    crate::fsutil::write_atomic(path, entry.to_string().as_bytes(), 0o644)?;
+    let mut model = normalise::model(source.project, source.directory, dialect, raw)?;
+    model.compose_version = compose.version.clone();
+    Ok(model)
 }
 
 /// One entry per worktree and file list, so worktrees of one pool do not
@@ -98,15 +156,9 @@ fn cache_path(cache_dir: &Path, source: &Source<'_>) -> PathBuf {
 /// The compose version, the project, and every input file's path and content
 /// (or its absence), with the values of the environment variables they name:
 /// the shell's environment wins over `.env` in compose's interpolation.
-fn cache_key(compose: &Compose, source: &Source<'_>, inputs: &[PathBuf]) -> String {
-    let program = match &compose.program {
-        Program::Plugin => "plugin".to_owned(),
-        Program::Standalone(bin) => bin.display().to_string(),
-    };
+fn cache_key(source: &Source<'_>, inputs: &[PathBuf]) -> String {
     let mut owned: Vec<Vec<u8>> = vec![
-        b"docker-sandbox model 1".to_vec(),
-        compose.version.clone().into_bytes(),
-        program.into_bytes(),
+        b"docker-sandbox model 2".to_vec(),
         source.project.as_bytes().to_vec(),
         source.directory.as_os_str().as_encoded_bytes().to_vec(),
     ];
@@ -169,12 +221,21 @@ fn variable_names(text: &str) -> Vec<String> {
     names
 }
 
-/// The cached model, if the entry is whole and its key is `key`. A corrupt
-/// entry is as good as none: it is rewritten after the next `config`.
-fn cached(path: &Path, key: &str, source: &Source<'_>) -> Option<Model> {
+/// The cached model, if the entry is whole, its key is `key` and (when
+/// `compose` is given) that compose printed it. A corrupt entry is as good as
+/// none: it is rewritten after the next `config`.
+fn cached_entry(
+    path: &Path,
+    key: &str,
+    source: &Source<'_>,
+    compose: Option<&str>,
+) -> Option<Model> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut entry: Value = serde_json::from_str(&text).ok()?;
     if entry.get("key").and_then(Value::as_str) != Some(key) {
+        return None;
+    }
+    if compose.is_some_and(|c| entry.get("compose").and_then(Value::as_str) != Some(c)) {
         return None;
     }
     let dialect = match entry.get("dialect").and_then(Value::as_str)? {
@@ -182,8 +243,11 @@ fn cached(path: &Path, key: &str, source: &Source<'_>) -> Option<Model> {
         "legacy" => Dialect::Legacy,
         _ => return None,
     };
+    let version = entry.get("version").and_then(Value::as_str)?.to_owned();
     let raw = entry.get_mut("raw")?.take();
-    normalise::model(source.project, source.directory, dialect, raw).ok()
+    let mut model = normalise::model(source.project, source.directory, dialect, raw).ok()?;
+    model.compose_version = version;
+    Some(model)
 }
 
 /// `compose -p P --project-directory W -f F... [--profile ...] config`, in JSON

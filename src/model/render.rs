@@ -51,7 +51,28 @@ pub(crate) struct SlotInputs<'a> {
     pub(crate) project: &'a str,
     pub(crate) registry_id: &'a str,
     pub(crate) ports: &'a DerivedPorts,
+    /// The slot's ports by name as the registry pins them, over the ones
+    /// `ports` derives.
+    pub(crate) pinned: Option<&'a BTreeMap<String, u16>>,
     pub(crate) external: External,
+}
+
+/// The slot file the compose that printed `model` can use.
+pub(crate) fn flavour_of(model: &Model) -> Flavour {
+    if version(&model.compose_version) >= (2, 24, 4) {
+        Flavour::Override
+    } else {
+        Flavour::Materialised
+    }
+}
+
+/// How an override's text begins, after the fingerprint line.
+const OVERRIDE_MARK: &str = "# The project's own compose files, isolated for slot ";
+
+/// Whether a slot file is an override (run after the project's own files),
+/// not a materialised copy (run alone).
+pub(crate) fn is_override(text: &str) -> bool {
+    text.lines().take(3).any(|l| l.starts_with(OVERRIDE_MARK))
 }
 
 /// How the file names the fingerprint of its inputs, on its first line (as
@@ -64,14 +85,23 @@ pub(crate) fn render_slot(
     inputs: &SlotInputs<'_>,
     flavour: Flavour,
 ) -> Result<String> {
-    let body = match flavour {
-        Flavour::Override => render_override(model, inputs)?,
-        Flavour::Materialised => materialise(model, inputs)?,
-    };
+    let body = render_body(model, inputs, flavour)?;
     let fingerprint = fnv1a(&[b"docker-sandbox slot file 1", body.as_bytes()]);
     Ok(format!(
         "{FINGERPRINT_MARK}{fingerprint} (generated from the project's compose files: do not edit)\n{body}"
     ))
+}
+
+/// The slot file's text without its fingerprint line.
+pub(crate) fn render_body(
+    model: &Model,
+    inputs: &SlotInputs<'_>,
+    flavour: Flavour,
+) -> Result<String> {
+    match flavour {
+        Flavour::Override => render_override(model, inputs),
+        Flavour::Materialised => materialise(model, inputs),
+    }
 }
 
 fn q(s: &str) -> String {
@@ -89,6 +119,9 @@ fn labels(inputs: &SlotInputs<'_>) -> BTreeMap<&'static str, String> {
 /// A port of the slot: the named slot port, or none for a port compose picks.
 fn slot_port(inputs: &SlotInputs<'_>, service: &Service, index: usize) -> Option<u16> {
     let named = inputs.ports.of(&service.name, index)?;
+    if let Some(port) = inputs.pinned.and_then(|p| p.get(&named.name)) {
+        return Some(*port);
+    }
     inputs.ports.rule(named).port(inputs.slot, 0)
 }
 
@@ -562,6 +595,7 @@ mod tests {
             project: "demo-slot-2",
             registry_id: "abcd",
             ports,
+            pinned: None,
             external,
         }
     }

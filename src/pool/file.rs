@@ -30,6 +30,13 @@ struct RawFile {
     gate: Option<Vec<RawGate>>,
     shared: Option<RawShared>,
     env: Option<toml::Table>,
+    isolation: Option<RawIsolation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIsolation {
+    external: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +44,7 @@ struct RawFile {
 struct RawPool {
     name: Option<String>,
     templates: Option<String>,
+    compose: Option<Vec<String>>,
     state_dir: Option<String>,
     gate_timeout: Option<u64>,
 }
@@ -82,15 +90,25 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
     let raw_pool = raw.pool.unwrap_or_default();
 
     let name = pool_name(raw_pool.name, &bad)?;
-    let templates = templates(raw_pool.templates, env, &base, &bad)?;
+    let templates = match raw_pool.compose {
+        Some(files) => adopt(files, raw_pool.templates, raw.isolation, &bad)?,
+        None if raw.isolation.is_some() => {
+            return Err(bad(
+                "[isolation] applies to a pool that adopts compose files: set [pool] compose".into(),
+            ));
+        }
+        None => templates(raw_pool.templates, env, &base, &bad)?,
+    };
+    let adopted = matches!(templates, Templates::Adopt(_));
     let slots = slots(raw.slots, &bad)?;
-    let profiles = profiles(raw.profiles, &bad)?;
+    let profiles = profiles(raw.profiles, adopted, &bad)?;
     let embedded = templates == Templates::Embedded;
-    let (ports, worker_ports) = port_rules(raw.ports, embedded, &bad)?;
-    let gate = gate(raw.gate, embedded, &ports, &bad)?;
+    let (ports, worker_ports) = port_rules(raw.ports, embedded, adopted, &bad)?;
+    // An adopted pool's ports may come from its compose files, after this.
+    let gate = gate(raw.gate, embedded, (!adopted).then_some(&ports[..]), &bad)?;
     let (shared_dir, shared_folders) = shared(raw.shared, &name, env, &base, &bad)?;
     let extra_env = extra_env(raw.env, &bad)?;
-    let state_dir = state_dir(raw_pool.state_dir, &name, env, &base)?;
+    let state_dir = state_dir(raw_pool.state_dir, &name, env, &base, adopted)?;
 
     let pool = Pool {
         name,
@@ -106,6 +124,8 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         shared_folders,
         env: extra_env,
         state_dir,
+        model: None,
+        warnings: Vec::new(),
     };
     ports::check_pool(&pool).map_err(|e| bad(e.to_string()))?;
     Ok(pool)
@@ -144,6 +164,82 @@ fn templates(
     Ok(Templates::Dir(dir))
 }
 
+/// `[pool] compose`: the project's own compose files, adopted.
+fn adopt(
+    files: Vec<String>,
+    templates: Option<String>,
+    isolation: Option<RawIsolation>,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<Templates> {
+    if templates.is_some() {
+        return Err(bad(
+            "[pool] sets both templates and compose: a pool is made from one or the other".into(),
+        ));
+    }
+    if files.is_empty() {
+        return Err(bad("[pool] compose is empty: name at least one compose file".into()));
+    }
+    if let Some(f) = files
+        .iter()
+        .find(|f| f.is_empty() || Path::new(f).is_absolute() || f.split('/').any(|p| p == ".."))
+    {
+        return Err(bad(format!(
+            "[pool] compose: `{f}` must be a path inside the repository, relative to its top"
+        )));
+    }
+    let external = match isolation.and_then(|i| i.external).as_deref() {
+        None | Some("shared") => crate::model::External::Shared,
+        Some("per-slot") => crate::model::External::PerSlot,
+        Some(other) => {
+            return Err(bad(format!(
+                "[isolation] external = \"{other}\": expected \"per-slot\" or \"shared\""
+            )));
+        }
+    };
+    Ok(Templates::Adopt(super::Adopted {
+        files,
+        external,
+        zero_config: false,
+    }))
+}
+
+/// The pool of a repository with no project file whose top level holds a
+/// standard compose file: that file adopted, the pool named after the main
+/// checkout's folder so that every worktree of the repository shares it.
+pub(crate) fn zero_config(top: &Path, file: &str, env: &Environment) -> Result<Pool> {
+    let name = name_from_folder(&crate::worktree::main_top(top));
+    let text = format!("[pool]\nname = \"{name}\"\ncompose = [\"{file}\"]\n");
+    let mut pool = from_toml(&text, None, env)?;
+    if let Templates::Adopt(a) = &mut pool.templates {
+        a.zero_config = true;
+    }
+    Ok(pool)
+}
+
+/// A pool name from a folder's name: `My_App.v2` gives `my-app-v2`.
+pub(crate) fn name_from_folder(folder: &Path) -> String {
+    let raw = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut name = String::new();
+    for c in raw.chars() {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        if c == '-' && (name.is_empty() || name.ends_with('-')) {
+            continue;
+        }
+        if name.is_empty() && c.is_ascii_digit() {
+            name.push('p');
+        }
+        name.push(c);
+    }
+    let mut name: String = name.trim_end_matches('-').chars().take(32).collect();
+    while name.ends_with('-') {
+        name.pop();
+    }
+    if name.is_empty() { "project".to_owned() } else { name }
+}
+
 /// `[slots]`: slot id -> profile; without the table, the KTRDR pool's slots.
 fn slots(
     raw: Option<toml::Table>,
@@ -177,9 +273,15 @@ fn slots(
 /// `[profiles]`: each profile the file gives replaces the default one whole.
 fn profiles(
     raw: Option<BTreeMap<String, BTreeMap<String, i64>>>,
+    adopted: bool,
     bad: &impl Fn(String) -> anyhow::Error,
 ) -> Result<BTreeMap<Profile, WorkerCounts>> {
-    let mut profiles = default_profiles();
+    // A project's own compose files have no KTRDR workers.
+    let mut profiles = if adopted {
+        Profile::ALL.map(|p| (p, WorkerCounts::new())).into()
+    } else {
+        default_profiles()
+    };
     for (pname, counts) in raw.unwrap_or_default() {
         let profile = Profile::parse(&pname).ok_or_else(|| {
             bad(format!(
@@ -209,11 +311,13 @@ fn profiles(
 fn port_rules(
     raw: Option<toml::Table>,
     embedded: bool,
+    adopted: bool,
     bad: &impl Fn(String) -> anyhow::Error,
 ) -> Result<(Vec<(String, PortRule)>, PortRule)> {
     // The embedded stack needs every port of its map, so a file's [ports] merges
-    // over it; a project's own stack starts from the ports its file gives.
-    let mut ports: Vec<(String, PortRule)> = if embedded || raw.is_none() {
+    // over it; a project's own stack starts from the ports its file gives, and
+    // adopted compose files from the ports they publish.
+    let mut ports: Vec<(String, PortRule)> = if !adopted && (embedded || raw.is_none()) {
         default_ports()
     } else {
         Vec::new()
@@ -244,7 +348,7 @@ fn port_rules(
 fn gate(
     raw: Option<Vec<RawGate>>,
     embedded: bool,
-    ports: &[(String, PortRule)],
+    ports: Option<&[(String, PortRule)]>,
     bad: &impl Fn(String) -> anyhow::Error,
 ) -> Result<Vec<GateCheck>> {
     let gate = match raw {
@@ -258,6 +362,19 @@ fn gate(
         None if embedded => default_gate(),
         None => Vec::new(),
     };
+    // Checked once the ports are known: an adopted pool's come later.
+    let Some(ports) = ports else {
+        return Ok(gate);
+    };
+    check_gate_ports(&gate, ports).map_err(bad)?;
+    Ok(gate)
+}
+
+/// Each check's port is one of `ports`: the reason when not.
+pub(crate) fn check_gate_ports(
+    gate: &[GateCheck],
+    ports: &[(String, PortRule)],
+) -> std::result::Result<(), String> {
     for (i, check) in gate.iter().enumerate() {
         let port = match check {
             GateCheck::Http { port, .. }
@@ -265,13 +382,13 @@ fn gate(
             | GateCheck::Tcp { port } => port,
         };
         if !ports.iter().any(|(n, _)| n == port) {
-            return Err(bad(format!(
+            return Err(format!(
                 "[[gate]] number {}: port `{port}` is not in [ports]",
                 i + 1
-            )));
+            ));
         }
     }
-    Ok(gate)
+    Ok(())
 }
 
 /// `[shared]`: the shared folder and the folders of it a slot mounts.
@@ -336,10 +453,17 @@ fn extra_env(
 
 /// The state folder: `DOCKER_SANDBOX_HOME`, else `[pool] state_dir`, else
 /// under the home folder.
-fn state_dir(raw: Option<String>, name: &str, env: &Environment, base: &Path) -> Result<PathBuf> {
+fn state_dir(
+    raw: Option<String>,
+    name: &str,
+    env: &Environment,
+    base: &Path,
+    adopted: bool,
+) -> Result<PathBuf> {
     Ok(match (&env.state_override, raw) {
         (Some(dir), _) => env.cwd.join(dir),
         (None, Some(dir)) => env.expand(&dir, base)?,
+        (None, None) if adopted => env.state_home()?.join("docker-sandbox").join(name),
         (None, None) => env.home()?.join(format!(".{name}")).join("sandboxes"),
     })
 }

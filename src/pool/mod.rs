@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::fail;
 use crate::worktree;
 
+pub(crate) mod adopt;
 mod embedded;
 mod file;
 mod ports;
 
-pub(crate) use file::from_toml;
+pub(crate) use file::{check_gate_ports, from_toml};
 pub(crate) use ports::{PortRule, SlotPorts, Worker, is_free, slot_ports};
 
 /// The project file's name, at the root of a repository.
@@ -65,12 +66,35 @@ impl fmt::Display for Profile {
 /// which fixes each worker's index and so its port.
 pub(crate) type WorkerCounts = BTreeMap<String, u32>;
 
-/// Where a slot's templates come from.
+/// Where a slot's files come from: templates, or the project's own compose
+/// files adopted unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Templates {
     Embedded,
     Dir(PathBuf),
+    Adopt(Adopted),
 }
+
+/// A pool that adopts a project's own compose files (DESIGN 3a): each slot's
+/// file is made from compose's model of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Adopted {
+    /// The compose files, relative to a worktree's top, in `-f` order.
+    pub(crate) files: Vec<String>,
+    /// `[isolation] external`.
+    pub(crate) external: crate::model::External,
+    /// Found with no project file: a standard compose file at the top level.
+    pub(crate) zero_config: bool,
+}
+
+/// The compose files a repository's top level may hold, in compose's own
+/// order of preference.
+pub(crate) const STANDARD_COMPOSE_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
 
 /// What a count check compares a JSON list's length against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +140,11 @@ pub(crate) struct Pool {
     pub(crate) shared_folders: Vec<String>,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) state_dir: PathBuf,
+    /// An adopted pool's compose model, of the worktree the command runs in
+    /// (`adopt::complete`).
+    pub(crate) model: Option<std::sync::Arc<crate::model::Model>>,
+    /// What the model's isolation leaves shared or changes, for people.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Pool {
@@ -139,9 +168,30 @@ impl Pool {
 
     /// Where the project file's description of the pool is, for messages.
     pub(crate) fn origin(&self) -> String {
-        match &self.source {
-            Some(p) => format!("`{}`", p.display()),
-            None => "the default pool".to_owned(),
+        match (&self.source, &self.templates) {
+            (Some(p), _) => format!("`{}`", p.display()),
+            (None, Templates::Adopt(a)) => format!("the adopted `{}`", a.files.join("`, `")),
+            (None, _) => "the default pool".to_owned(),
+        }
+    }
+
+    /// The pool's compose files when it adopts them.
+    pub(crate) fn adopted(&self) -> Option<&Adopted> {
+        match &self.templates {
+            Templates::Adopt(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Why this pool: `docker-sandbox.toml`, `adopted compose.yaml`,
+    /// `built-in default`.
+    pub(crate) fn why(&self) -> String {
+        match (&self.source, &self.templates) {
+            (Some(p), _) => p
+                .file_name()
+                .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            (None, Templates::Adopt(a)) => format!("adopted {}", a.files.join(", ")),
+            (None, _) => "built-in default".to_owned(),
         }
     }
 }
@@ -152,6 +202,9 @@ pub(crate) struct Environment {
     pub(crate) home: Option<PathBuf>,
     pub(crate) state_override: Option<PathBuf>,
     pub(crate) config_override: Option<PathBuf>,
+    /// The platform's state folder (`~/.local/state` on Linux), where pools
+    /// other than the embedded one keep their state by default.
+    pub(crate) state_home: Option<PathBuf>,
     pub(crate) cwd: PathBuf,
 }
 
@@ -166,6 +219,7 @@ impl Environment {
             home: nonempty("HOME"),
             state_override: nonempty("DOCKER_SANDBOX_HOME"),
             config_override: nonempty("DOCKER_SANDBOX_CONFIG"),
+            state_home: dirs::state_dir(),
             cwd: std::env::current_dir().context("failed to read the current folder")?,
         })
     }
@@ -177,6 +231,14 @@ impl Environment {
                 "set HOME, or set DOCKER_SANDBOX_HOME to the folder for sandbox state",
             )
         })
+    }
+
+    /// The platform's state folder: `$XDG_STATE_HOME`, else `~/.local/state`.
+    fn state_home(&self) -> Result<PathBuf> {
+        match &self.state_home {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(self.home()?.join(".local").join("state")),
+        }
     }
 
     /// `~/x` against HOME; a relative path against `base`.
@@ -192,14 +254,23 @@ impl Environment {
 }
 
 /// Loads the pool for the current folder: `DOCKER_SANDBOX_CONFIG` if set, else
-/// `docker-sandbox.toml` at the git top level, else the embedded default.
+/// `docker-sandbox.toml` at the git top level, else a standard compose file
+/// there (adopted with no configuration), else the embedded default.
 pub(crate) fn load(env: &Environment) -> Result<Pool> {
+    let top = worktree::find_top(&env.cwd);
     let file = match &env.config_override {
         Some(p) => Some(env.cwd.join(p)),
-        None => worktree::find_top(&env.cwd)
+        None => top
+            .as_ref()
             .map(|top| top.join(PROJECT_FILE))
             .filter(|p| p.is_file()),
     };
+    if file.is_none()
+        && let Some(top) = &top
+        && let Some(compose) = standard_compose_file(top)
+    {
+        return file::zero_config(top, compose, env);
+    }
     match file {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -212,6 +283,13 @@ pub(crate) fn load(env: &Environment) -> Result<Pool> {
         }
         None => from_toml("", None, env),
     }
+}
+
+/// The standard compose file at the top of a checkout, if it holds one.
+pub(crate) fn standard_compose_file(top: &Path) -> Option<&'static str> {
+    STANDARD_COMPOSE_FILES
+        .into_iter()
+        .find(|f| top.join(f).is_file())
 }
 
 #[cfg(test)]

@@ -1,0 +1,163 @@
+//! A pool that adopts a project's own compose files: what the project file
+//! (or, with none, the standard compose file) leaves to the model is filled
+//! in from it here: the named ports, the default gate, the refusals. The
+//! model is compose's own (`crate::model`), read from the worktree the
+//! command runs in, cached in the pool's state folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::{GateCheck, Pool, ports};
+use crate::compose::Compose;
+use crate::error::fail;
+use crate::model::{self, Model};
+
+/// The folder of the pool's state where models are cached.
+pub(crate) fn cache_dir(pool: &Pool) -> PathBuf {
+    pool.state_dir.join("models")
+}
+
+/// The pool's compose files in `worktree`, absolute, in `-f` order.
+pub(crate) fn files_in(pool: &Pool, worktree: &Path) -> Vec<PathBuf> {
+    pool.adopted()
+        .map(|a| a.files.iter().map(|f| worktree.join(f)).collect())
+        .unwrap_or_default()
+}
+
+/// How compose is asked to read the model of `worktree`.
+fn source<'a>(pool: &'a Pool, worktree: &'a Path, files: &'a [PathBuf]) -> model::Source<'a> {
+    model::Source {
+        project: &pool.name,
+        directory: worktree,
+        files,
+    }
+}
+
+/// The model of the pool's files in `worktree`: the cached one when nothing
+/// compose would read has changed, else compose's `config` (found through
+/// `compose` only then).
+pub(crate) fn read_model(
+    pool: &Pool,
+    worktree: &Path,
+    compose: &dyn Fn() -> Result<Compose>,
+) -> Result<Model> {
+    let files = files_in(pool, worktree);
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(fail(
+            format!(
+                "compose file `{}` of pool {} ({}) is missing",
+                missing.display(),
+                pool.name,
+                pool.why()
+            ),
+            "check [pool] compose in docker-sandbox.toml, or run this in a worktree that has the file",
+        ));
+    }
+    let source = source(pool, worktree, &files);
+    model::read_lazily(compose, &source, &cache_dir(pool))
+}
+
+/// The model a claimed slot runs: its worktree's, when that one has been read
+/// before (a command run elsewhere never runs compose for it), else `None`.
+pub(crate) fn cached_model(pool: &Pool, worktree: &Path) -> Option<Model> {
+    let files = files_in(pool, worktree);
+    model::cached(&source(pool, worktree, &files), &cache_dir(pool))
+}
+
+/// Completes an adopted pool from the model of `worktree`: named ports
+/// derived from the published ones (unless the project file gives
+/// `[ports]`), a TCP check of every one ahead of the file's own checks, and
+/// the model kept for rendering. A project that cannot be isolated is refused.
+pub(crate) fn complete(
+    pool: &mut Pool,
+    worktree: &Path,
+    compose: &dyn Fn() -> Result<Compose>,
+) -> Result<()> {
+    let Some(adopted) = pool.adopted() else {
+        return Ok(());
+    };
+    let external = adopted.external;
+    let model = read_model(pool, worktree, compose)?;
+    let slots = pool.slots.keys().copied().max().unwrap_or(1);
+    let derived = model::derive_ports(&model, &pool.prefix(), slots)?;
+    let analysis = model::analyse(&model, external, Some(&derived));
+    if let Some(refusal) = analysis.refusals.first() {
+        return Err(fail(
+            format!(
+                "pool {} ({}) cannot be isolated: {refusal}",
+                pool.name,
+                pool.why()
+            ),
+            "a sandbox needs its own network namespace per slot: change the service, or leave it out of the pool's compose files",
+        ));
+    }
+    if pool.ports.is_empty() {
+        pool.ports = derived
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), derived.rule(p)))
+            .collect();
+    }
+    let probes = derived
+        .ports
+        .iter()
+        .filter(|p| p.protocol == "tcp" && pool.ports.iter().any(|(n, _)| *n == p.name))
+        .map(|p| GateCheck::Tcp {
+            port: p.name.clone(),
+        });
+    let mut gate: Vec<GateCheck> = probes.collect();
+    gate.append(&mut pool.gate);
+    pool.gate = gate;
+    let bad = |reason: String| {
+        fail(
+            format!("invalid pool {} ({}): {reason}", pool.name, pool.why()),
+            "fix the project file; the README's \"Project file\" section lists every key",
+        )
+    };
+    super::check_gate_ports(&pool.gate, &pool.ports).map_err(bad)?;
+    ports::check_pool(pool).map_err(|e| bad(e.to_string()))?;
+    pool.model = Some(Arc::new(model));
+    pool.warnings = analysis.warnings.iter().map(ToString::to_string).collect();
+    Ok(())
+}
+
+/// The compose file of a slot of an adopted pool, without its fingerprint
+/// line: made from the model of the worktree that holds the slot (when that
+/// one has been read), else from the model of the worktree the command runs in.
+pub(crate) fn slot_file(
+    pool: &Pool,
+    adopted: &super::Adopted,
+    ctx: &crate::template::SlotContext<'_>,
+) -> Result<String> {
+    let held = ctx.worktree.and_then(|w| cached_model(pool, w)).map(Arc::new);
+    let Some(model) = held.or_else(|| pool.model.clone()) else {
+        return Err(fail(
+            format!(
+                "slot {} of pool {}: the compose model of `{}` is not read yet",
+                ctx.slot,
+                pool.name,
+                adopted.files.join("`, `")
+            ),
+            "run `docker sandbox up` in the worktree",
+        ));
+    };
+    let ports: std::collections::BTreeMap<String, u16> = ctx
+        .ports
+        .iter()
+        .map(|(n, p)| ((*n).to_owned(), *p))
+        .collect();
+    let slots = pool.slots.keys().copied().max().unwrap_or(1);
+    let derived = model::derive_ports(&model, &pool.prefix(), slots)?;
+    let inputs = model::SlotInputs {
+        pool: &pool.name,
+        slot: ctx.slot,
+        project: &ctx.project,
+        registry_id: ctx.registry_id,
+        ports: &derived,
+        pinned: Some(&ports),
+        external: adopted.external,
+    };
+    model::render_body(&model, &inputs, model::flavour_of(&model))
+}
