@@ -187,3 +187,43 @@ fn a_held_lock_makes_writers_wait_then_time_out() {
     // Readers never wait for the lock.
     ctx.run(&["slots"]).success();
 }
+
+#[test]
+fn a_held_slot_lock_makes_gc_say_it_waits_then_time_out() {
+    let ctx = TestContext::new();
+    ctx.git_init();
+    ctx.write_project_file("[slots]\n1 = \"light\"\n2 = \"light\"\n");
+    ctx.run(&["provision"]).success();
+    // Slot 2 retired: `gc` frees it under its lifecycle lock.
+    ctx.write_project_file("[slots]\n1 = \"light\"\n");
+    let fake = crate::fake_docker::FakeDocker::install(&ctx);
+    let lock = ctx.state.join("slot-2").join(".lifecycle.lock");
+    let ready = ctx.root.join("lock-held");
+    // Held by another process (flock(1) is in util-linux), which says when.
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", "touch \"$0\"; exec sleep 30"])
+        .arg(&ready)
+        .spawn()
+        .expect("flock(1) from util-linux");
+    while !ready.exists() {
+        assert!(holder.try_wait().unwrap().is_none(), "flock(1) ended early");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut cmd = ctx.cmd();
+    fake.apply(&mut cmd);
+    cmd.arg("gc")
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .env("DOCKER_SANDBOX_LOCK_TIMEOUT", "1");
+    let run = TestContext::run_cmd(cmd).code(1);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        run.stderr
+            .contains(&format!("waiting for lock on `{}`...", lock.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("timed out after"), "{}", run.stderr);
+    assert!(ctx.registry()["slots"]["2"].is_object(), "slot 2 is kept");
+}
