@@ -100,6 +100,7 @@ pub(crate) fn claim_and_report(
     let store = ctx.store(pool);
     let engine = ctx.engine();
     engine.ping()?;
+    super::provision::on_first_use(pool, &store)?;
     let c = claim::claim(pool, &store, &engine, worktree, want, &ctx.cmd_name())?;
     if format == Format::Json {
         output::json(&ClaimJson::new(pool, &c, worktree));

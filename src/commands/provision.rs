@@ -11,9 +11,56 @@ use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::output;
 use crate::pool::{Pool, Profile, SlotPorts};
-use crate::registry::Registry;
+use crate::registry::{Registry, Store};
 use crate::slot::{self, Desired, Password, Plan};
 use crate::template::Renderer;
+
+type Plans = Vec<(u32, Plan, Desired)>;
+type Retired = Vec<(u32, Profile, BTreeMap<String, u16>)>;
+
+/// Creates, repairs or renders again every slot that needs it.
+fn write_all(
+    pool: &Pool,
+    store: &Store,
+    renderer: &Renderer,
+    force: bool,
+) -> Result<(Plans, Retired)> {
+    let decide = |registry: &Registry| plans(pool, renderer, registry, force);
+    // Rendered once before the lock too: a template error creates nothing,
+    // not even the state folder.
+    decide(&store.read()?)?;
+    store.update(|registry: &mut Registry| {
+        // The files carry the registry's id: one that has none gets it
+        // here, saved with the slots.
+        registry.ensure_id()?;
+        let plans = decide(registry)?;
+        for (id, plan, want) in &plans {
+            if *plan != Plan::Complete {
+                slot::write(pool, registry, *id, want)?;
+            }
+        }
+        Ok((plans, retired_slots(pool, registry)))
+    })
+}
+
+/// An adopted pool is provisioned on first use, by `claim` and `up`.
+pub(crate) fn on_first_use(pool: &Pool, store: &Store) -> Result<()> {
+    if pool.adopted().is_none() || !store.read()?.slots.is_empty() {
+        return Ok(());
+    }
+    let (plans, _) = write_all(pool, store, &Renderer::new(pool)?, false)?;
+    output::note(&format!(
+        "Provisioned {} slots of pool {} ({}) in `{}`",
+        plans.len(),
+        pool.name,
+        pool.why(),
+        pool.state_dir.display()
+    ));
+    for warning in &pool.warnings {
+        output::note(&format!("warning: {warning}"));
+    }
+    Ok(())
+}
 
 /// `provision --format json`.
 #[derive(Serialize)]
@@ -49,21 +96,7 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Res
         let registry = store.read()?;
         (decide(&registry)?, retired_slots(&pool, &registry))
     } else {
-        // Rendered once before the lock too: a template error creates nothing,
-        // not even the state folder.
-        decide(&store.read()?)?;
-        store.update(|registry: &mut Registry| {
-            // The files carry the registry's id: one that has none gets it
-            // here, saved with the slots.
-            registry.ensure_id()?;
-            let plans = decide(registry)?;
-            for (id, plan, want) in &plans {
-                if *plan != Plan::Complete {
-                    slot::write(&pool, registry, *id, want)?;
-                }
-            }
-            Ok((plans, retired_slots(&pool, registry)))
-        })?
+        write_all(&pool, &store, &renderer, force)?
     };
     if format == Format::Json {
         print_json(&pool, &plans, &retired, dry_run);

@@ -83,6 +83,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let store = ctx.store(&pool);
     let engine = ctx.engine();
     engine.ping()?;
+    super::provision::on_first_use(&pool, &store)?;
     let cmd = ctx.cmd_name();
     let claimed = claim_slot(ctx, &pool, &store, &engine, &worktree, opts.profile, &cmd)?;
     let slot = claimed.slot;

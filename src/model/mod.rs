@@ -27,7 +27,9 @@ use std::collections::BTreeMap;
 pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
 pub(crate) use ports::{DerivedPorts, NamedPort, derive_ports};
 pub(crate) use read::{Dialect, Source, cached, read, read_lazily};
-pub(crate) use render::{Flavour, SlotInputs, flavour, flavour_of, is_override, render_body, render_slot};
+pub(crate) use render::{
+    Flavour, SlotInputs, flavour, flavour_of, is_override, render_body, render_slot,
+};
 
 /// A project's compose model, normalised from compose's own `config` output.
 #[derive(Debug, Clone, PartialEq)]

@@ -157,11 +157,17 @@ fn cache_path(cache_dir: &Path, source: &Source<'_>) -> PathBuf {
 /// (or its absence), with the values of the environment variables they name:
 /// the shell's environment wins over `.env` in compose's interpolation.
 fn cache_key(source: &Source<'_>, inputs: &[PathBuf]) -> String {
-    let mut owned: Vec<Vec<u8>> = vec![
-        b"docker-sandbox model 2".to_vec(),
+    let mut owned: Vec<Vec<u8>> = vec![b"docker-sandbox model 2".to_vec()];
+    // Which compose reads the model, without running it: the choice, the
+    // programs on PATH and docker's plugin folder decide.
+    for name in ["DOCKER_SANDBOX_COMPOSE", "PATH", "DOCKER_CONFIG"] {
+        let value = std::env::var_os(name).unwrap_or_default();
+        owned.push(value.as_encoded_bytes().to_vec());
+    }
+    owned.extend([
         source.project.as_bytes().to_vec(),
         source.directory.as_os_str().as_encoded_bytes().to_vec(),
-    ];
+    ]);
     owned.extend(
         source
             .files

@@ -131,7 +131,10 @@ pub(crate) fn slot_file(
     adopted: &super::Adopted,
     ctx: &crate::template::SlotContext<'_>,
 ) -> Result<String> {
-    let held = ctx.worktree.and_then(|w| cached_model(pool, w)).map(Arc::new);
+    let held = ctx
+        .worktree
+        .and_then(|w| cached_model(pool, w))
+        .map(Arc::new);
     let Some(model) = held.or_else(|| pool.model.clone()) else {
         return Err(fail(
             format!(

@@ -94,7 +94,8 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         Some(files) => adopt(files, raw_pool.templates, raw.isolation, &bad)?,
         None if raw.isolation.is_some() => {
             return Err(bad(
-                "[isolation] applies to a pool that adopts compose files: set [pool] compose".into(),
+                "[isolation] applies to a pool that adopts compose files: set [pool] compose"
+                    .into(),
             ));
         }
         None => templates(raw_pool.templates, env, &base, &bad)?,
@@ -177,7 +178,9 @@ fn adopt(
         ));
     }
     if files.is_empty() {
-        return Err(bad("[pool] compose is empty: name at least one compose file".into()));
+        return Err(bad(
+            "[pool] compose is empty: name at least one compose file".into(),
+        ));
     }
     if let Some(f) = files
         .iter()
@@ -224,7 +227,11 @@ pub(crate) fn name_from_folder(folder: &Path) -> String {
         .unwrap_or_default();
     let mut name = String::new();
     for c in raw.chars() {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '-'
+        };
         if c == '-' && (name.is_empty() || name.ends_with('-')) {
             continue;
         }
@@ -237,7 +244,11 @@ pub(crate) fn name_from_folder(folder: &Path) -> String {
     while name.ends_with('-') {
         name.pop();
     }
-    if name.is_empty() { "project".to_owned() } else { name }
+    if name.is_empty() {
+        "project".to_owned()
+    } else {
+        name
+    }
 }
 
 /// `[slots]`: slot id -> profile; without the table, the KTRDR pool's slots.

@@ -187,9 +187,10 @@ impl Pool {
     /// `built-in default`.
     pub(crate) fn why(&self) -> String {
         match (&self.source, &self.templates) {
-            (Some(p), _) => p
-                .file_name()
-                .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            (Some(p), _) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
             (None, Templates::Adopt(a)) => format!("adopted {}", a.files.join(", ")),
             (None, _) => "built-in default".to_owned(),
         }
