@@ -13,10 +13,12 @@
 //! 20000 + 500*N. seed004: 1, 17, 18; stale_claims: 2, 3; stale_volumes: 4, 5;
 //! env_file: 6; failed_start: 7-9, 23; ports: 10; lifecycle: 11-13, 15, 16, 19,
 //! 20; no_engine: 14; workflow: 21, 22; signals: 40-43; gate: 45-49; data_safety:
-//! 53-57; identity: 60-63 (pools `e2eid<N>`); derived: 66-70; messages: 75, 76.
+//! 53-57; identity: 60-63 (pools `e2eid<N>`); derived: 66-70; messages: 75, 76;
+//! adopted: 80, 81 (bare worlds: no project file, the repository's own compose file).
 
 mod support;
 
+mod adopted;
 mod data_safety;
 mod derived;
 mod env_file;

@@ -231,6 +231,9 @@ pub struct World {
     /// The test's number.
     pub number: u32,
     pub compose: Compose,
+    /// No project file and no `DOCKER_SANDBOX_HOME`: the repository's own
+    /// compose file, adopted, with its state in the platform state folder.
+    pub bare: bool,
     _tmp: tempfile::TempDir,
 }
 
@@ -269,6 +272,40 @@ impl World {
         )
     }
 
+    /// The world of test `n` with a repository of its own and nothing else:
+    /// no project file, no slots, no state folder given. The repository's
+    /// folder is named after the pool (`e2eN`), as a pool found with no
+    /// configuration is.
+    pub fn bare(n: u32, compose: Compose) -> World {
+        preflight();
+        machine_lock();
+        claim_number(n);
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("ds-e2e{n}-"))
+            .tempdir()
+            .unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let pool = format!("e2e{n}");
+        let home = root.join("home");
+        let world = World {
+            state: home.join(".local/state/docker-sandbox").join(&pool),
+            repo: root.join(&pool),
+            root,
+            home,
+            pool,
+            base: base_port(n),
+            number: n,
+            compose,
+            bare: true,
+            _tmp: tmp,
+        };
+        std::fs::create_dir_all(&world.home).unwrap();
+        std::fs::create_dir_all(&world.repo).unwrap();
+        world.cleanup();
+        world.git(&world.repo, &["init", "-q", "-b", "main"]);
+        world
+    }
+
     fn build(
         n: u32,
         compose: Compose,
@@ -302,6 +339,7 @@ impl World {
             base: base_port(n),
             number: n,
             compose,
+            bare: false,
             _tmp: tmp,
         };
         // Anything an earlier, killed run of this test left behind.
@@ -399,11 +437,14 @@ workers = [{workers}, 10]
         cmd.current_dir(dir)
             .args(args)
             .env("HOME", &self.home)
-            .env("DOCKER_SANDBOX_HOME", &self.state)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         for key in SCRUBBED {
             cmd.env_remove(key);
+        }
+        cmd.env_remove("XDG_STATE_HOME");
+        if !self.bare {
+            cmd.env("DOCKER_SANDBOX_HOME", &self.state);
         }
         match self.compose {
             Compose::Discover => {}

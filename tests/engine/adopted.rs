@@ -1,0 +1,147 @@
+//! A repository with nothing but its own compose file: `up` finds the pool
+//! (named after the repository's folder), provisions it, starts a slot from
+//! the file as it is, with the slot's ports and names, and gates it; each
+//! worktree runs its own version of the file; `release` leaves nothing.
+
+use std::path::Path;
+
+use crate::support::*;
+
+/// A web server with a fixed container name and a named volume, and a worker
+/// with no ports: what a small real project holds. `extra` adds a second
+/// published port to the web server.
+fn compose_file(base: u16, extra: Option<u16>) -> String {
+    let extra = extra.map_or(String::new(), |p| format!("\n      - \"{p}:8080\""));
+    format!(
+        r#"services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    container_name: web-{base}
+    ports:
+      - "{base}:8080"{extra}
+    volumes:
+      - data:/data
+  worker:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+volumes:
+  data:
+"#
+    )
+}
+
+fn commit(w: &World, dir: &Path, text: &str, message: &str) {
+    std::fs::write(dir.join("compose.yaml"), text).unwrap();
+    w.git(dir, &["add", "compose.yaml"]);
+    w.git(dir, &["commit", "-q", "-m", message]);
+}
+
+/// The host ports `project`'s web container publishes, sorted.
+fn web_ports(project: &str) -> Vec<u16> {
+    let web: Vec<Ctr> = containers(project)
+        .into_iter()
+        .filter(|c| c.service == "web")
+        .collect();
+    assert_eq!(web.len(), 1, "{project}: {web:?}");
+    let id = &web[0].id;
+    let out = docker_ok(&["port", id]);
+    let mut ports: Vec<u16> = out
+        .lines()
+        .map(|l| {
+            let (_, host) = l.split_once(" -> ").unwrap();
+            assert!(host.starts_with("127.0.0.1:"), "{project} publishes {l}");
+            host.rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+#[track_caller]
+fn answers(port: u16) {
+    let (status, body) = http_get(port, "/").unwrap_or_else(|e| panic!("port {port}: {e}"));
+    assert_eq!((status, body.as_str()), (200, "hello"), "port {port}");
+}
+
+fn zero_configuration(n: u32, compose: Compose) {
+    let w = World::bare(n, compose);
+    let b = w.base;
+    commit(&w, &w.repo, &compose_file(b, None), "the project");
+
+    let run = w.run(&w.repo, &["up"]).success();
+    run.assert_stdout_contains("is up and ready");
+    run.assert_stderr_contains(&format!("Provisioned 6 slots of pool {}", w.pool));
+    assert!(
+        w.state.join("registry.json").is_file(),
+        "{}",
+        w.state.display()
+    );
+    // Nothing in the repository but the ignored env file.
+    let status = w.git(&w.repo, &["status", "--porcelain", "--ignored"]);
+    assert_eq!(status.trim(), "!! .env.sandbox", "{status}");
+
+    let one = format!("{}-slot-1", w.pool);
+    let mut running: Vec<(String, String)> = containers(&one)
+        .into_iter()
+        .map(|c| (c.service, c.state))
+        .collect();
+    running.sort();
+    assert_eq!(
+        running,
+        [
+            ("web".into(), "running".into()),
+            ("worker".into(), "running".into())
+        ],
+        "{one}"
+    );
+    assert_eq!(web_ports(&one), [b + 1]);
+    answers(b + 1);
+    let named = docker_ok(&["ps", "-a", "--filter", &format!("name=^web-{b}$"), "-q"]);
+    assert_eq!(
+        named.trim(),
+        "",
+        "the fixed container name is the slot's own"
+    );
+
+    // A branch that adds a port runs its own version of the file, at once
+    // with the main checkout's.
+    let other = w.worktree("other");
+    commit(&w, &other, &compose_file(b, Some(b + 50)), "a second port");
+    w.run(&other, &["up"])
+        .success()
+        .assert_stdout_contains("is up and ready");
+    let two = format!("{}-slot-2", w.pool);
+    assert_eq!(web_ports(&two), [b + 2, b + 52]);
+    answers(b + 2);
+    answers(b + 52);
+    assert_eq!(
+        web_ports(&one),
+        [b + 1],
+        "the main checkout's slot is as it was"
+    );
+    answers(b + 1);
+
+    // The main checkout takes the change too: the next `up` applies it.
+    commit(&w, &w.repo, &compose_file(b, Some(b + 50)), "a second port");
+    w.run(&w.repo, &["up"])
+        .success()
+        .assert_stdout_contains("is up and ready");
+    assert_eq!(web_ports(&one), [b + 1, b + 51]);
+    answers(b + 51);
+
+    w.run(&other, &["release"]).success();
+    w.run(&w.repo, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_repository_with_only_a_compose_file_runs_a_slot_per_worktree_v2() {
+    zero_configuration(80, Compose::V2);
+}
+
+#[test]
+fn a_repository_with_only_a_compose_file_runs_a_slot_per_worktree_v1() {
+    zero_configuration(81, Compose::V1);
+}
