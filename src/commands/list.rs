@@ -20,7 +20,7 @@ const UNKNOWN: &str = "unknown";
 
 #[derive(Serialize)]
 struct ListJson {
-    pool: String,
+    pool: crate::pool::Summary,
     live: bool,
     worktrees: Vec<Row>,
 }
@@ -52,7 +52,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         .collect();
     if format == Format::Json {
         output::json(&ListJson {
-            pool: pool.name.clone(),
+            pool: pool.summary(),
             live: live.is_some(),
             worktrees: rows,
         });
@@ -62,6 +62,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             ctx.cmd_name()
         ));
     } else {
+        output::line(&pool.line());
         print_table(&rows);
     }
     Ok(0)

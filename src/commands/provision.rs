@@ -65,7 +65,7 @@ pub(crate) fn on_first_use(pool: &Pool, store: &Store) -> Result<()> {
 /// `provision --format json`.
 #[derive(Serialize)]
 struct ProvisionJson {
-    pool: String,
+    pool: crate::pool::Summary,
     state_dir: PathBuf,
     dry_run: bool,
     slots: Vec<SlotJson>,
@@ -169,7 +169,7 @@ fn print_json(
         ports: ports.clone(),
     }));
     output::json(&ProvisionJson {
-        pool: pool.name.clone(),
+        pool: pool.summary(),
         state_dir: pool.state_dir.clone(),
         dry_run,
         slots,

@@ -21,7 +21,7 @@ use crate::template::Renderer;
 /// `slots --format json`: field names are part of the interface.
 #[derive(Serialize)]
 struct SlotsJson<'a> {
-    pool: &'a str,
+    pool: crate::pool::Summary,
     state_dir: &'a Path,
     /// Whether `status` comes from the engine (else the registry's last hint).
     live: bool,
@@ -92,12 +92,14 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     if format == Format::Json {
         slots.print_json();
     } else if registry.slots.is_empty() {
+        output::line(&pool.line());
         output::line(&format!(
             "No slots provisioned in `{}`. Run `{} provision` to create them.",
             pool.state_dir.display(),
             ctx.cmd_name()
         ));
     } else {
+        output::line(&pool.line());
         slots.print_table();
     }
     Ok(0)
@@ -148,7 +150,7 @@ impl Slots<'_> {
     fn print_json(&self) {
         let pool = self.pool;
         output::json(&SlotsJson {
-            pool: &pool.name,
+            pool: pool.summary(),
             state_dir: &pool.state_dir,
             live: self.live.is_some(),
             slots: self

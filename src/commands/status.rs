@@ -21,6 +21,7 @@ use crate::registry::SlotRecord;
 /// `status --format json`.
 #[derive(Serialize)]
 struct StatusJson<'a> {
+    pool: crate::pool::Summary,
     slot: u32,
     profile: Profile,
     project: &'a str,
@@ -212,6 +213,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     };
     if format == Format::Json {
         output::json(&StatusJson {
+            pool: held.pool.summary(),
             slot: held.slot(),
             profile: held.record.profile,
             project: &project,
@@ -227,6 +229,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         });
         return Ok(0);
     }
+    output::line(&held.pool.line());
     output::line(&format!(
         "Slot {} ({}) of `{}`: {state}, project {project}",
         held.slot(),

@@ -183,6 +183,29 @@ impl Pool {
         }
     }
 
+    /// `pool demo (docker-sandbox.toml)`: the line a reporting command starts
+    /// with on a terminal.
+    pub(crate) fn line(&self) -> String {
+        format!("pool {} ({})", self.name, self.why())
+    }
+
+    /// Which pool and why, for JSON.
+    pub(crate) fn summary(&self) -> Summary {
+        let source = match (&self.source, &self.templates) {
+            (Some(_), _) => "project-file",
+            (None, Templates::Adopt(_)) => "adopted",
+            (None, _) => "built-in",
+        };
+        Summary {
+            name: self.name.clone(),
+            source,
+            why: self.why(),
+            file: self.source.clone(),
+            compose: self.adopted().map(|a| a.files.clone()).unwrap_or_default(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+
     /// Why this pool: `docker-sandbox.toml`, `adopted compose.yaml`,
     /// `built-in default`.
     pub(crate) fn why(&self) -> String {
@@ -195,6 +218,22 @@ impl Pool {
             (None, _) => "built-in default".to_owned(),
         }
     }
+}
+
+/// Which pool a command used and why: the `pool` object of JSON output.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Summary {
+    pub(crate) name: String,
+    /// `project-file`, `adopted` (no project file: the repository's compose
+    /// file) or `built-in`.
+    pub(crate) source: &'static str,
+    /// As the terminal line says it: `docker-sandbox.toml`, `adopted compose.yaml`.
+    pub(crate) why: String,
+    /// The project file.
+    pub(crate) file: Option<PathBuf>,
+    /// The compose files an adopted pool runs, relative to the worktree.
+    pub(crate) compose: Vec<String>,
+    pub(crate) state_dir: PathBuf,
 }
 
 /// What the environment contributes to loading: kept apart so tests can set it.

@@ -78,6 +78,23 @@ fn zero_configuration(n: u32, compose: Compose) {
         "{}",
         w.state.display()
     );
+    // Every reporting command says which pool and why.
+    let table = w.run(&w.repo, &["slots"]).success();
+    assert_eq!(
+        table.stdout.lines().next(),
+        Some(format!("pool {} (adopted compose.yaml)", w.pool).as_str()),
+        "{}",
+        table.stdout
+    );
+    let status = w
+        .run(&w.repo, &["status", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(status["pool"]["source"], "adopted", "{status:#}");
+    assert_eq!(
+        status["pool"]["compose"],
+        serde_json::json!(["compose.yaml"])
+    );
     // Nothing in the repository but the ignored env file.
     let status = w.git(&w.repo, &["status", "--porcelain", "--ignored"]);
     assert_eq!(status.trim(), "!! .env.sandbox", "{status}");

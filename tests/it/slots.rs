@@ -9,7 +9,7 @@ fn an_empty_pool_says_to_provision() {
     assert_eq!(
         run.stdout,
         format!(
-            "No slots provisioned in `{}`. Run `docker sandbox provision` to create them.\n",
+            "pool ktrdr (built-in default)\nNo slots provisioned in `{}`. Run `docker sandbox provision` to create them.\n",
             ctx.state.display()
         )
     );
@@ -77,7 +77,7 @@ fn claims_and_orphans_are_shown() {
     })
     .success();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(v["pool"], "ktrdr");
+    assert_eq!(v["pool"]["name"], "ktrdr");
     assert_eq!(v["live"], false);
     assert_eq!(v["state_dir"], serde_json::json!(ctx.state));
     let slots = v["slots"].as_array().unwrap();

@@ -627,7 +627,7 @@ fn list_shows_the_main_checkout_and_created_worktrees() {
 
     let run = r.run_in(&a, &["list", "--format", "json"]).success();
     let v = json(&run.stdout);
-    assert_eq!(v["pool"], "ktrdr");
+    assert_eq!(v["pool"]["name"], "ktrdr");
     assert_eq!(v["live"], true);
     let rows = v["worktrees"].as_array().unwrap();
     let paths: Vec<&str> = rows.iter().map(|w| w["path"].as_str().unwrap()).collect();
