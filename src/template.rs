@@ -225,8 +225,12 @@ impl Renderer {
             parts.push(body.as_bytes());
         }
         let fingerprint = fnv1a(&parts);
+        let sources = match pool.adopted() {
+            Some(_) => "the compose files",
+            None => "the templates",
+        };
         let header = format!(
-            "{FINGERPRINT_MARK}{fingerprint} (generated: edit the templates or the project file, not this file)\n"
+            "{FINGERPRINT_MARK}{fingerprint} (generated: edit {sources} or the project file, not this file)\n"
         );
         let compose = match adopted {
             Some(body) => header.clone() + &body,

@@ -266,6 +266,9 @@ fn orphans_check(reg: &Registry, cmd: &str) -> Check {
 
 /// Fixed container names and host ports in the compose template.
 fn templates_check(pool: &Pool) -> Check {
+    if pool.adopted().is_some() {
+        return isolation_check(pool);
+    }
     let text = match template::compose_text(pool) {
         Ok(text) => text,
         Err(e) => return check("templates", Level::Fail, format!("{e:#}"), None),
@@ -286,6 +289,27 @@ fn templates_check(pool: &Pool) -> Check {
             Some("fixed names and host ports collide between slots: take ports from the slot's env file (${PREFIX_NAME_PORT})".into()),
         )
     }
+}
+
+/// An adopted pool: what its slot files change, or leave shared, so that the
+/// project runs once per slot (the model was refused when loading otherwise).
+fn isolation_check(pool: &Pool) -> Check {
+    if pool.warnings.is_empty() {
+        return check(
+            "isolation",
+            Level::Ok,
+            "the compose files run once per slot as they are, on the slot's ports",
+            None,
+        );
+    }
+    check(
+        "isolation",
+        Level::Warn,
+        pool.warnings.join("; "),
+        Some(
+            "the slot files make these changes; set [isolation] external = \"per-slot\" for separate copies of shared volumes and folders".into(),
+        ),
+    )
 }
 
 /// The checks as JSON, or one line each with the hint of each problem.
