@@ -294,6 +294,9 @@ fn templates_check(pool: &Pool) -> Check {
 /// An adopted pool: what its slot files change, or leave shared, so that the
 /// project runs once per slot (the model was refused when loading otherwise).
 fn isolation_check(pool: &Pool) -> Check {
+    if let Some(e) = &pool.model_error {
+        return check("isolation", Level::Fail, format!("{e:#}"), None);
+    }
     if pool.warnings.is_empty() {
         return check(
             "isolation",

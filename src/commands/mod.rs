@@ -61,7 +61,13 @@ impl Ctx {
         let mut pool = pool::load(&self.env)?;
         if pool.adopted().is_some() {
             let top = worktree::current(&self.env.cwd)?;
-            pool::adopt::complete(&mut pool, &top, &|| self.compose().cloned())?;
+            pool.model_top = Some(top.clone());
+            // A compose file that does not read (or cannot be isolated) stops
+            // what needs the model, when it renders a slot; `release`,
+            // `down`, `slots` and the rest still work.
+            if let Err(e) = pool::adopt::complete(&mut pool, &top, &|| self.compose().cloned()) {
+                pool.model_error = Some(std::sync::Arc::new(e));
+            }
         }
         Ok(pool)
     }

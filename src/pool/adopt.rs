@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::{GateCheck, Pool, ports};
 use crate::compose::Compose;
-use crate::error::fail;
+use crate::error::{UserError, fail};
 use crate::model::{self, Model};
 
 /// The folder of the pool's state where models are cached.
@@ -83,16 +83,7 @@ pub(crate) fn complete(
     let slots = pool.slots.keys().copied().max().unwrap_or(1);
     let derived = model::derive_ports(&model, &pool.prefix(), slots)?;
     let analysis = model::analyse(&model, external, Some(&derived));
-    if let Some(refusal) = analysis.refusals.first() {
-        return Err(fail(
-            format!(
-                "pool {} ({}) cannot be isolated: {refusal}",
-                pool.name,
-                pool.why()
-            ),
-            "a sandbox needs its own network namespace per slot: change the service, or leave it out of the pool's compose files",
-        ));
-    }
+    refuse(pool, &analysis)?;
     if pool.ports.is_empty() {
         pool.ports = derived
             .ports
@@ -131,10 +122,16 @@ pub(crate) fn slot_file(
     adopted: &super::Adopted,
     ctx: &crate::template::SlotContext<'_>,
 ) -> Result<String> {
-    let held = ctx
+    // Another worktree's slot runs that worktree's files, when they were read.
+    let elsewhere = ctx
         .worktree
-        .and_then(|w| cached_model(pool, w))
-        .map(Arc::new);
+        .filter(|w| Some(*w) != pool.model_top.as_deref());
+    let held = elsewhere.and_then(|w| cached_model(pool, w)).map(Arc::new);
+    if held.is_none()
+        && let Some(e) = &pool.model_error
+    {
+        return Err(again(e));
+    }
     let Some(model) = held.or_else(|| pool.model.clone()) else {
         return Err(fail(
             format!(
@@ -153,6 +150,10 @@ pub(crate) fn slot_file(
         .collect();
     let slots = pool.slots.keys().copied().max().unwrap_or(1);
     let derived = model::derive_ports(&model, &pool.prefix(), slots)?;
+    refuse(
+        pool,
+        &model::analyse(&model, adopted.external, Some(&derived)),
+    )?;
     let inputs = model::SlotInputs {
         pool: &pool.name,
         slot: ctx.slot,
@@ -163,4 +164,33 @@ pub(crate) fn slot_file(
         external: adopted.external,
     };
     model::render_body(&model, &inputs, model::flavour_of(&model))
+}
+
+/// The same error once more: its message, hint and exit code.
+fn again(e: &anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<UserError>() {
+        Some(u) => {
+            let mut copy = UserError::new(u.code, u.message.clone());
+            if let Some(h) = &u.hint {
+                copy = copy.hint(h.clone());
+            }
+            copy.into()
+        }
+        None => anyhow::anyhow!("{e:#}"),
+    }
+}
+
+/// A model no slot file can isolate (host networking, say) is refused.
+fn refuse(pool: &Pool, analysis: &model::Analysis) -> Result<()> {
+    match analysis.refusals.first() {
+        Some(refusal) => Err(fail(
+            format!(
+                "pool {} ({}) cannot be isolated: {refusal}",
+                pool.name,
+                pool.why()
+            ),
+            "a sandbox needs its own network namespace per slot: change the service, or leave it out of the pool's compose files",
+        )),
+        None => Ok(()),
+    }
 }

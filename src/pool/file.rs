@@ -127,6 +127,8 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         state_dir,
         model: None,
         warnings: Vec::new(),
+        model_error: None,
+        model_top: None,
     };
     ports::check_pool(&pool).map_err(|e| bad(e.to_string()))?;
     Ok(pool)

@@ -145,6 +145,11 @@ pub(crate) struct Pool {
     pub(crate) model: Option<std::sync::Arc<crate::model::Model>>,
     /// What the model's isolation leaves shared or changes, for people.
     pub(crate) warnings: Vec<String>,
+    /// Why an adopted pool has no model: its compose files do not read, or
+    /// cannot be isolated.
+    pub(crate) model_error: Option<std::sync::Arc<anyhow::Error>>,
+    /// The worktree `model` (or `model_error`) is of.
+    pub(crate) model_top: Option<PathBuf>,
 }
 
 impl Pool {
