@@ -256,6 +256,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_linked_worktree_leads_to_its_main_checkout_through_gits_files() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        let main = root.join("My_App");
+        std::fs::create_dir_all(&main).unwrap();
+        let run = |dir: &Path, args: &[&str]| {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&main, &["init", "-q"]);
+        run(&main, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        let linked = root.join("elsewhere/feature");
+        run(
+            &main,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                &linked.display().to_string(),
+                "-b",
+                "f",
+            ],
+        );
+        assert_eq!(main_top(&linked), main);
+        assert_eq!(main_top(&main), main);
+        // As git itself says.
+        assert_eq!(main_checkout(&linked).unwrap(), main);
+    }
+
+    #[test]
     fn finds_the_nearest_git_entry() {
         let t = tempfile::tempdir().unwrap();
         let repo = t.path().join("repo");

@@ -596,6 +596,58 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_adopts_compose_files_with_no_workers_and_its_state_in_the_platform_folder() {
+        let pool = load_str(
+            "[pool]\nname = \"demo\"\ncompose = [\"compose.yaml\", \"ops/extra.yml\"]\n\
+             [isolation]\nexternal = \"per-slot\"\n",
+        )
+        .unwrap();
+        let a = pool.adopted().unwrap();
+        assert_eq!(a.files, ["compose.yaml", "ops/extra.yml"]);
+        assert_eq!(a.external, crate::model::External::PerSlot);
+        assert!(!a.zero_config);
+        assert!(pool.ports.is_empty(), "the ports come from the model");
+        assert!(pool.gate.is_empty());
+        assert!(
+            pool.profiles.values().all(BTreeMap::is_empty),
+            "{:?}",
+            pool.profiles
+        );
+        assert_eq!(
+            pool.state_dir,
+            Path::new("/home/u/.local/state/docker-sandbox/demo")
+        );
+        assert_eq!(pool.why(), "docker-sandbox.toml");
+        assert_eq!(pool.summary().source, "project-file");
+    }
+
+    #[test]
+    fn an_adopting_pool_is_refused_clearly() {
+        let both = err("[pool]\ntemplates = \"t\"\ncompose = [\"c.yml\"]");
+        assert!(both.contains("both templates and compose"), "{both}");
+        assert!(err("[pool]\ncompose = []").contains("compose is empty"));
+        let outside = err("[pool]\ncompose = [\"../other/compose.yml\"]");
+        assert!(
+            outside.contains("`../other/compose.yml` must be a path inside"),
+            "{outside}"
+        );
+        let value = err("[pool]\ncompose = [\"c.yml\"]\n[isolation]\nexternal = \"mine\"");
+        assert!(value.contains("external = \"mine\""), "{value}");
+        let alone = err("[isolation]\nexternal = \"shared\"");
+        assert!(alone.contains("set [pool] compose"), "{alone}");
+    }
+
+    #[test]
+    fn a_folder_name_becomes_a_pool_name() {
+        let name = |s: &str| name_from_folder(Path::new(s));
+        assert_eq!(name("/src/My_App.v2"), "my-app-v2");
+        assert_eq!(name("/src/example-voting-app"), "example-voting-app");
+        assert_eq!(name("/src/2048"), "p2048");
+        assert_eq!(name("/src/--"), "project");
+        assert_eq!(name(&format!("/src/{}", "a".repeat(40))).len(), 32);
+    }
+
+    #[test]
     fn a_project_file_overrides_what_it_gives() {
         let pool = load_str(
             r#"
