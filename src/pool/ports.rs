@@ -136,10 +136,10 @@ pub(crate) fn slot_ports(pool: &Pool, slot: u32) -> Result<SlotPorts, PortError>
 /// Every command loads the pool, so the usual case (all distinct) only marks
 /// port numbers; owners are named only to report a collision.
 pub(crate) fn check_pool(pool: &Pool) -> Result<(), PortError> {
-    let mut seen = vec![0u64; 1 << 10];
-    let mut mark = |port: Option<u16>| match port {
+    let mut seen = vec![0u64; PROTOCOLS.len() << 10];
+    let mut mark = |(port, protocol): (Option<u16>, usize)| match port {
         Some(p) => {
-            let (word, bit) = (usize::from(p >> 6), 1u64 << (p & 63));
+            let (word, bit) = ((protocol << 10) + usize::from(p >> 6), 1u64 << (p & 63));
             let taken = seen[word] & bit != 0;
             seen[word] |= bit;
             !taken
@@ -159,27 +159,41 @@ pub(crate) fn check_pool(pool: &Pool) -> Result<(), PortError> {
 
 /// The ports of `slot` as `slot_ports` lists them, numbers only (`None` for
 /// one out of range), without building names.
-fn port_numbers(pool: &Pool, slot: u32) -> impl Iterator<Item = Option<u16>> + '_ {
+fn port_numbers(pool: &Pool, slot: u32) -> impl Iterator<Item = (Option<u16>, usize)> + '_ {
     let workers: u32 = pool.workers(slot).values().sum();
     pool.ports
         .iter()
-        .map(move |(_, rule)| rule.port(slot, 0))
-        .chain((0..workers).map(move |i| pool.worker_ports.port(slot, i)))
+        .map(move |(name, rule)| (rule.port(slot, 0), protocol(name)))
+        .chain((0..workers).map(move |i| (pool.worker_ports.port(slot, i), 0)))
+}
+
+/// The protocols whose port numbers are apart: TCP, then what a port's name
+/// ends with (`dns_53_udp`, as an adopted pool names them).
+const PROTOCOLS: [&str; 3] = ["tcp", "udp", "sctp"];
+
+/// The index in `PROTOCOLS` of the port named `name`: TCP unless it ends
+/// with `_udp` or `_sctp`.
+fn protocol(name: &str) -> usize {
+    PROTOCOLS
+        .iter()
+        .position(|p| *p != "tcp" && name.ends_with(&format!("_{p}")))
+        .unwrap_or(0)
 }
 
 /// The first port out of range or given twice, with both owners named.
 fn name_collision(pool: &Pool) -> Result<(), PortError> {
-    let mut owners: HashMap<u16, (u32, String)> = HashMap::new();
+    let mut owners: HashMap<(u16, usize), (u32, String)> = HashMap::new();
     for &slot in pool.slots.keys() {
         for (name, port) in slot_ports(pool, slot)?.all() {
-            if let Some(first) = owners.get(&port) {
+            let key = (port, protocol(&name));
+            if let Some(first) = owners.get(&key) {
                 return Err(PortError::Collision {
                     port,
                     first: first.clone(),
                     second: (slot, name),
                 });
             }
-            owners.insert(port, (slot, name));
+            owners.insert(key, (slot, name));
         }
     }
     Ok(())
@@ -266,15 +280,29 @@ mod tests {
             pool("[profiles.light]\nbacktest = 3\n[profiles.heavy]\ntraining = 5\n"),
         ] {
             for &slot in p.slots.keys() {
-                let listed: Vec<Option<u16>> = slot_ports(&p, slot)
+                let listed: Vec<(Option<u16>, usize)> = slot_ports(&p, slot)
                     .unwrap()
                     .all()
-                    .map(|(_, port)| Some(port))
+                    .map(|(name, port)| (Some(port), protocol(&name)))
                     .collect();
-                let numbers: Vec<Option<u16>> = port_numbers(&p, slot).collect();
+                let numbers: Vec<(Option<u16>, usize)> = port_numbers(&p, slot).collect();
                 assert_eq!(numbers, listed, "slot {slot}");
             }
         }
+    }
+
+    #[test]
+    fn a_udp_port_may_have_the_number_of_a_tcp_one() {
+        let p = pool("[ports]\ndns = [5053, 1]\ndns_udp = [5053, 1]\n");
+        assert_eq!(check_pool(&p), Ok(()));
+        let env = Environment {
+            home: Some("/h".into()),
+            cwd: "/".into(),
+            ..Environment::default()
+        };
+        let twice = "[ports]\ndns_udp = [5053, 1]\nntp_udp = [5053, 1]\n";
+        let m = format!("{:#}", from_toml(twice, None, &env).unwrap_err());
+        assert!(m.contains("port 5054 is given twice"), "{m}");
     }
 
     #[test]
