@@ -220,6 +220,41 @@ Exit codes:
   64 usage error")]
     InitShared(InitSharedArgs),
 
+    /// Adopt the project's own compose files: derive each slot's ports and write docker-sandbox.toml
+    #[command(after_help = "\
+Run in a git repository. FILE defaults to the standard compose file at the top
+level (compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml).
+Compose reads the model (`config`); every published host port becomes a named
+slot port (base = the file's port, one stride for the pool). The port table
+per slot and every warning are printed, and docker-sandbox.toml is written at
+the top level (not with --dry-run; an existing one only with --force).
+
+JSON output (--format json) is an object: {\"pool\", \"files\", \"slots\": [{\"slot\",
+\"ports\"}], \"ports\": [{\"name\", \"service\", \"target\", \"protocol\", \"base\",
+\"stride\", \"env\"}], \"warnings\", \"written\"}.
+
+Exit codes:
+  0  adopted (or shown, with --dry-run)
+  1  not in a git repository, no compose file, compose rejects it, a service
+     cannot be isolated (host networking), docker-sandbox.toml exists
+  64 usage error")]
+    Adopt(AdoptArgs),
+
+    /// Print the compose model a slot runs, as compose's own `config` prints it
+    #[command(after_help = "\
+The slot is this worktree's claim, or --slot N. It runs compose's `config` on
+the command line `up` uses, so what it prints is what runs: the project's own
+files and the slot's override (or, for template pools and older compose, the
+slot's file). No engine is needed. --format json prints compose's JSON (legacy
+docker-compose 1.29 has none: its YAML is converted).
+
+Exit codes:
+  0  printed
+  1  this worktree holds no slot (and no --slot), the slot is not provisioned,
+     compose failed
+  64 usage error")]
+    Config(ConfigArgs),
+
     /// Check the engine, compose, the plugin's installation, the registry, ports and templates
     #[command(after_help = "\
 Exit codes:
@@ -263,6 +298,8 @@ impl Command {
             Command::Destroy(a) => a.format,
             Command::List(a) => a.format,
             Command::Doctor(a) => a.format,
+            Command::Adopt(a) => a.format,
+            Command::Config(a) => return a.format == ConfigFormat::Json,
             Command::Version(a) => a.format,
             Command::Env(a) => return a.format == EnvFormat::Json,
             Command::Logs(_)
@@ -418,6 +455,41 @@ pub(crate) struct InitSharedArgs {
     /// Create the empty folders only
     #[arg(long, conflicts_with = "from")]
     pub(crate) minimal: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdoptArgs {
+    /// The compose files to adopt, in `-f` order (default: the standard one at the top level)
+    #[arg(value_name = "FILE")]
+    pub(crate) files: Vec<std::path::PathBuf>,
+    /// How many slots the pool has
+    #[arg(long, default_value_t = 6, value_parser = slot_id)]
+    pub(crate) slots: u32,
+    /// Show the ports and warnings; write nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Write docker-sandbox.toml even when one exists
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// The slot to show (default: this worktree's)
+    #[arg(long, value_parser = slot_id, allow_hyphen_values = true)]
+    pub(crate) slot: Option<u32>,
+    /// Output format: compose's YAML, or its JSON
+    #[arg(long, value_enum, default_value_t = ConfigFormat::Yaml)]
+    pub(crate) format: ConfigFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConfigFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -18,8 +18,10 @@ use crate::registry::{SlotRecord, Store};
 use crate::slot::{COMPOSE_FILE, ENV_FILE};
 use crate::worktree;
 
+mod adopt;
 mod claim_cmd;
 mod completion;
+mod config;
 mod create;
 mod destroy;
 mod doctor;
@@ -309,6 +311,17 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
         Command::Run(args) => run::exec(&ctx, &args.command),
         Command::InitShared(args) => init_shared::exec(&ctx, args.from, args.minimal),
         Command::Doctor(args) => doctor::exec(&ctx, args.format),
+        Command::Adopt(args) => adopt::exec(
+            &ctx,
+            &adopt::Options {
+                files: args.files,
+                slots: args.slots,
+                dry_run: args.dry_run,
+                force: args.force,
+                format: args.format,
+            },
+        ),
+        Command::Config(args) => config::exec(&ctx, args.slot, args.format),
         Command::Completion(args) => completion::exec(&ctx, args.shell),
         Command::Version(args) => version::exec(args.format),
     }

@@ -30,6 +30,7 @@ pub(crate) use read::{Dialect, Source, cached, read, read_lazily};
 pub(crate) use render::{
     Flavour, SlotInputs, flavour, flavour_of, is_override, render_body, render_slot,
 };
+pub(crate) use yaml::to_json as yaml_to_json;
 
 /// A project's compose model, normalised from compose's own `config` output.
 #[derive(Debug, Clone, PartialEq)]

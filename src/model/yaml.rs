@@ -11,7 +11,7 @@ use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The first document of `text` as JSON.
-pub(super) fn to_json(text: &str) -> Result<Value> {
+pub(crate) fn to_json(text: &str) -> Result<Value> {
     let docs = YamlLoader::load_from_str(text).context("not valid YAML")?;
     Ok(docs.first().map_or(Value::Null, json))
 }

@@ -20,7 +20,7 @@ mod embedded;
 mod file;
 mod ports;
 
-pub(crate) use file::{check_gate_ports, from_toml};
+pub(crate) use file::{check_gate_ports, from_toml, name_from_folder};
 pub(crate) use ports::{PortRule, SlotPorts, Worker, is_free, slot_ports};
 
 /// The project file's name, at the root of a repository.
