@@ -1,7 +1,10 @@
-//! The real compose files of `tests/corpus/`, adopted with the real compose
-//! binaries: slots 1 and 2 of a pool of 4, as compose itself reads each slot
-//! (`config`), share no host port, container name, volume or network name, and
-//! publish every port on 127.0.0.1; what cannot be isolated is refused.
+//! The real compose files of `tests/corpus/` adopted with a materialised copy
+//! on compose v2 (as an older v2 gets it), and the edge cases the corpus does
+//! not hold, with every kind of slot file: slots 1 and 2 of a pool of 4, as
+//! compose itself reads each slot (`config`), share no host port, container
+//! name, volume or network name, and publish every port on 127.0.0.1; what
+//! cannot be isolated is refused. The corpus with the override (v2) and with
+//! legacy 1.29 is adopted through the built binary, in `tests/it/adopt.rs`.
 //!
 //! Compose is found as the engine suite finds it (`docker compose` for v2,
 //! `docker-compose` 1.x on PATH for the legacy one), and a missing one fails
@@ -337,34 +340,15 @@ fn adopt_corpus(compose: &Compose, name: &str, work: &Path, file: &Path) -> Adop
     }
 }
 
-/// A copy of a corpus project in a folder of its own, with `build_dirs`.
-fn project_copy(src: &Path, into: &Path, build_dirs: &[PathBuf]) -> PathBuf {
+/// A copy of a corpus project in a folder of its own.
+fn project_copy(src: &Path, into: &Path) -> PathBuf {
     let work = into.join(src.file_name().unwrap());
     std::fs::create_dir_all(&work).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let p = entry.unwrap().path();
         std::fs::copy(&p, work.join(p.file_name().unwrap())).unwrap();
     }
-    for dir in build_dirs {
-        std::fs::create_dir_all(work.join(dir)).unwrap();
-    }
     work
-}
-
-/// The build contexts `model` names, relative to `work`: the corpus holds
-/// compose files, not the applications, and legacy compose refuses a build
-/// context that does not exist.
-fn build_dirs(model: &Model, work: &Path) -> Vec<PathBuf> {
-    let services = model.raw["services"].as_object().into_iter().flatten();
-    services
-        .filter_map(|(_, s)| s.pointer("/build/context").and_then(Value::as_str))
-        .filter_map(|ctx| {
-            Path::new(ctx)
-                .strip_prefix(work)
-                .ok()
-                .map(Path::to_path_buf)
-        })
-        .collect()
 }
 
 fn compose_file(dir: &Path) -> PathBuf {
@@ -383,7 +367,6 @@ fn compose_file(dir: &Path) -> PathBuf {
 /// Every corpus project adopted with `compose`, in parallel: its name (the
 /// folder's, lower-cased, as a pool name) and what it gives.
 fn adopt_the_corpus(compose: &Compose) -> Vec<(String, Adopted)> {
-    let v2 = compose_v2();
     let tmp = tempfile::tempdir().unwrap();
     let mut projects: Vec<PathBuf> = std::fs::read_dir(corpus())
         .unwrap()
@@ -396,26 +379,14 @@ fn adopt_the_corpus(compose: &Compose) -> Vec<(String, Adopted)> {
         let handles: Vec<_> = projects
             .iter()
             .map(|src| {
-                let (v2, tmp) = (&v2, tmp.path());
+                let tmp = tmp.path();
                 scope.spawn(move || {
                     let name = src
                         .file_name()
                         .unwrap()
                         .to_string_lossy()
                         .to_ascii_lowercase();
-                    let mut work = project_copy(src, &tmp.join("v2"), &[]);
-                    if Dialect::of(compose) == Dialect::Legacy {
-                        // The build contexts, as v2 reads them.
-                        let files = [compose_file(&work)];
-                        let source = Source {
-                            project: &name,
-                            directory: &work,
-                            files: &files,
-                        };
-                        let model = read(v2, &source, &work.join(".state")).unwrap();
-                        let dirs = build_dirs(&model, &work);
-                        work = project_copy(src, &tmp.join("legacy"), &dirs);
-                    }
+                    let work = project_copy(src, tmp);
                     let file = compose_file(&work);
                     let adopted = adopt_corpus(compose, &name, &work, &file);
                     // `cargo test model::corpus -- --nocapture` shows them.
@@ -454,12 +425,6 @@ fn check_the_corpus(compose: &Compose, results: &[(String, Adopted)]) {
     }
 }
 
-#[test]
-fn the_corpus_is_isolated_with_compose_v2() {
-    let compose = compose_v2();
-    check_the_corpus(&compose, &adopt_the_corpus(&compose));
-}
-
 /// compose v2 as if it were older than 2.24.4: the profiles named one by
 /// one, and a materialised copy of v2's own model instead of an override.
 fn compose_v2_as_older() -> Compose {
@@ -473,13 +438,6 @@ fn compose_v2_as_older() -> Compose {
 fn the_corpus_is_isolated_with_a_materialised_copy_on_v2() {
     let compose = compose_v2_as_older();
     assert_eq!(super::flavour(&compose), Flavour::Materialised);
-    check_the_corpus(&compose, &adopt_the_corpus(&compose));
-}
-
-/// Legacy compose accepts every corpus file once the build contexts exist.
-#[test]
-fn the_corpus_is_isolated_with_legacy_compose() {
-    let compose = compose_legacy();
     check_the_corpus(&compose, &adopt_the_corpus(&compose));
 }
 

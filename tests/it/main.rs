@@ -2,6 +2,7 @@
 
 mod support;
 
+mod adopt;
 mod agents;
 mod bad_input;
 mod derived;
