@@ -8,8 +8,8 @@
 //!
 //! `read` gives a `Model`; `derive_ports`, `analyse` and `render_slot` take it.
 
-// The commands that use this module (`adopt`, `config`, `up`, `doctor`) are
-// not wired to it yet: its API is unused outside its tests until they are.
+// `doctor` does not run the analysis on the model yet: parts of this API are
+// used by tests only until it does.
 #![allow(dead_code, unused_imports)]
 
 mod analyse;
