@@ -163,7 +163,15 @@ pub(crate) fn slot_file(
         pinned: Some(&ports),
         external: adopted.external,
     };
-    model::render_body(&model, &inputs, model::flavour_of(&model))
+    // The whole model, not only what the slot file changes, decides whether
+    // the stack runs what the worktree's files say: an edit the override
+    // does not mention (an environment value) must restart it too.
+    let raw = model.raw.to_string();
+    let body = model::render_body(&model, &inputs, model::flavour_of(&model))?;
+    Ok(format!(
+        "# compose model {}\n{body}",
+        crate::template::fnv1a(&[raw.as_bytes()])
+    ))
 }
 
 /// The same error once more: its message, hint and exit code.
