@@ -68,7 +68,7 @@ pub(crate) fn busy_ports(pool: &Pool, record: &SlotRecord, containers: &[Contain
     record
         .ports
         .iter()
-        .filter(|(_, port)| !crate::pool::is_free(**port))
+        .filter(|(name, port)| !crate::pool::is_free_as(name, **port))
         .filter_map(|(name, port)| {
             let holder = containers
                 .iter()

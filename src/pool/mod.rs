@@ -21,7 +21,7 @@ mod file;
 mod ports;
 
 pub(crate) use file::{check_gate_ports, from_toml, name_from_folder};
-pub(crate) use ports::{PortRule, SlotPorts, Worker, is_free, slot_ports};
+pub(crate) use ports::{PortRule, SlotPorts, Worker, is_free_as, slot_ports};
 
 /// The project file's name, at the root of a repository.
 pub(crate) const PROJECT_FILE: &str = "docker-sandbox.toml";

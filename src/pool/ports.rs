@@ -204,6 +204,17 @@ pub(crate) fn is_free(port: u16) -> bool {
     probe(port).is_ok()
 }
 
+/// Whether nothing holds the port named `name` in its own protocol: a UDP
+/// port (`dns_udp`) is checked with a UDP bind, as no TCP check sees it;
+/// SCTP is not checked here.
+pub(crate) fn is_free_as(name: &str, port: u16) -> bool {
+    match PROTOCOLS[protocol(name)] {
+        "udp" => std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+        "sctp" => true,
+        _ => is_free(port),
+    }
+}
+
 /// A socket bound to `port` of the loopback interface and never listening.
 /// With `SO_REUSEADDR` the kernel refuses the bind only while a socket
 /// listens there (or one without the option holds it), so two checks of one
@@ -345,6 +356,18 @@ mod tests {
         assert!(!is_free(port));
         drop(l);
         assert!(is_free(port));
+    }
+
+    #[test]
+    fn a_udp_port_is_checked_as_udp() {
+        let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        assert!(!is_free_as("dns_53_udp", port), "a UDP socket holds it");
+        drop(held);
+        assert!(is_free_as("dns_53_udp", port));
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        assert!(!is_free_as("web", port));
     }
 
     #[test]
