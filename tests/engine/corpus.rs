@@ -59,6 +59,22 @@ fn edit_environment(w: &World, dir: &Path, service: &str, line: &str) {
     w.git(dir, &["commit", "-q", "-am", "an edit of the compose file"]);
 }
 
+/// The worktree `other` (slot 2) edits `service`'s environment in its
+/// compose file: its next `up` runs the edit; slot 1 runs as it was.
+#[track_caller]
+fn a_branch_edit_reaches_only_its_slot(w: &World, other: &Path, service: &str) {
+    edit_environment(w, other, service, "SANDBOX_BRANCH=other");
+    w.run(other, &["up"]).success();
+    let two = format!("{}-slot-2", w.pool);
+    let one = format!("{}-slot-1", w.pool);
+    assert!(env_of(&two, service).contains(&"SANDBOX_BRANCH=other".to_owned()));
+    assert!(
+        !env_of(&one, service)
+            .iter()
+            .any(|e| e.starts_with("SANDBOX_BRANCH"))
+    );
+}
+
 #[track_caller]
 fn serves(port: u16, body: &str) {
     let (status, got) = http_get(port, "/").unwrap_or_else(|e| panic!("port {port}: {e}"));
@@ -119,17 +135,7 @@ fn postgresql_pgadmin_runs_in_two_worktrees_each_with_its_own_database_v2() {
         assert_eq!(fixed.trim(), "", "no slot takes the name `{name}`");
     }
 
-    // The branch's edit reaches its own slot at its next `up`, not the other.
-    edit_environment(&w, &other, "pgadmin", "SANDBOX_BRANCH=other");
-    w.run(&other, &["up"]).success();
-    let two = format!("{}-slot-2", w.pool);
-    let one = format!("{}-slot-1", w.pool);
-    assert!(env_of(&two, "pgadmin").contains(&"SANDBOX_BRANCH=other".to_owned()));
-    assert!(
-        !env_of(&one, "pgadmin")
-            .iter()
-            .any(|e| e.starts_with("SANDBOX_BRANCH"))
-    );
+    a_branch_edit_reaches_only_its_slot(&w, &other, "pgadmin");
     assert_eq!(sql(b + 2, "select v from t"), "two", "the database stays");
 
     w.run(&other, &["release"]).success();
@@ -168,16 +174,7 @@ fn gitea_postgres_runs_in_two_worktrees_each_with_its_own_volumes_v1() {
         );
     }
 
-    edit_environment(&w, &other, "gitea", "SANDBOX_BRANCH=other");
-    w.run(&other, &["up"]).success();
-    let two = format!("{}-slot-2", w.pool);
-    let one = format!("{}-slot-1", w.pool);
-    assert!(env_of(&two, "gitea").contains(&"SANDBOX_BRANCH=other".to_owned()));
-    assert!(
-        !env_of(&one, "gitea")
-            .iter()
-            .any(|e| e.starts_with("SANDBOX_BRANCH"))
-    );
+    a_branch_edit_reaches_only_its_slot(&w, &other, "gitea");
     serves(b + 2, "gitea");
 
     w.run(&other, &["release"]).success();
