@@ -185,6 +185,7 @@ fn read(ctx: &Ctx, pool: &Pool, top: &Path) -> Result<Model> {
         project: &pool.name,
         directory: top,
         files: &files,
+        env_files: &[],
     };
     model::read(ctx.compose()?, &source, &pool::adopt::cache_dir(pool))
 }

@@ -187,6 +187,7 @@ fn adopt(
         project: name,
         directory: work,
         files: &files,
+        env_files: &[],
     };
     let model = read(compose, &source, &state).map_err(|e| Outcome::Rejected(format!("{e:#}")))?;
     let ports = derive_ports(&model, "P", SLOTS).unwrap();

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
 pub(crate) use ports::{DerivedPorts, NamedPort, derive_ports};
-pub(crate) use read::{Dialect, Source, cached, read, read_lazily};
+pub(crate) use read::{Dialect, Source, cached, of_project, read, read_lazily};
 pub(crate) use render::{
     Flavour, SlotInputs, flavour, flavour_of, is_override, render_body, render_slot,
 };

@@ -57,6 +57,31 @@ pub(crate) struct Source<'a> {
     pub(crate) directory: &'a Path,
     /// The project's compose files (`-f`), absolute.
     pub(crate) files: &'a [PathBuf],
+    /// Env files (`--env-file`) in order, the later winning; none: compose
+    /// reads the project folder's `.env`.
+    pub(crate) env_files: &'a [PathBuf],
+}
+
+/// The model of exactly what `project` runs (its `-f` files and env files, as
+/// `Compose::command` passes them), from `cache_dir` when nothing compose
+/// would read has changed; compose is found through `compose` only when it
+/// must run.
+pub(crate) fn of_project(
+    compose: &dyn Fn() -> Result<Compose>,
+    project: &crate::compose::Project,
+    cache_dir: &Path,
+) -> Result<Model> {
+    let mut files = project.base_files.clone();
+    files.push(project.file.clone());
+    let mut env_files: Vec<PathBuf> = project.base_env.iter().cloned().collect();
+    env_files.push(project.env_file.clone());
+    let source = Source {
+        project: &project.name,
+        directory: &project.directory,
+        files: &files,
+        env_files: &env_files,
+    };
+    read_lazily(compose, &source, cache_dir)
 }
 
 /// The model of `source` as `compose` reads it, from `cache_dir` when nothing
@@ -98,9 +123,10 @@ fn inputs_key(source: &Source<'_>) -> (String, yaml::Sources) {
     let found = yaml::sources(source.files);
     let dotenv = source.directory.join(".env");
     let mut inputs = found.files.clone();
-    if !inputs.contains(&dotenv) {
+    if source.env_files.is_empty() && !inputs.contains(&dotenv) {
         inputs.push(dotenv);
     }
+    inputs.extend(source.env_files.iter().cloned());
     (cache_key(source, &inputs), found)
 }
 
@@ -148,6 +174,7 @@ fn cache_path(cache_dir: &Path, source: &Source<'_>) -> PathBuf {
         source
             .files
             .iter()
+            .chain(source.env_files)
             .map(|f| f.as_os_str().as_encoded_bytes()),
     );
     cache_dir.join(format!("model-{}.json", fnv1a(&parts)))
@@ -271,8 +298,17 @@ pub(super) fn config_command(
         .arg(source.project)
         .arg("--project-directory")
         .arg(source.directory);
+    for env in source.env_files {
+        cmd.arg("--env-file").arg(env);
+    }
     for f in source.files {
         cmd.arg("-f").arg(f);
+    }
+    // As `Compose::command`: what the env files define, the shell does not.
+    for env in source.env_files {
+        for key in crate::compose::env_keys(env) {
+            cmd.env_remove(key);
+        }
     }
     match dialect {
         // 1.29 prints every service whatever its profiles.
@@ -400,6 +436,7 @@ mod tests {
             project: "p",
             directory: &work,
             files: &files,
+            env_files: &[],
         };
         let first = read(&compose, &source, &state).unwrap();
         assert_eq!(runs(&log), 1);
@@ -447,6 +484,42 @@ mod tests {
         assert_eq!(runs(&log), 5);
         read(&newer, &source, &state).unwrap();
         assert_eq!(runs(&log), 5, "the rewritten entry answers");
+    }
+
+    #[test]
+    fn a_projects_model_is_read_with_its_env_files_and_cached_by_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("w");
+        let slot = dir.path().join("slot-1");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&work).unwrap();
+        std::fs::create_dir(&slot).unwrap();
+        std::fs::write(slot.join("docker-compose.yml"), "services: {}\n").unwrap();
+        std::fs::write(slot.join(".env.sandbox"), "P_API_PORT=8001\n").unwrap();
+        let (compose, log) = fake_compose(dir.path(), "5.6.1");
+        let project = crate::compose::Project {
+            name: "p-slot-1".into(),
+            directory: work.clone(),
+            env_file: slot.join(".env.sandbox"),
+            file: slot.join("docker-compose.yml"),
+            base_files: Vec::new(),
+            base_env: None,
+        };
+        let found = || Ok(compose.clone());
+        of_project(&found, &project, &state).unwrap();
+        of_project(&found, &project, &state).unwrap();
+        assert_eq!(runs(&log), 1, "the cache answers");
+        let args = std::fs::read_to_string(&log).unwrap();
+        let env = format!("--env-file {}", project.env_file.display());
+        assert!(args.contains(&env), "{args}");
+        // The env file is an input: a new port is a new model.
+        std::fs::write(&project.env_file, "P_API_PORT=8002\n").unwrap();
+        of_project(&found, &project, &state).unwrap();
+        assert_eq!(runs(&log), 2);
+        // With an env file given, compose does not read the folder's `.env`.
+        std::fs::write(work.join(".env"), "B=1\n").unwrap();
+        of_project(&found, &project, &state).unwrap();
+        assert_eq!(runs(&log), 2);
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn source<'a>(pool: &'a Pool, worktree: &'a Path, files: &'a [PathBuf]) -> model
         project: &pool.name,
         directory: worktree,
         files,
+        env_files: &[],
     }
 }
 
