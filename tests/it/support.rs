@@ -129,7 +129,21 @@ impl TestContext {
     }
 
     pub fn run_cmd(mut cmd: Command) -> Run {
-        Run::from(cmd.output().unwrap())
+        // A program the test just wrote can be "busy" for a moment: a child
+        // another test thread forked meanwhile holds the writing descriptor
+        // until it execs. That passes; anything else fails the test.
+        const ETXTBSY: i32 = 26;
+        let mut tries = 0;
+        loop {
+            match cmd.output() {
+                Ok(out) => return Run::from(out),
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 500 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot run {cmd:?}: {e}"),
+            }
+        }
     }
 
     /// Runs git in `dir` (with the context's HOME, so no user config leaks
@@ -227,4 +241,25 @@ pub fn env_file(path: &Path) -> BTreeMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+/// The real compose v2 binary, docker's compose plugin, which `bash
+/// tests/engine/setup.sh` installs: for a test whose docker is a fake but
+/// whose compose `config` must read files for real. Fails the test when it
+/// is missing.
+pub fn real_compose_v2() -> PathBuf {
+    let out = Command::new("docker")
+        .args([
+            "info",
+            "--format",
+            "{{range .ClientInfo.Plugins}}{{if eq .Name \"compose\"}}{{.Path}}{{end}}{{end}}",
+        ])
+        .output()
+        .expect("docker runs");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        !path.is_empty() && Path::new(&path).is_file(),
+        "docker has no compose plugin; run `bash tests/engine/setup.sh`"
+    );
+    PathBuf::from(path)
 }
