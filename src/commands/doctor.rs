@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::output;
 use crate::pool::Pool;
 use crate::registry::Registry;
+use crate::slot::Password;
 use crate::template;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,7 +64,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     if let Some(pool) = &pool {
         checks.push(state_check(pool));
         checks.extend(registry_checks(ctx, pool, live, &cmd));
-        checks.push(templates_check(pool));
+        checks.push(templates_check(ctx, pool));
         if let Ok(reg) = ctx.store(pool).read()
             && !reg.slots.is_empty()
         {
@@ -264,31 +265,79 @@ fn orphans_check(reg: &Registry, cmd: &str) -> Check {
     }
 }
 
-/// Fixed container names and host ports in the compose template.
-fn templates_check(pool: &Pool) -> Check {
+/// Whether the pool's slots run side by side: an adopted pool's analysis,
+/// else the compose model of a template pool's first slot as it would be
+/// rendered now (files only, written to a scratch folder: compose reads them,
+/// nothing of the pool's changes).
+fn templates_check(ctx: &Ctx, pool: &Pool) -> Check {
     if pool.adopted().is_some() {
         return isolation_check(pool);
     }
-    let text = match template::compose_text(pool) {
-        Ok(text) => text,
-        Err(e) => return check("templates", Level::Fail, format!("{e:#}"), None),
-    };
-    let found = lint_compose(&text);
-    if found.is_empty() {
-        check(
-            "templates",
+    match slot_findings(ctx, pool) {
+        Err(e) => check("isolation", Level::Fail, format!("{e:#}"), None),
+        Ok((slot, a)) if !a.can_isolate() => check(
+            "isolation",
+            Level::Fail,
+            joined(&a.refusals),
+            Some(format!(
+                "slot {slot}'s compose model cannot run once per slot: give each service its own network and ports"
+            )),
+        ),
+        Ok((slot, a)) if a.warnings.is_empty() => check(
+            "isolation",
             Level::Ok,
-            "no fixed container names or host ports",
+            format!(
+                "slot {slot}'s compose model: every port is the slot's own, on 127.0.0.1, no fixed names"
+            ),
             None,
-        )
-    } else {
-        check(
-            "templates",
+        ),
+        Ok((slot, a)) => check(
+            "isolation",
             Level::Warn,
-            found.join("; "),
-            Some("fixed names and host ports collide between slots: take ports from the slot's env file (${PREFIX_NAME_PORT})".into()),
-        )
+            format!("slot {slot}: {}", joined(&a.warnings)),
+            Some("fixed names and host ports collide between slots: take ports from the slot's env file (${PREFIX_NAME_PORT}) and leave names to compose".into()),
+        ),
     }
+}
+
+fn joined(findings: &[crate::model::Finding]) -> String {
+    let shown: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    shown.join("; ")
+}
+
+/// The isolation findings of the pool's first slot: rendered as `up` would
+/// render it, read by compose with the slot's env file, from this worktree.
+fn slot_findings(ctx: &Ctx, pool: &Pool) -> Result<(u32, crate::model::Analysis)> {
+    let slot = *pool.slots.keys().next().expect("a pool has slots");
+    let compose = ctx.compose()?;
+    let registry = ctx.store(pool).read()?;
+    let renderer = template::Renderer::new(pool)?;
+    let desired = crate::slot::desired(pool, &renderer, &registry, slot, Password::Keep)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("docker-sandbox-doctor")
+        .tempdir()?;
+    let file = scratch.path().join(crate::slot::COMPOSE_FILE);
+    let env_file = scratch.path().join(crate::slot::ENV_FILE);
+    crate::fsutil::write_atomic(&file, desired.rendered.compose.as_bytes(), 0o600)?;
+    crate::fsutil::write_atomic(&env_file, desired.rendered.env.as_bytes(), 0o600)?;
+    let directory = ctx.worktree().unwrap_or_else(|_| ctx.env.cwd.clone());
+    let project = crate::compose::Project {
+        name: pool.project(slot),
+        directory,
+        env_file,
+        file,
+        base_files: Vec::new(),
+        base_env: None,
+    };
+    let model = crate::model::of_project(
+        &|| Ok(compose.clone()),
+        &project,
+        &scratch.path().join("models"),
+    )?;
+    let ports: std::collections::BTreeSet<u16> = desired.ports.all().map(|(_, p)| p).collect();
+    let slot_dir = pool.slot_dir(slot);
+    let own = [pool.shared_dir.as_path(), slot_dir.as_path()];
+    Ok((slot, crate::model::check_slot(&model, &ports, &own)))
 }
 
 /// An adopted pool: what its slot files change, or leave shared, so that the
@@ -447,106 +496,5 @@ fn plugin_check(ctx: &Ctx) -> Check {
             ),
             Some("install ours under another name: ./install.sh --name devslots".into()),
         ),
-    }
-}
-
-/// Fixed `container_name:` and literal host ports in a compose template.
-pub(crate) fn lint_compose(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut ports_indent: Option<usize> = None;
-    for (i, line) in text.lines().enumerate() {
-        let code = strip_comment(line);
-        let indent = code.len() - code.trim_start().len();
-        let t = code.trim();
-        if t.is_empty() {
-            continue;
-        }
-        let mut hosts: Vec<String> = Vec::new();
-        if let Some(pi) = ports_indent {
-            if indent <= pi && !t.starts_with('-') {
-                ports_indent = None;
-            } else if let Some(p) = t.strip_prefix("published:") {
-                let p = p.trim().trim_matches(['"', '\'']);
-                if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-                    hosts.push(p.to_owned());
-                }
-            } else if let Some(item) = t.strip_prefix('-') {
-                hosts.extend(host_port(item));
-            }
-        }
-        if t.starts_with("container_name:") {
-            found.push(format!("line {}: fixed `container_name`", i + 1));
-        }
-        if let Some(rest) = t.strip_prefix("ports:") {
-            let rest = rest.trim();
-            match rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-                // A flow sequence: `ports: ["8080:80", "${X}:81"]`.
-                Some(items) => hosts.extend(items.split(',').filter_map(host_port)),
-                None if rest.is_empty() => ports_indent = Some(indent),
-                None => {}
-            }
-        }
-        found.extend(
-            hosts
-                .into_iter()
-                .map(|p| format!("line {}: fixed host port {p}", i + 1)),
-        );
-    }
-    found
-}
-
-/// A line without its YAML comment (a `#` at the start or after a space).
-fn strip_comment(line: &str) -> &str {
-    let bytes = line.as_bytes();
-    (0..bytes.len())
-        .find(|&i| bytes[i] == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()))
-        .map_or(line, |i| &line[..i])
-}
-
-/// The literal host port of a short-syntax port spec (`"127.0.0.1:8080:80"`,
-/// `8080:80`), if it has one; `${VAR}` and Handlebars are not literal.
-fn host_port(spec: &str) -> Option<String> {
-    let spec = spec.trim().trim_matches(['"', '\'']);
-    let parts: Vec<&str> = spec.split(':').collect();
-    let host = match parts.len() {
-        3 => parts[1],
-        2 => parts[0],
-        _ => return None,
-    };
-    let host = host.split('-').next().unwrap_or(host);
-    (!host.is_empty() && host.bytes().all(|b| b.is_ascii_digit())).then(|| host.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixed_names_and_ports_are_found() {
-        let text = "services:\n  a:\n    container_name: app\n    ports:\n      - \"127.0.0.1:8080:80\"\n      - \"${X_PORT}:80\"\n      - 9000:9000\n      - \"127.0.0.1:${ {{~env~}} }:1\"\n      - 5000\n    image: x\n  b:\n    ports:\n      - target: 80\n        published: 8443\n";
-        let found = lint_compose(text);
-        assert_eq!(
-            found,
-            [
-                "line 3: fixed `container_name`",
-                "line 5: fixed host port 8080",
-                "line 7: fixed host port 9000",
-                "line 14: fixed host port 8443",
-            ]
-        );
-    }
-
-    #[test]
-    fn the_default_template_is_clean() {
-        let env = crate::pool::Environment {
-            home: Some("/h".into()),
-            cwd: "/".into(),
-            ..Default::default()
-        };
-        let pool = crate::pool::from_toml("", None, &env).unwrap();
-        assert_eq!(
-            lint_compose(&template::compose_text(&pool).unwrap()),
-            Vec::<String>::new()
-        );
     }
 }

@@ -30,6 +30,7 @@ pub(crate) enum Subject {
     ExternalNetwork(String),
     SharedBind(String),
     AllInterfaces(String),
+    FixedHostPort(u16),
     ContainerName(String),
     FixedVolumeName { volume: String, name: String },
     FixedNetworkName { network: String, name: String },
@@ -213,6 +214,171 @@ fn warn_service(
                     );
                 }
             }
+        }
+    }
+}
+
+/// What keeps one slot's rendered file (a template pool's, final as it is)
+/// from running beside the pool's other slots. `ports` are the slot's own host
+/// ports; binds under `own` (the pool's shared folder, the slot's folder) are
+/// the pool's to share. Refusals: what no slot can run twice; warnings: what
+/// collides or is shared between slots, or is reachable from the network.
+pub(crate) fn check_slot(
+    model: &Model,
+    ports: &std::collections::BTreeSet<u16>,
+    own: &[&std::path::Path],
+) -> Analysis {
+    let mut a = analyse(model, External::Shared, None);
+    // The warnings of adoption say what the slot file changes; a template's
+    // file is what runs, so they are said again as what collides.
+    a.warnings.clear();
+    for s in model.services.values() {
+        slot_service(&mut a.warnings, s, ports, own);
+    }
+    slot_top_level(&mut a.warnings, model);
+    a
+}
+
+fn slot_service(
+    out: &mut Vec<Finding>,
+    s: &super::Service,
+    ports: &std::collections::BTreeSet<u16>,
+    own: &[&std::path::Path],
+) {
+    let name = s.name.as_str();
+    let mut warn = |subject, message: String| {
+        out.push(Finding {
+            service: Some(name.to_owned()),
+            subject,
+            message,
+        });
+    };
+    if let Some(c) = &s.container_name {
+        warn(
+            Subject::ContainerName(c.clone()),
+            format!("service `{name}`: the fixed `container_name: {c}` collides between slots"),
+        );
+    }
+    for p in &s.ports {
+        let shown = format!("{}/{}", p.target, p.protocol);
+        match p.host_port() {
+            Some(h) if !ports.contains(&h) => warn(
+                Subject::FixedHostPort(h),
+                format!(
+                    "service `{name}`: host port {h} (of port {shown}) is not one of the slot's ports: every slot publishes it"
+                ),
+            ),
+            _ => {}
+        }
+        if p.on_all_interfaces() {
+            let host = p
+                .host_port()
+                .map_or("a host port compose picks".to_owned(), |h| {
+                    format!("host port {h}")
+                });
+            warn(
+                Subject::AllInterfaces(shown.clone()),
+                format!(
+                    "service `{name}`: port {shown} is published on all interfaces ({host}): the network reaches it; bind it to 127.0.0.1"
+                ),
+            );
+        }
+    }
+    for (net, n) in &s.networks {
+        for address in [&n.ipv4_address, &n.ipv6_address].into_iter().flatten() {
+            warn(
+                Subject::StaticAddress {
+                    network: net.clone(),
+                    address: address.clone(),
+                },
+                format!(
+                    "service `{name}`: the static address {address} on network `{net}` collides between slots"
+                ),
+            );
+        }
+    }
+    for m in &s.volumes {
+        let Some(source) = &m.source else { continue };
+        let pools = own
+            .iter()
+            .any(|d| std::path::Path::new(source).starts_with(d));
+        if m.kind == MountType::Bind && m.outside_project && !pools && !always_shared(source) {
+            warn(
+                Subject::SharedBind(source.clone()),
+                format!(
+                    "service `{name}`: the bind mount `{source}` (at `{}`) is outside the worktree: every slot shares it",
+                    m.target
+                ),
+            );
+        }
+    }
+    for (var, value) in &s.environment {
+        let Some(value) = value else { continue };
+        for port in loopback_ports(value) {
+            if ports.contains(&port) {
+                warn(
+                    Subject::LoopbackInEnv {
+                        variable: var.clone(),
+                        port,
+                    },
+                    format!(
+                        "service `{name}`: `{var}` names localhost port {port}, a host port of the slot: inside a container localhost is the container itself; use the service's name and its container port"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn slot_top_level(out: &mut Vec<Finding>, model: &Model) {
+    let mut warn = |subject, message: String| {
+        out.push(Finding {
+            service: None,
+            subject,
+            message,
+        });
+    };
+    for (key, v) in &model.volumes {
+        let shown = v.fixed_name.as_deref().unwrap_or(key);
+        if v.external {
+            warn(
+                Subject::ExternalVolume(shown.to_owned()),
+                format!("volume `{key}` is external (`{shown}`): every slot shares it"),
+            );
+        } else if let Some(name) = &v.fixed_name {
+            warn(
+                Subject::FixedVolumeName {
+                    volume: key.clone(),
+                    name: name.clone(),
+                },
+                format!("volume `{key}`: the fixed name `{name}` is one volume for every slot"),
+            );
+        }
+    }
+    for (key, n) in &model.networks {
+        let shown = n.fixed_name.as_deref().unwrap_or(key);
+        if n.external {
+            warn(
+                Subject::ExternalNetwork(shown.to_owned()),
+                format!("network `{key}` is external (`{shown}`): every slot shares it"),
+            );
+        } else if let Some(name) = &n.fixed_name {
+            warn(
+                Subject::FixedNetworkName {
+                    network: key.clone(),
+                    name: name.clone(),
+                },
+                format!("network `{key}`: the fixed name `{name}` is one network for every slot"),
+            );
+        }
+        for subnet in &n.subnets {
+            warn(
+                Subject::Subnet {
+                    network: key.clone(),
+                    subnet: subnet.clone(),
+                },
+                format!("network `{key}`: the fixed subnet {subnet} collides between slots"),
+            );
         }
     }
 }

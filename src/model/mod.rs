@@ -8,10 +8,6 @@
 //!
 //! `read` gives a `Model`; `derive_ports`, `analyse` and `render_slot` take it.
 
-// `doctor` does not run the analysis on the model yet: parts of this API are
-// used by tests only until it does.
-#![allow(dead_code, unused_imports)]
-
 mod analyse;
 mod normalise;
 mod ports;
@@ -24,12 +20,12 @@ mod corpus;
 
 use std::collections::BTreeMap;
 
-pub(crate) use analyse::{Analysis, External, Finding, Subject, analyse};
-pub(crate) use ports::{DerivedPorts, NamedPort, derive_ports};
+pub(crate) use analyse::{Analysis, External, Finding, analyse, check_slot};
+pub(crate) use ports::{DerivedPorts, derive_ports};
 pub(crate) use read::{Dialect, Source, cached, of_project, read, read_lazily};
-pub(crate) use render::{
-    Flavour, SlotInputs, flavour, flavour_of, is_override, render_body, render_slot,
-};
+#[cfg(test)]
+pub(crate) use render::{Flavour, flavour, render_slot};
+pub(crate) use render::{SlotInputs, flavour_of, is_override, render_body};
 pub(crate) use yaml::to_json as yaml_to_json;
 
 /// A project's compose model, normalised from compose's own `config` output.

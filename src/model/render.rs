@@ -20,8 +20,10 @@ use serde_json::{Map, Value, json};
 use super::analyse::always_shared;
 use super::read::version;
 use super::{DerivedPorts, External, Model, MountType, Service};
+#[cfg(test)]
 use crate::compose::Compose;
 use crate::engine::{POOL_LABEL, REGISTRY_LABEL, SLOT_LABEL};
+#[cfg(test)]
 use crate::template::fnv1a;
 
 /// The shape of the slot file.
@@ -34,6 +36,7 @@ pub(crate) enum Flavour {
 }
 
 /// The slot file `compose` can use.
+#[cfg(test)]
 pub(crate) fn flavour(compose: &Compose) -> Flavour {
     if version(&compose.version) >= (2, 24, 4) {
         Flavour::Override
@@ -77,9 +80,11 @@ pub(crate) fn is_override(text: &str) -> bool {
 
 /// How the file names the fingerprint of its inputs, on its first line (as
 /// the template pools' files do, so one reader serves both).
+#[cfg(test)]
 const FINGERPRINT_MARK: &str = "# docker-sandbox fingerprint ";
 
 /// The slot file's text, starting with its fingerprint line.
+#[cfg(test)]
 pub(crate) fn render_slot(
     model: &Model,
     inputs: &SlotInputs<'_>,

@@ -11,7 +11,8 @@
 //! - answers: `ps.jsonl`, `volumes.jsonl`, `networks.jsonl` (filtered by the
 //!   `--filter label=...` given), `compose-version` (default `2.29.7`),
 //!   `compose-services` (what `compose config --services` prints; nothing by
-//!   default);
+//!   default); with `$FAKE_REAL_COMPOSE` set (a compose v2 plugin binary),
+//!   `compose ... config --format json` is answered by that real compose;
 //! - `exit.<key>` / `stderr.<key>`: make the call with that key fail. Keys:
 //!   `version`, `ps`, `rm`, `volume-ls`, `volume-rm`, `network-ls`,
 //!   `network-rm`, `compose-<verb>` (`compose-version`, `compose-up`, ...) and,
@@ -68,9 +69,10 @@ answer() {
 compose() {
   local prefix="$1"
   shift
+  local all=("$@")
   while [ $# -gt 0 ]; do
     case "$1" in
-      -p | --project-name | --project-directory | --env-file | -f | --file) shift 2 ;;
+      -p | --project-name | --project-directory | --env-file | -f | --file | --profile) shift 2 ;;
       *) break ;;
     esac
   done
@@ -81,6 +83,10 @@ compose() {
       if [ -f "$dir/compose-version" ]; then cat "$dir/compose-version"; else echo 2.29.7; fi
       ;;
     config)
+      # A real compose reads the files when the test gives one.
+      if [ -n "${FAKE_REAL_COMPOSE:-}" ] && [[ " ${all[*]} " == *" --format json "* ]]; then
+        exec "$FAKE_REAL_COMPOSE" "${all[@]}"
+      fi
       if [ -f "$dir/compose-services" ]; then cat "$dir/compose-services"; fi
       ;;
     *)

@@ -1212,6 +1212,8 @@ fn doctor(r: &Repo, fake: &FakeDocker, args: &[&str]) -> Run {
     all.extend_from_slice(args);
     let mut cmd = r.cmd_in(&r.ctx.cwd, &all);
     fake.apply(&mut cmd);
+    // The isolation check reads the slot's model with a real compose.
+    cmd.env("FAKE_REAL_COMPOSE", real_compose_v2());
     TestContext::run_cmd(cmd)
 }
 
@@ -1262,7 +1264,7 @@ fn doctor_reports_every_check() {
             "registry",
             "ports",
             "orphans",
-            "templates",
+            "isolation",
             "slots"
         ]
     );
@@ -1416,21 +1418,26 @@ fn templated(compose: &str) -> (Repo, FakeDocker) {
 }
 
 #[test]
-fn doctor_warns_about_fixed_names_and_host_ports_in_templates() {
+fn doctor_checks_a_template_pools_compose_model() {
+    // What compose makes of the template, with the slot's env file: a fixed
+    // name, a host port that is not the slot's, a port on every interface, a
+    // fixed volume name and a localhost URL of the slot's own port.
     let (r, fake) = templated(
-        "services:\n  api:\n    image: x\n    container_name: api\n    ports:\n      - \"8080:80\"\n      - \"${APP_WEB_PORT}:80\"\n    environment:\n      A: \"1\"\n",
+        "services:\n  api:\n    image: x\n    container_name: api\n    ports: # host:container\n      - \"8080:80\"\n      - \"127.0.0.1:${APP_WEB_PORT}:81\"\n    environment:\n      SELF: http://localhost:${APP_WEB_PORT}/\n    volumes:\n      - data:/data\nvolumes:\n  data:\n    name: app-data\n",
     );
     let run = doctor(&r, &fake, &[]).success();
-    assert!(
-        run.stdout.contains(
-            "! templates  line 4: fixed `container_name`; line 6: fixed host port 8080\n"
-        ),
-        "{}",
-        run.stdout
+    let web = BLOCK + 201;
+    let expected = format!(
+        "! isolation  slot 1: service `api`: the fixed `container_name: api` collides between slots; \
+         service `api`: host port 8080 (of port 80/tcp) is not one of the slot's ports: every slot publishes it; \
+         service `api`: port 80/tcp is published on all interfaces (host port 8080): the network reaches it; bind it to 127.0.0.1; \
+         service `api`: `SELF` names localhost port {web}, a host port of the slot: inside a container localhost is the container itself; use the service's name and its container port; \
+         volume `data`: the fixed name `app-data` is one volume for every slot\n"
     );
+    assert!(run.stdout.contains(&expected), "{}", run.stdout);
     let v = json(&doctor(&r, &fake, &["--format", "json"]).success().stdout);
     assert_eq!(v["ok"], true);
-    let t = check(&v, "templates");
+    let t = check(&v, "isolation");
     assert_eq!(t["level"], "warn");
     assert!(
         t["hint"]
@@ -1442,29 +1449,17 @@ fn doctor_warns_about_fixed_names_and_host_ports_in_templates() {
 }
 
 #[test]
-fn doctor_finds_a_host_port_after_a_commented_ports_key() {
-    // `ports: # host:container` is the same YAML as `ports:`.
-    let (r, fake) = templated(
-        "services:\n  db:\n    image: y\n    ports: # host:container\n      - \"5432:5432\"\n",
-    );
-    let v = json(&doctor(&r, &fake, &["--format", "json"]).success().stdout);
-    let t = check(&v, "templates");
-    assert_eq!(t["level"], "warn", "{t}");
-    assert_eq!(t["detail"], "line 5: fixed host port 5432", "{t}");
-}
-
-#[test]
-fn doctor_finds_a_host_port_in_a_flow_sequence() {
-    // `ports: ["9000:9000"]` is the same YAML as a block list.
-    let (r, fake) = templated("services:\n  c:\n    image: z\n    ports: [\"9000:9000\"]\n");
-    let v = json(&doctor(&r, &fake, &["--format", "json"]).success().stdout);
-    let t = check(&v, "templates");
-    assert_eq!(t["level"], "warn", "{t}");
+fn doctor_fails_a_template_with_host_networking() {
+    let (r, fake) = templated("services:\n  c:\n    image: z\n    network_mode: host\n");
+    let v = json(&doctor(&r, &fake, &["--format", "json"]).code(1).stdout);
+    assert_eq!(v["ok"], false);
+    let t = check(&v, "isolation");
+    assert_eq!(t["level"], "fail", "{t}");
     assert!(
         t["detail"]
             .as_str()
             .unwrap()
-            .contains("fixed host port 9000"),
+            .contains("service `c` uses host networking"),
         "{t}"
     );
 }
