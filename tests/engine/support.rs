@@ -663,7 +663,7 @@ fn machine_lock() {
 
 /// Each test's number picks its pool name and ports: two tests with the same
 /// number would meet, so that is refused at once.
-fn claim_number(n: u32) {
+pub fn claim_number(n: u32) {
     static USED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
     let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
     assert!(used.insert(n), "test number {n} is used by two tests");
@@ -861,13 +861,18 @@ pub fn stray_container(project: &str, service: &str, extra: &[&str]) -> String {
 
 /// `GET http://127.0.0.1:<port><path>`: status and body.
 pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    http_get_at(std::net::Ipv4Addr::LOCALHOST, port, path)
+}
+
+/// `GET http://<ip>:<port><path>`: status and body.
+pub fn http_get_at(ip: std::net::Ipv4Addr, port: u16, path: &str) -> Result<(u16, String), String> {
+    let addr = SocketAddr::from((ip, port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| format!("write: {e}"))?;
     let mut raw = String::new();
