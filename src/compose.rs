@@ -41,6 +41,9 @@ pub(crate) struct Project {
     /// The project's own `.env`, read ahead of the slot's env file (the later
     /// wins), with an override.
     pub(crate) base_env: Option<PathBuf>,
+    /// `[secrets] pass`: variables compose gets from the user's environment
+    /// when set there, and from no file.
+    pub(crate) pass: Vec<String>,
 }
 
 impl Compose {
@@ -132,7 +135,9 @@ impl Compose {
     /// Variables the env file defines are removed from the child's environment:
     /// compose lets the shell override `--env-file`, and a shell that ran
     /// `eval "$(docker sandbox env)"` in another worktree would otherwise give
-    /// this stack the other slot's ports.
+    /// this stack the other slot's ports. The pool's passed-through secrets
+    /// reach compose this way only: from the user's environment to the
+    /// child's, never through a file.
     pub(crate) fn command(&self, project: &Project, args: &[&str]) -> Command {
         let mut cmd = match &self.program {
             Program::Plugin => {
@@ -166,6 +171,11 @@ impl Compose {
         }
         cmd.env_remove("COMPOSE_PROJECT_NAME")
             .env_remove("COMPOSE_FILE");
+        for name in &project.pass {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
         cmd
     }
 
@@ -255,6 +265,7 @@ mod tests {
         Project {
             base_files: Vec::new(),
             base_env: None,
+            pass: Vec::new(),
             name: "ktrdr-slot-2".into(),
             directory: "/src/app--feat".into(),
             env_file: dir.join(".env.sandbox"),

@@ -1,4 +1,4 @@
-//! A slot's folder on disk: its two rendered files, derived from the templates
+//! A slot's folder on disk: its rendered files, derived from the templates
 //! and the pool (they carry a fingerprint of those inputs and are rendered
 //! again when it changes), the registry record that goes with them, and the
 //! fingerprint its stack was started from. It prints nothing.
@@ -13,7 +13,9 @@ use crate::fsutil;
 use crate::pool::Pool;
 use crate::pool::{SlotPorts, slot_ports};
 use crate::registry::{Registry, SlotRecord, Store};
-use crate::template::{self, Rendered, Renderer, SlotContext, random_password};
+use crate::template::{
+    self, Rendered, Renderer, SecretValues, SlotContext, db_password_secret, random_password,
+};
 
 pub(crate) const COMPOSE_FILE: &str = "docker-compose.yml";
 pub(crate) const ENV_FILE: &str = ".env.sandbox";
@@ -32,16 +34,18 @@ pub(crate) const SECRET_MODE: u32 = 0o600;
 pub(crate) enum Part {
     Compose,
     Env,
+    /// Another rendered file of the slot folder: the embedded stack's
+    /// `prometheus.yml`.
+    Extra(&'static str),
     Record,
 }
 
 impl Part {
-    pub(crate) const ALL: [Part; 3] = [Part::Compose, Part::Env, Part::Record];
-
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Part::Compose => COMPOSE_FILE,
             Part::Env => ENV_FILE,
+            Part::Extra(name) => name,
             Part::Record => "registry entry",
         }
     }
@@ -144,22 +148,39 @@ pub(crate) fn desired(
 ) -> Result<Desired> {
     let old = registry.slots.get(&slot);
     let ports = ports_for(pool, slot, old)?;
-    let kept = match password {
-        Password::Keep => current_password(pool, renderer, slot, old, &ports)?,
-        Password::New => None,
+    let worktree = old.and_then(|r| r.claimed_by.as_deref());
+    let mut kept = match password {
+        Password::Keep => current_secrets(pool, renderer, slot, old, &ports)?,
+        Password::New => BTreeMap::new(),
     };
-    let kept_password = kept.is_some();
-    let password = match kept {
+    let kept_password = kept.contains_key(&None);
+    let password = match kept.remove(&None) {
         Some(p) => p,
         None => random_password()?,
     };
+    let db = db_password_secret(pool);
+    let mut secrets = SecretValues::new();
+    for name in pool
+        .secrets
+        .random
+        .iter()
+        .filter(|n| Some(*n) != db.as_ref())
+    {
+        let value = match kept.remove(&Some(name.clone())) {
+            Some(v) => v,
+            None => random_password()?,
+        };
+        secrets.insert(name.clone(), value);
+    }
     let registry_id = registry.id.as_deref().unwrap_or_default();
     let context = SlotContext {
-        worktree: old.and_then(|r| r.claimed_by.as_deref()),
-        ..SlotContext::new(pool, slot, &ports, &password, registry_id)
+        worktree,
+        ..SlotContext::new(pool, slot, &ports, &password, secrets, registry_id)
     };
     let rendered = renderer.render(pool, &context)?;
-    let compose_secret = rendered.compose.contains(&password);
+    let compose_secret = std::iter::once(&password)
+        .chain(context.secrets.values())
+        .any(|v| rendered.compose.contains(v.as_str()));
     let dir = pool.slot_dir(slot);
     let mut record = old
         .cloned()
@@ -177,29 +198,44 @@ pub(crate) fn desired(
     })
 }
 
-/// The password the slot's files hold now: the value of the env line the
-/// template fills with `{{password}}`, read from the slot's env file, else
-/// from its holder's. Found by rendering with a marker in its place.
-fn current_password(
+/// The secrets the slot's files hold now: the password (under `None`) and
+/// each `[secrets] random` value, from the env lines the templates fill with
+/// them, read from the slot's env file, else from its holder's. Found by
+/// rendering with a marker in the place of each.
+fn current_secrets(
     pool: &Pool,
     renderer: &Renderer,
     slot: u32,
     record: Option<&SlotRecord>,
     ports: &SlotPorts,
-) -> Result<Option<String>> {
+) -> Result<BTreeMap<Option<String>, String>> {
     const MARK: &str = "0docker0sandbox0password0";
-    let probe = renderer.render(pool, &SlotContext::new(pool, slot, ports, MARK, ""))?;
+    let db = db_password_secret(pool);
+    let mut marks: Vec<(Option<String>, String)> = vec![(None, MARK.to_owned())];
+    let mut probes = SecretValues::new();
+    for (i, name) in pool.secrets.random.iter().enumerate() {
+        if Some(name) == db.as_ref() {
+            continue;
+        }
+        let mark = format!("0docker0sandbox0secret{i}x0");
+        probes.insert(name.clone(), mark.clone());
+        marks.push((Some(name.clone()), mark));
+    }
+    let probe = renderer.render(pool, &SlotContext::new(pool, slot, ports, MARK, probes, ""))?;
     let between = |text: &str, before: &str, after: &str| -> Option<String> {
         let p = text.strip_prefix(before)?.strip_suffix(after)?;
         (!p.is_empty()).then(|| p.to_owned())
     };
-    let shapes: Vec<(String, String, String)> = parse_env(&probe.env)
+    // (whose, key, before, after) of each env line that holds a marker.
+    let shapes: Vec<(Option<String>, String, String, String)> = parse_env(&probe.env)
         .into_iter()
         .filter_map(|(k, v)| {
-            let (before, after) = v.split_once(MARK)?;
-            Some((k, before.to_owned(), after.to_owned()))
+            let (whose, mark) = marks.iter().find(|(_, m)| v.contains(m.as_str()))?;
+            let (before, after) = v.split_once(mark.as_str())?;
+            Some((whose.clone(), k, before.to_owned(), after.to_owned()))
         })
         .collect();
+    let mut found = BTreeMap::new();
     let mut files = vec![pool.slot_dir(slot).join(ENV_FILE)];
     files.extend(
         record
@@ -211,24 +247,32 @@ fn current_password(
             continue;
         };
         let values: BTreeMap<String, String> = parse_env(&text).into_iter().collect();
-        for (key, before, after) in &shapes {
+        for (whose, key, before, after) in &shapes {
+            if found.contains_key(whose) {
+                continue;
+            }
             if let Some(p) = values.get(key).and_then(|v| between(v, before, after)) {
-                return Ok(Some(p));
+                found.insert(whose.clone(), p);
             }
         }
     }
-    // A template may put it in the compose file only: the same line there.
+    // A template may put one in the compose file only: the same line there.
     let Ok(compose) = std::fs::read_to_string(pool.slot_dir(slot).join(COMPOSE_FILE)) else {
-        return Ok(None);
+        return Ok(found);
     };
     for (want, have) in probe.compose.lines().zip(compose.lines()) {
-        if let Some((before, after)) = want.split_once(MARK)
-            && let Some(p) = between(have, before, after)
-        {
-            return Ok(Some(p));
+        for (whose, mark) in &marks {
+            if found.contains_key(whose) {
+                continue;
+            }
+            if let Some((before, after)) = want.split_once(mark.as_str())
+                && let Some(p) = between(have, before, after)
+            {
+                found.insert(whose.clone(), p);
+            }
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// The plan for one slot of the pool, given what it should be.
@@ -238,11 +282,20 @@ pub(crate) fn plan(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) 
     if !has_record && !dir.exists() {
         return Plan::Create;
     }
-    let missing: Vec<Part> = Part::ALL
+    let parts = [Part::Compose, Part::Env]
         .into_iter()
+        .chain(
+            want.rendered
+                .extra
+                .iter()
+                .map(|(name, _)| Part::Extra(name)),
+        )
+        .chain([Part::Record]);
+    let missing: Vec<Part> = parts
         .filter(|part| match part {
             Part::Compose => !dir.join(COMPOSE_FILE).is_file(),
             Part::Env => !dir.join(ENV_FILE).is_file(),
+            Part::Extra(name) => !dir.join(name).is_file(),
             Part::Record => !has_record,
         })
         .collect();
@@ -269,6 +322,11 @@ fn up_to_date(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) -> bo
     registry.slots.get(&slot) == Some(&want.record)
         && same(COMPOSE_FILE, &want.rendered.compose)
         && same(ENV_FILE, &want.rendered.env)
+        && want
+            .rendered
+            .extra
+            .iter()
+            .all(|(name, text)| same(name, text))
         && private
 }
 
@@ -291,6 +349,9 @@ pub(crate) fn write(pool: &Pool, registry: &mut Registry, slot: u32, want: &Desi
         want.rendered.env.as_bytes(),
         SECRET_MODE,
     )?;
+    for (name, text) in &want.rendered.extra {
+        fsutil::write_atomic(&dir.join(name), text.as_bytes(), 0o644)?;
+    }
     registry.slots.insert(slot, want.record.clone());
     Ok(())
 }

@@ -2,10 +2,10 @@
 //! missing variable is an error), no HTML escaping. It writes nothing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use handlebars::{Handlebars, handlebars_helper};
+use handlebars::{Handlebars, HelperDef, handlebars_helper};
 use serde::Serialize;
 
 use crate::engine::{POOL_LABEL, REGISTRY_LABEL, SLOT_LABEL};
@@ -15,6 +15,11 @@ use crate::pool::{SlotPorts, Worker};
 
 const EMBEDDED_COMPOSE: &str = include_str!("../templates/docker-compose.yml.hbs");
 const EMBEDDED_ENV: &str = include_str!("../templates/env.sandbox.hbs");
+/// The embedded stack's Prometheus config: this slot's own targets.
+const EMBEDDED_PROMETHEUS: &str = include_str!("../templates/prometheus.yml.hbs");
+/// Files the embedded templates render into the slot folder besides the
+/// compose and env files: (template, file).
+const EMBEDDED_EXTRA: [(&str, &str); 1] = [("prometheus.yml.hbs", "prometheus.yml")];
 /// The env file of a slot of an adopted pool: who it is and its ports, for
 /// the application and `docker sandbox env`; compose itself reads the
 /// project's own `.env`.
@@ -45,18 +50,24 @@ pub(crate) struct SlotContext<'a> {
     pub(crate) worker_counts: &'a BTreeMap<String, u32>,
     pub(crate) shared_dir: &'a Path,
     pub(crate) state_dir: &'a Path,
+    /// The slot's folder, which holds its rendered files.
+    pub(crate) slot_dir: PathBuf,
     /// The slot's database password, random per slot.
     pub(crate) password: &'a str,
+    /// The value of each `[secrets] random` name, random per slot.
+    pub(crate) secrets: SecretValues,
     /// The registry's id, for the `org.docker-sandbox.registry` label.
     pub(crate) registry_id: &'a str,
     /// The labels every service, named volume and network must carry, so that
     /// this registry knows its own: `{{#each labels}}{{@key}}: "{{this}}"{{/each}}`.
     pub(crate) labels: BTreeMap<&'static str, String>,
     /// The worktree that holds the slot: an adopted pool's slot runs the
-    /// compose files of that worktree.
-    #[serde(skip)]
+    /// compose files of that worktree; `exists` looks in it.
     pub(crate) worktree: Option<&'a Path>,
 }
+
+/// `[secrets] random` name -> the slot's value.
+pub(crate) type SecretValues = BTreeMap<String, String>;
 
 #[derive(Debug, Serialize)]
 pub(crate) struct PortEntry {
@@ -71,9 +82,14 @@ impl<'a> SlotContext<'a> {
         slot: u32,
         ports: &'a SlotPorts,
         password: &'a str,
+        mut secrets: SecretValues,
         registry_id: &'a str,
     ) -> Self {
         let prefix = pool.prefix();
+        // The slot's password is its database password's secret.
+        if let Some(name) = db_password_secret(pool) {
+            secrets.insert(name, password.to_owned());
+        }
         let labels = BTreeMap::from([
             (REGISTRY_LABEL, registry_id.to_owned()),
             (POOL_LABEL, pool.name.clone()),
@@ -99,7 +115,9 @@ impl<'a> SlotContext<'a> {
             worker_counts: pool.workers(slot),
             shared_dir: &pool.shared_dir,
             state_dir: &pool.state_dir,
+            slot_dir: pool.slot_dir(slot),
             password,
+            secrets,
             registry_id,
             labels,
             worktree: None,
@@ -107,11 +125,21 @@ impl<'a> SlotContext<'a> {
     }
 }
 
-/// The two files of a slot, rendered. Both start with the fingerprint line.
+/// The `[secrets] random` name whose value is the slot's `password`:
+/// `<PREFIX>_DB_PASSWORD`, when the pool lists it.
+pub(crate) fn db_password_secret(pool: &Pool) -> Option<String> {
+    let name = format!("{}_DB_PASSWORD", pool.prefix());
+    pool.secrets.random.contains(&name).then_some(name)
+}
+
+/// The files of a slot, rendered. Each starts with the fingerprint line.
 #[derive(Debug)]
 pub(crate) struct Rendered {
     pub(crate) compose: String,
     pub(crate) env: String,
+    /// Other files of the slot folder, by name: the embedded stack's
+    /// `prometheus.yml`.
+    pub(crate) extra: Vec<(&'static str, String)>,
     /// Of the inputs: both templates' texts, the whole context, `[env]`.
     pub(crate) fingerprint: String,
 }
@@ -148,24 +176,78 @@ pub(crate) fn fnv1a(parts: &[&[u8]]) -> String {
 
 handlebars_helper!(upper: |s: str| s.to_ascii_uppercase());
 
+/// `(exists "deploy/shared/grafana")`: whether the slot's worktree holds that
+/// path (false while no worktree holds the slot). What it answers is part of
+/// the fingerprint, so a checkout that gains or loses the path is rendered again.
+struct Exists;
+
+impl HelperDef for Exists {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &handlebars::Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc handlebars::Context,
+        _: &mut handlebars::RenderContext<'reg, 'rc>,
+    ) -> Result<handlebars::ScopedJson<'rc>, handlebars::RenderError> {
+        let path = h.param(0).and_then(|p| p.value().as_str()).ok_or(
+            handlebars::RenderErrorReason::ParamTypeMismatchForName(
+                "exists",
+                "0".into(),
+                "a path in quotes".into(),
+            ),
+        )?;
+        let worktree = ctx.data().get("worktree").and_then(|w| w.as_str());
+        Ok(handlebars::ScopedJson::Derived(serde_json::Value::Bool(
+            present(worktree.map(Path::new), path),
+        )))
+    }
+}
+
+/// `path` (relative) exists in `worktree`.
+fn present(worktree: Option<&Path>, path: &str) -> bool {
+    worktree.is_some_and(|w| w.join(path).exists())
+}
+
+/// Every `(exists "...")` a template text asks, with the answer for
+/// `worktree`: `path=1`, one per line.
+fn exists_answers(texts: &[String], worktree: Option<&Path>) -> String {
+    const CALL: &str = "exists \"";
+    let mut answers = std::collections::BTreeSet::new();
+    for text in texts {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(CALL) {
+            rest = &rest[at + CALL.len()..];
+            let Some(end) = rest.find('"') else { break };
+            let path = &rest[..end];
+            answers.insert(format!("{path}={}", u8::from(present(worktree, path))));
+            rest = &rest[end..];
+        }
+    }
+    answers.into_iter().collect::<Vec<_>>().join("\n")
+}
+
 impl Renderer {
     pub(crate) fn new(pool: &Pool) -> Result<Renderer> {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("upper", Box::new(upper));
+        hb.register_helper("exists", Box::new(Exists));
         let origin = match &pool.templates {
             Templates::Embedded => "embedded".to_owned(),
             Templates::Dir(dir) => dir.display().to_string(),
             Templates::Adopt(_) => "adopted".to_owned(),
         };
         // An adopted pool's compose file is made from its model, not a template.
-        let names: &[&str] = match &pool.templates {
-            Templates::Adopt(_) => &[ENV_TEMPLATE],
-            _ => &[COMPOSE_TEMPLATE, ENV_TEMPLATE],
+        let mut names = match &pool.templates {
+            Templates::Adopt(_) => vec![ENV_TEMPLATE],
+            _ => vec![COMPOSE_TEMPLATE, ENV_TEMPLATE],
         };
+        if pool.templates == Templates::Embedded {
+            names.extend(EMBEDDED_EXTRA.map(|(template, _)| template));
+        }
         let mut texts = Vec::new();
-        for &name in names {
+        for name in names {
             let text = template_text(pool, name)?;
             hb.register_template_string(name, &text).map_err(|e| {
                 let at = e
@@ -205,14 +287,18 @@ impl Renderer {
                 )
             })
         };
-        // The whole context but the password: the fingerprint sits in files
-        // anyone may read, and a password only changes with a new claim,
-        // whose stack starts from nothing anyway.
+        // The whole context but the secrets: the fingerprint sits in files
+        // anyone may read, and a secret only changes with a new claim,
+        // whose stack starts from nothing anyway. Nor the worktree: only what
+        // `exists` finds in it.
         let mut context = serde_json::to_value(ctx).context("failed to serialise the context")?;
         if let Some(map) = context.as_object_mut() {
             map.remove("password");
+            map.remove("secrets");
+            map.remove("worktree");
         }
         let context = context.to_string();
+        let found = exists_answers(&self.texts, ctx.worktree);
         let extra = serde_json::to_string(&pool.env).context("failed to serialise [env]")?;
         let adopted = match pool.adopted() {
             Some(a) => Some(crate::pool::adopt::slot_file(pool, a, ctx)?),
@@ -221,6 +307,9 @@ impl Renderer {
         let mut parts: Vec<&[u8]> = vec![b"docker-sandbox render 1"];
         parts.extend(self.texts.iter().map(|t| t.as_bytes()));
         parts.extend([context.as_bytes(), extra.as_bytes()]);
+        if !found.is_empty() {
+            parts.push(found.as_bytes());
+        }
         if let Some(body) = &adopted {
             parts.push(body.as_bytes());
         }
@@ -236,7 +325,7 @@ impl Renderer {
             Some(body) => header.clone() + &body,
             None => header.clone() + &render(COMPOSE_TEMPLATE)?,
         };
-        let mut env = header + &crate::envfile::quote_env_text(&render(ENV_TEMPLATE)?);
+        let mut env = header.clone() + &crate::envfile::quote_env_text(&render(ENV_TEMPLATE)?);
         if !pool.env.is_empty() {
             if !env.ends_with('\n') {
                 env.push('\n');
@@ -246,12 +335,62 @@ impl Renderer {
                 env.push_str(&format!("{k}={}\n", crate::envfile::quote_env(v)));
             }
         }
+        let env = with_secrets(pool, ctx, env)?;
+        let mut extra = Vec::new();
+        if pool.templates == Templates::Embedded {
+            for (template, file) in EMBEDDED_EXTRA {
+                extra.push((file, header.clone() + &render(template)?));
+            }
+        }
         Ok(Rendered {
             compose,
             env,
+            extra,
             fingerprint,
         })
     }
+}
+
+/// The env file with a line for each `[secrets] random` name it does not set
+/// yet; refused when it sets a name `[secrets] pass` lists (that value must
+/// stay out of every file).
+fn with_secrets(pool: &Pool, ctx: &SlotContext<'_>, mut env: String) -> Result<String> {
+    let set: std::collections::BTreeSet<String> = crate::envfile::parse_env(&env)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    if let Some(name) = pool.secrets.pass.iter().find(|n| set.contains(*n)) {
+        return Err(fail(
+            format!(
+                "the env template of {} sets `{name}`, which [secrets] pass lists: its value would be written to a file",
+                pool.origin()
+            ),
+            format!(
+                "remove `{name}` from the env template; the compose template takes it as `${{{name}:-}}` from the user's environment"
+            ),
+        ));
+    }
+    let missing: Vec<&String> = pool
+        .secrets
+        .random
+        .iter()
+        .filter(|n| !set.contains(*n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(env);
+    }
+    if !env.ends_with('\n') {
+        env.push('\n');
+    }
+    env.push_str("# [secrets] random: this slot's own values\n");
+    for name in missing {
+        let value = ctx
+            .secrets
+            .get(name)
+            .with_context(|| format!("no value for secret `{name}` of slot {}", ctx.slot))?;
+        env.push_str(&format!("{name}={}\n", crate::envfile::quote_env(value)));
+    }
+    Ok(env)
 }
 
 /// What went wrong in a render, in words rather than handlebars' debug text
@@ -277,7 +416,8 @@ pub(crate) fn compose_text(pool: &Pool) -> Result<String> {
 fn template_text(pool: &Pool, name: &str) -> Result<String> {
     match &pool.templates {
         Templates::Embedded if name == COMPOSE_TEMPLATE => Ok(EMBEDDED_COMPOSE.to_owned()),
-        Templates::Embedded => Ok(EMBEDDED_ENV.to_owned()),
+        Templates::Embedded if name == ENV_TEMPLATE => Ok(EMBEDDED_ENV.to_owned()),
+        Templates::Embedded => Ok(EMBEDDED_PROMETHEUS.to_owned()),
         Templates::Adopt(_) if name == ENV_TEMPLATE => Ok(ADOPTED_ENV.to_owned()),
         Templates::Adopt(a) => Err(fail(
             format!(
@@ -321,9 +461,18 @@ mod tests {
         from_toml(text, None, &env).unwrap()
     }
 
+    /// `secret-<NAME>` for each `[secrets] random` name.
+    fn secrets(pool: &Pool) -> SecretValues {
+        pool.secrets
+            .random
+            .iter()
+            .map(|n| (n.clone(), format!("secret-{n}")))
+            .collect()
+    }
+
     fn render(pool: &Pool, slot: u32) -> Rendered {
         let ports = slot_ports(pool, slot).unwrap();
-        let ctx = SlotContext::new(pool, slot, &ports, "pw123", "0123abcd");
+        let ctx = SlotContext::new(pool, slot, &ports, "pw123", secrets(pool), "0123abcd");
         Renderer::new(pool).unwrap().render(pool, &ctx).unwrap()
     }
 
@@ -364,12 +513,22 @@ mod tests {
             ("DB_NAME", "ktrdr"),
             ("DB_USER", "ktrdr"),
             ("DB_PASSWORD", "pw123"),
+            ("KTRDR_DB_NAME", "ktrdr"),
+            ("KTRDR_DB_USER", "ktrdr"),
+            ("KTRDR_DB_PASSWORD", "pw123"),
+            ("KTRDR_AUTH_JWT_SECRET", "secret-KTRDR_AUTH_JWT_SECRET"),
             ("KTRDR_SHARED_DIR", "/home/u/.ktrdr/shared"),
+            ("KTRDR_DATA_DIR", "/home/u/.ktrdr/shared/data"),
+            ("KTRDR_MODELS_DIR", "/home/u/.ktrdr/shared/models"),
+            ("KTRDR_STRATEGIES_DIR", "/home/u/.ktrdr/shared/strategies"),
         ];
         for (k, v) in expect {
             assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
         }
         assert!(!env.contains_key("KTRDR_WORKER_PORT_9"));
+        for passed in ["ANTHROPIC_API_KEY", "KTRDR_FRED_API_KEY"] {
+            assert!(!env.contains_key(passed), "{passed} is in the env file");
+        }
     }
 
     #[test]
@@ -377,7 +536,14 @@ mod tests {
         let p = pool("");
         let light = render(&p, 1).compose;
         let heavy = render(&p, 6).compose;
-        for svc in ["db:", "backend:", "jaeger:", "prometheus:", "grafana:"] {
+        for svc in [
+            "db:",
+            "backend:",
+            "mcp-local:",
+            "jaeger:",
+            "prometheus:",
+            "grafana:",
+        ] {
             assert!(light.contains(&format!("\n  {svc}")), "{svc} missing");
         }
         assert!(
@@ -411,8 +577,88 @@ mod tests {
         ] {
             assert!(heavy.contains(&format!("\n  {label}\n")), "{label}");
         }
-        // 13 services (8 workers), 3 named volumes, the default network.
-        assert_eq!(heavy.matches("    labels: *sandbox-labels\n").count(), 17);
+        // 14 services (8 workers), 3 named volumes, the default network.
+        assert_eq!(heavy.matches("    labels: *sandbox-labels\n").count(), 18);
+    }
+
+    #[test]
+    fn the_embedded_prometheus_config_lists_the_slots_backend_and_workers() {
+        let p = pool("");
+        let heavy = render(&p, 6);
+        let [(name, text)] = heavy.extra.as_slice() else {
+            panic!("{:?}", heavy.extra)
+        };
+        assert_eq!(*name, "prometheus.yml");
+        assert_eq!(fingerprint_of(text), Some(heavy.fingerprint.as_str()));
+        assert!(text.contains("\"backend:8000\""), "{text}");
+        for target in [
+            "backtest-worker-1:5060",
+            "backtest-worker-4:5063",
+            "training-worker-4:5067",
+        ] {
+            assert!(text.contains(&format!("\"{target}\"")), "{target}: {text}");
+        }
+        assert!(!text.contains("worker-5"));
+        assert!(
+            heavy
+                .compose
+                .contains("\"/home/u/.ktrdr/sandboxes/slot-6/prometheus.yml:/etc/prometheus/prometheus.yml:ro\""),
+            "mounted from the slot folder"
+        );
+    }
+
+    #[test]
+    fn exists_looks_in_the_slots_worktree_and_its_answer_is_in_the_fingerprint() {
+        let p = pool("");
+        let ports = slot_ports(&p, 1).unwrap();
+        let renderer = Renderer::new(&p).unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        let render = |worktree: Option<&Path>| {
+            let ctx = SlotContext {
+                worktree,
+                ..SlotContext::new(&p, 1, &ports, "pw", secrets(&p), "0123abcd")
+            };
+            renderer.render(&p, &ctx).unwrap()
+        };
+        let mount = "./deploy/shared/grafana/dashboards:/var/lib/grafana/dashboards:ro";
+        let none = render(None);
+        let bare = render(Some(tree.path()));
+        assert!(!none.compose.contains(mount) && !bare.compose.contains(mount));
+        assert_eq!(
+            none.fingerprint, bare.fingerprint,
+            "not the worktree's path"
+        );
+        std::fs::create_dir_all(tree.path().join("deploy/shared/grafana/dashboards")).unwrap();
+        let with = render(Some(tree.path()));
+        assert!(with.compose.contains(mount), "{}", with.compose);
+        assert_ne!(with.fingerprint, bare.fingerprint);
+    }
+
+    #[test]
+    fn random_secrets_are_appended_and_passed_ones_never_written() {
+        let p = pool(
+            "[secrets]\nrandom = [\"KTRDR_DB_PASSWORD\", \"KTRDR_AUTH_JWT_SECRET\", \"EXTRA_KEY\"]",
+        );
+        let env = env_map(&render(&p, 1).env);
+        assert_eq!(env["EXTRA_KEY"], "secret-EXTRA_KEY");
+        assert_eq!(env["KTRDR_DB_PASSWORD"], "pw123", "the slot's password");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(COMPOSE_TEMPLATE), "services: {}\n").unwrap();
+        std::fs::write(dir.path().join(ENV_TEMPLATE), "API_KEY=x\n").unwrap();
+        let p = pool(&format!(
+            "gate = []\n[pool]\ntemplates = \"{}\"\n[secrets]\npass = [\"API_KEY\"]",
+            dir.path().display()
+        ));
+        let ports = slot_ports(&p, 1).unwrap();
+        let ctx = SlotContext::new(&p, 1, &ports, "pw", secrets(&p), "0123abcd");
+        let msg = format!(
+            "{:#}",
+            Renderer::new(&p).unwrap().render(&p, &ctx).unwrap_err()
+        );
+        assert!(
+            msg.contains("sets `API_KEY`, which [secrets] pass lists"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -432,7 +678,7 @@ mod tests {
             dir.path().display()
         ));
         let ports = slot_ports(&p, 1).unwrap();
-        let ctx = SlotContext::new(&p, 1, &ports, "pw", "0123abcd");
+        let ctx = SlotContext::new(&p, 1, &ports, "pw", secrets(&p), "0123abcd");
         let msg = format!(
             "{:#}",
             Renderer::new(&p).unwrap().render(&p, &ctx).unwrap_err()
@@ -453,7 +699,7 @@ mod tests {
             dir.path().display()
         ));
         let ports = slot_ports(&p, 1).unwrap();
-        let ctx = SlotContext::new(&p, 1, &ports, "a<b>&'\"", "0123abcd");
+        let ctx = SlotContext::new(&p, 1, &ports, "a<b>&'\"", secrets(&p), "0123abcd");
         let r = Renderer::new(&p).unwrap().render(&p, &ctx).unwrap();
         assert_eq!(r.env.lines().nth(1), Some("A='a<b>&\\'\"'"));
         assert_eq!(fingerprint_of(&r.env), Some(r.fingerprint.as_str()));
@@ -465,8 +711,13 @@ mod tests {
         let ports = slot_ports(&p, 1).unwrap();
         let renderer = Renderer::new(&p).unwrap();
         let fp = |pool: &Pool, pw: &str| {
+            let mut values = secrets(pool);
+            values.values_mut().for_each(|v| v.push_str(pw));
             renderer
-                .render(pool, &SlotContext::new(pool, 1, &ports, pw, "0123abcd"))
+                .render(
+                    pool,
+                    &SlotContext::new(pool, 1, &ports, pw, values, "0123abcd"),
+                )
                 .unwrap()
         };
         let a = fp(&p, "pw");
@@ -475,7 +726,7 @@ mod tests {
         assert_eq!(
             a.fingerprint,
             fp(&p, "other").fingerprint,
-            "not the password: the fingerprint is in files anyone may read"
+            "not the secrets: the fingerprint is in files anyone may read"
         );
         let mut q = p.clone();
         q.shared_dir = "/elsewhere".into();
@@ -488,7 +739,10 @@ mod tests {
         assert_ne!(
             a.fingerprint,
             other
-                .render(&p, &SlotContext::new(&p, 1, &ports, "pw", "0123abcd"))
+                .render(
+                    &p,
+                    &SlotContext::new(&p, 1, &ports, "pw", secrets(&p), "0123abcd")
+                )
                 .unwrap()
                 .fingerprint,
             "a template's text"

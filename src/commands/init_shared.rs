@@ -72,9 +72,16 @@ pub(crate) fn exec(ctx: &Ctx, from: Option<PathBuf>, minimal: bool) -> Result<u8
 }
 
 /// Whether a compose template uses the shared folder: through Handlebars, or
-/// through the slot env file's `<PREFIX>_SHARED_DIR`.
+/// through the slot env file's `<PREFIX>_SHARED_DIR` or a folder's own
+/// `<PREFIX>_<FOLDER>_DIR` (`KTRDR_DATA_DIR`).
 fn mounts_shared(pool: &crate::pool::Pool, template: &str) -> bool {
-    template.contains("shared_dir") || template.contains(&format!("{}_SHARED_DIR", pool.prefix()))
+    let prefix = pool.prefix();
+    template.contains("shared_dir")
+        || template.contains(&format!("{prefix}_SHARED_DIR"))
+        || pool.shared_folders.iter().any(|f| {
+            let folder = f.to_ascii_uppercase().replace('-', "_");
+            template.contains(&format!("{prefix}_{folder}_DIR"))
+        })
 }
 
 /// Copies `src` into `dst`, keeping files that exist there already.

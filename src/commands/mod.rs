@@ -145,6 +145,7 @@ pub(crate) fn project(pool: &Pool, slot: u32, directory: &Path) -> Project {
         file,
         base_files,
         base_env,
+        pass: pool.secrets.pass.clone(),
     }
 }
 

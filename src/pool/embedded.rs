@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Count, GateCheck, PortRule, Profile, WorkerCounts};
+use super::{Count, GateCheck, PortRule, Profile, Secrets, WorkerCounts};
 
 /// The pool's name, and so its env prefix, its compose projects and its
 /// folders under the home folder.
@@ -65,6 +65,16 @@ pub(super) fn default_profiles() -> BTreeMap<Profile, WorkerCounts> {
         .collect()
 }
 
+/// KTRDR's secrets: the database password and the JWT signing key are the
+/// slot's own; the API keys come from the user's environment, as kinfra
+/// takes them from 1Password into compose's environment only.
+pub(super) fn default_secrets() -> Secrets {
+    Secrets {
+        random: vec!["KTRDR_DB_PASSWORD".into(), "KTRDR_AUTH_JWT_SECRET".into()],
+        pass: vec!["ANTHROPIC_API_KEY".into(), "KTRDR_FRED_API_KEY".into()],
+    }
+}
+
 pub(super) fn default_gate() -> Vec<GateCheck> {
     vec![
         GateCheck::Tcp { port: "db".into() },
@@ -113,5 +123,13 @@ mod tests {
         assert_eq!(pool.workers(6)["backtest"], 4);
         assert_eq!(pool.gate.len(), 3);
         assert_eq!(pool.templates, Templates::Embedded);
+        assert_eq!(
+            pool.secrets.random,
+            ["KTRDR_DB_PASSWORD", "KTRDR_AUTH_JWT_SECRET"]
+        );
+        assert_eq!(
+            pool.secrets.pass,
+            ["ANTHROPIC_API_KEY", "KTRDR_FRED_API_KEY"]
+        );
     }
 }

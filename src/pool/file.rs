@@ -11,12 +11,12 @@ use serde::Deserialize;
 
 use super::embedded::{
     DEFAULT_GATE_TIMEOUT, DEFAULT_NAME, DEFAULT_SHARED_FOLDERS, DEFAULT_WORKER_PORTS, default_gate,
-    default_ports, default_profiles, default_slots,
+    default_ports, default_profiles, default_secrets, default_slots,
 };
 use super::ports::{self, PortRule};
 use super::{
     COMPOSE_TEMPLATE, Count, ENV_TEMPLATE, Environment, GateCheck, MAX_SLOT, Pool, Profile,
-    Templates, WorkerCounts,
+    Secrets, Templates, WorkerCounts,
 };
 use crate::error::fail;
 
@@ -30,7 +30,15 @@ struct RawFile {
     gate: Option<Vec<RawGate>>,
     shared: Option<RawShared>,
     env: Option<toml::Table>,
+    secrets: Option<RawSecrets>,
     isolation: Option<RawIsolation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecrets {
+    random: Option<Vec<String>>,
+    pass: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +117,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
     let gate = gate(raw.gate, embedded, (!adopted).then_some(&ports[..]), &bad)?;
     let (shared_dir, shared_folders) = shared(raw.shared, &name, env, &base, &bad)?;
     let extra_env = extra_env(raw.env, &bad)?;
+    let secrets = secrets(raw.secrets, embedded, &extra_env, &bad)?;
     let state_dir = state_dir(raw_pool.state_dir, &name, env, &base, adopted)?;
 
     let pool = Pool {
@@ -124,6 +133,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         shared_dir,
         shared_folders,
         env: extra_env,
+        secrets,
         state_dir,
         model: None,
         warnings: Vec::new(),
@@ -464,6 +474,47 @@ fn extra_env(
     Ok(extra_env)
 }
 
+/// `[secrets]`: each list the file gives replaces the default one; only the
+/// KTRDR stack has KTRDR's secrets by default.
+fn secrets(
+    raw: Option<RawSecrets>,
+    embedded: bool,
+    extra_env: &BTreeMap<String, String>,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<Secrets> {
+    let defaults = if embedded {
+        default_secrets()
+    } else {
+        Secrets::default()
+    };
+    let raw = raw.unwrap_or_default();
+    let secrets = Secrets {
+        random: raw.random.unwrap_or(defaults.random),
+        pass: raw.pass.unwrap_or(defaults.pass),
+    };
+    let mut seen = BTreeMap::new();
+    for (list, names) in [("random", &secrets.random), ("pass", &secrets.pass)] {
+        for name in names {
+            if !valid_env_name(name) {
+                return Err(bad(format!(
+                    "[secrets] {list}: `{name}` is not a valid variable name"
+                )));
+            }
+            if let Some(first) = seen.insert(name.as_str(), list) {
+                return Err(bad(format!(
+                    "[secrets] `{name}` is listed twice (in {first} and in {list})"
+                )));
+            }
+            if extra_env.contains_key(name) {
+                return Err(bad(format!(
+                    "[secrets] {list}: `{name}` is also set in [env]; a secret's value comes from [secrets] alone"
+                )));
+            }
+        }
+    }
+    Ok(secrets)
+}
+
 /// The state folder: `DOCKER_SANDBOX_HOME`, else `[pool] state_dir`, else
 /// under the home folder.
 fn state_dir(
@@ -635,6 +686,36 @@ mod tests {
         assert!(value.contains("external = \"mine\""), "{value}");
         let alone = err("[isolation]\nexternal = \"shared\"");
         assert!(alone.contains("set [pool] compose"), "{alone}");
+    }
+
+    #[test]
+    fn secrets_default_to_ktrdrs_for_the_embedded_stack_only() {
+        let ktrdr = load_str("").unwrap();
+        assert_eq!(ktrdr.secrets.random.len(), 2);
+        assert_eq!(ktrdr.secrets.pass.len(), 2);
+        let own = load_str("[pool]\nname = \"demo\"\ncompose = [\"c.yml\"]").unwrap();
+        assert_eq!(own.secrets, Secrets::default());
+        let given = load_str("[secrets]\nrandom = [\"SECRET_KEY\"]\npass = []").unwrap();
+        assert_eq!(given.secrets.random, ["SECRET_KEY"]);
+        assert!(given.secrets.pass.is_empty());
+    }
+
+    #[test]
+    fn bad_secrets_are_refused_clearly() {
+        let name = err("[secrets]\nrandom = [\"NOT-A-NAME\"]");
+        assert!(
+            name.contains("[secrets] random: `NOT-A-NAME` is not a valid variable name"),
+            "{name}"
+        );
+        let twice = err("[secrets]\nrandom = [\"K\"]\npass = [\"K\"]");
+        assert!(
+            twice.contains("`K` is listed twice (in random and in pass)"),
+            "{twice}"
+        );
+        let env = err("[env]\nAPI_KEY = \"x\"\n[secrets]\npass = [\"API_KEY\"]");
+        assert!(env.contains("`API_KEY` is also set in [env]"), "{env}");
+        let key = err("[secrets]\nrandoms = []");
+        assert!(key.contains("randoms"), "{key}");
     }
 
     #[test]

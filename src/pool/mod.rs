@@ -122,6 +122,18 @@ pub(crate) enum GateCheck {
     },
 }
 
+/// `[secrets]`: variables a slot's stack gets that no repository may hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Secrets {
+    /// Each gets a random value per slot, kept in the slot's env files (mode
+    /// 0600, out of git) for as long as the slot's volumes live: a new claim
+    /// gets new values. `<PREFIX>_DB_PASSWORD` is the slot's `password`.
+    pub(crate) random: Vec<String>,
+    /// Passed from the user's environment to compose's, when set; never
+    /// written to a file.
+    pub(crate) pass: Vec<String>,
+}
+
 /// The whole pool, defaults filled in and validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
@@ -139,6 +151,7 @@ pub(crate) struct Pool {
     pub(crate) shared_dir: PathBuf,
     pub(crate) shared_folders: Vec<String>,
     pub(crate) env: BTreeMap<String, String>,
+    pub(crate) secrets: Secrets,
     pub(crate) state_dir: PathBuf,
     /// An adopted pool's compose model, of the worktree the command runs in
     /// (`adopt::complete`).

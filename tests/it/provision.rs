@@ -141,8 +141,9 @@ fn a_deleted_slot_folder_is_rebuilt_and_its_claim_kept() {
     std::fs::remove_dir_all(ctx.state.join("slot-2")).unwrap();
     let run = ctx.run(&["provision"]).success();
     assert!(
-        run.stdout
-            .contains("Repaired slot 2 (light): missing docker-compose.yml, .env.sandbox\n"),
+        run.stdout.contains(
+            "Repaired slot 2 (light): missing docker-compose.yml, .env.sandbox, prometheus.yml\n"
+        ),
         "{}",
         run.stdout
     );
