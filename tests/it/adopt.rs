@@ -23,13 +23,13 @@ fn corpus() -> PathBuf {
 
 /// Which compose the binary is told to use (`DOCKER_SANDBOX_COMPOSE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compose {
+pub(crate) enum Compose {
     V2,
     Legacy,
 }
 
 impl Compose {
-    fn choice(self) -> &'static str {
+    pub(crate) fn choice(self) -> &'static str {
         match self {
             Compose::V2 => "plugin",
             Compose::Legacy => "docker-compose",
@@ -38,7 +38,7 @@ impl Compose {
 
     /// Fails the test unless this compose answers, as the engine suite's setup
     /// installs it.
-    fn require(self) {
+    pub(crate) fn require(self) {
         let mut cmd = match self {
             Compose::V2 => {
                 let mut c = Command::new("docker");

@@ -9,6 +9,7 @@ mod derived;
 mod fake_docker;
 mod fake_engine;
 mod install;
+mod ktrdr;
 mod lifecycle;
 mod messages;
 mod moved_worktree;
