@@ -63,6 +63,7 @@ pub(crate) struct SlotContext<'a> {
     pub(crate) labels: BTreeMap<&'static str, String>,
     /// The worktree that holds the slot: an adopted pool's slot runs the
     /// compose files of that worktree; `exists` looks in it.
+    #[serde(skip)]
     pub(crate) worktree: Option<&'a Path>,
 }
 
@@ -179,14 +180,21 @@ handlebars_helper!(upper: |s: str| s.to_ascii_uppercase());
 /// `(exists "deploy/shared/grafana")`: whether the slot's worktree holds that
 /// path (false while no worktree holds the slot). What it answers is part of
 /// the fingerprint, so a checkout that gains or loses the path is rendered again.
+/// The worktree is the one of the render under way, not a template variable:
+/// the fingerprint holds what `exists` finds, not the path.
 struct Exists;
+
+thread_local! {
+    /// The worktree of the render under way on this thread, for `exists`.
+    static RENDERING_IN: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
 
 impl HelperDef for Exists {
     fn call_inner<'reg: 'rc, 'rc>(
         &self,
         h: &handlebars::Helper<'rc>,
         _: &'reg Handlebars<'reg>,
-        ctx: &'rc handlebars::Context,
+        _: &'rc handlebars::Context,
         _: &mut handlebars::RenderContext<'reg, 'rc>,
     ) -> Result<handlebars::ScopedJson<'rc>, handlebars::RenderError> {
         let path = h.param(0).and_then(|p| p.value().as_str()).ok_or(
@@ -196,9 +204,9 @@ impl HelperDef for Exists {
                 "a path in quotes".into(),
             ),
         )?;
-        let worktree = ctx.data().get("worktree").and_then(|w| w.as_str());
+        let found = RENDERING_IN.with(|w| present(w.borrow().as_deref(), path));
         Ok(handlebars::ScopedJson::Derived(serde_json::Value::Bool(
-            present(worktree.map(Path::new), path),
+            found,
         )))
     }
 }
@@ -289,16 +297,16 @@ impl Renderer {
         };
         // The whole context but the secrets: the fingerprint sits in files
         // anyone may read, and a secret only changes with a new claim,
-        // whose stack starts from nothing anyway. Nor the worktree: only what
+        // whose stack starts from nothing anyway. Of the worktree, only what
         // `exists` finds in it.
         let mut context = serde_json::to_value(ctx).context("failed to serialise the context")?;
         if let Some(map) = context.as_object_mut() {
             map.remove("password");
             map.remove("secrets");
-            map.remove("worktree");
         }
         let context = context.to_string();
         let found = exists_answers(&self.texts, ctx.worktree);
+        RENDERING_IN.with(|w| *w.borrow_mut() = ctx.worktree.map(Path::to_owned));
         let extra = serde_json::to_string(&pool.env).context("failed to serialise [env]")?;
         let adopted = match pool.adopted() {
             Some(a) => Some(crate::pool::adopt::slot_file(pool, a, ctx)?),

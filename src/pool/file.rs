@@ -117,7 +117,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
     let gate = gate(raw.gate, embedded, (!adopted).then_some(&ports[..]), &bad)?;
     let (shared_dir, shared_folders) = shared(raw.shared, &name, env, &base, &bad)?;
     let extra_env = extra_env(raw.env, &bad)?;
-    let secrets = secrets(raw.secrets, embedded, &extra_env, &bad)?;
+    let secrets = secrets(raw.secrets, embedded, adopted, &extra_env, &bad)?;
     let state_dir = state_dir(raw_pool.state_dir, &name, env, &base, adopted)?;
 
     let pool = Pool {
@@ -475,13 +475,22 @@ fn extra_env(
 }
 
 /// `[secrets]`: each list the file gives replaces the default one; only the
-/// KTRDR stack has KTRDR's secrets by default.
+/// KTRDR stack has KTRDR's secrets by default. A pool that adopts compose
+/// files has none: its model is read with compose's `config`, whose output
+/// (kept in the state folder, and copied into the slot file for legacy
+/// compose) would hold the values.
 fn secrets(
     raw: Option<RawSecrets>,
     embedded: bool,
+    adopted: bool,
     extra_env: &BTreeMap<String, String>,
     bad: &impl Fn(String) -> anyhow::Error,
 ) -> Result<Secrets> {
+    if adopted && raw.is_some() {
+        return Err(bad(
+            "[secrets] applies to a pool with templates: an adopted pool's compose model, which would hold the values, is kept in files".into(),
+        ));
+    }
     let defaults = if embedded {
         default_secrets()
     } else {
@@ -716,6 +725,11 @@ mod tests {
         assert!(env.contains("`API_KEY` is also set in [env]"), "{env}");
         let key = err("[secrets]\nrandoms = []");
         assert!(key.contains("randoms"), "{key}");
+        let adopted = err("[pool]\ncompose = [\"c.yml\"]\n[secrets]\npass = [\"API_KEY\"]");
+        assert!(
+            adopted.contains("[secrets] applies to a pool with templates"),
+            "{adopted}"
+        );
     }
 
     #[test]
