@@ -186,6 +186,7 @@ fn read(ctx: &Ctx, pool: &Pool, top: &Path) -> Result<Model> {
         directory: top,
         files: &files,
         env_files: &[],
+        hidden: &[],
     };
     model::read(ctx.compose()?, &source, &pool::adopt::cache_dir(pool))
 }

@@ -328,6 +328,7 @@ fn slot_findings(ctx: &Ctx, pool: &Pool) -> Result<(u32, crate::model::Analysis)
         file,
         base_files: Vec::new(),
         base_env: None,
+        pass: pool.secrets.pass.clone(),
     };
     let model = crate::model::of_project(
         &|| Ok(compose.clone()),

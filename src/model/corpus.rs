@@ -188,6 +188,7 @@ fn adopt(
         directory: work,
         files: &files,
         env_files: &[],
+        hidden: &[],
     };
     let model = read(compose, &source, &state).map_err(|e| Outcome::Rejected(format!("{e:#}")))?;
     let ports = derive_ports(&model, "P", SLOTS).unwrap();

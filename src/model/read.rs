@@ -60,6 +60,9 @@ pub(crate) struct Source<'a> {
     /// Env files (`--env-file`) in order, the later winning; none: compose
     /// reads the project folder's `.env`.
     pub(crate) env_files: &'a [PathBuf],
+    /// Variables compose must not see while it reads the model: the pool's
+    /// passed-through secrets, which the model, kept in a file, never holds.
+    pub(crate) hidden: &'a [String],
 }
 
 /// The model of exactly what `project` runs (its `-f` files and env files, as
@@ -80,6 +83,7 @@ pub(crate) fn of_project(
         directory: &project.directory,
         files: &files,
         env_files: &env_files,
+        hidden: &project.pass,
     };
     read_lazily(compose, &source, cache_dir)
 }
@@ -159,7 +163,8 @@ fn read_now(
     if let Some(dir) = path.parent() {
         crate::fsutil::create_dir_all(dir)?;
     }
-    crate::fsutil::write_atomic(path, entry.to_string().as_bytes(), 0o644)?;
+    // Private: the env files' values, secrets among them, are in the model.
+    crate::fsutil::write_atomic(path, entry.to_string().as_bytes(), 0o600)?;
     let mut model = normalise::model(source.project, source.directory, dialect, raw)?;
     model.compose_version = compose.version.clone();
     Ok(model)
@@ -336,6 +341,9 @@ pub(super) fn config_command(
     ] {
         cmd.env_remove(var);
     }
+    for var in source.hidden {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
@@ -419,6 +427,31 @@ mod tests {
     }
 
     #[test]
+    fn compose_reads_the_model_without_the_hidden_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let (compose, _) = fake_compose(dir.path(), "5.6.1");
+        let files = [PathBuf::from("/w/compose.yaml")];
+        let hidden = ["API_KEY".to_owned()];
+        let source = Source {
+            project: "p",
+            directory: Path::new("/w"),
+            files: &files,
+            env_files: &[],
+            hidden: &hidden,
+        };
+        let cmd = config_command(&compose, &source, Dialect::Json, &Default::default());
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            removed.contains(&std::ffi::OsStr::new("API_KEY")),
+            "{removed:?}"
+        );
+    }
+
+    #[test]
     fn an_unchanged_project_runs_no_config() {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("w");
@@ -437,6 +470,7 @@ mod tests {
             directory: &work,
             files: &files,
             env_files: &[],
+            hidden: &[],
         };
         let first = read(&compose, &source, &state).unwrap();
         assert_eq!(runs(&log), 1);
@@ -504,6 +538,7 @@ mod tests {
             file: slot.join("docker-compose.yml"),
             base_files: Vec::new(),
             base_env: None,
+            pass: Vec::new(),
         };
         let found = || Ok(compose.clone());
         of_project(&found, &project, &state).unwrap();

@@ -33,6 +33,7 @@ fn source<'a>(pool: &'a Pool, worktree: &'a Path, files: &'a [PathBuf]) -> model
         directory: worktree,
         files,
         env_files: &[],
+        hidden: &[],
     }
 }
 
