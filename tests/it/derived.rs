@@ -100,6 +100,11 @@ impl Pool {
         self.slot_env(slot)["DB_PASSWORD"].clone()
     }
 
+    /// The slot's own JWT secret, a `[secrets] random` value of the default pool.
+    fn jwt(&self, slot: u32) -> String {
+        self.slot_env(slot)["KTRDR_AUTH_JWT_SECRET"].clone()
+    }
+
     fn slots(&self) -> Vec<Value> {
         let run = self.run(&["slots", "--format", "json"]).success();
         let v: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -184,6 +189,7 @@ fn a_lost_slot_file_comes_back_with_the_slots_own_password() {
     let p = Pool::new("", "");
     p.run(&["claim"]).success();
     let pw = p.password(1);
+    let jwt = p.jwt(1);
     let worktree_env = p.ctx.cwd.join(".env.sandbox");
 
     std::fs::remove_file(p.slot_dir(1).join("docker-compose.yml")).unwrap();
@@ -212,6 +218,8 @@ fn a_lost_slot_file_comes_back_with_the_slots_own_password() {
     );
     assert_eq!(mode(&p.slot_dir(1).join(".env.sandbox")), 0o600);
     assert_eq!(env_file(&worktree_env)["DB_PASSWORD"], pw);
+    assert_eq!(p.jwt(1), jwt, "and every secret of the slot");
+    assert_eq!(env_file(&worktree_env)["KTRDR_AUTH_JWT_SECRET"], jwt);
 
     // The registry record lost too: written again, agreeing with the files.
     let mut reg = p.ctx.registry();
@@ -228,6 +236,7 @@ fn a_lost_slot_file_comes_back_with_the_slots_own_password() {
 fn provision_force_renders_every_slot_again_and_keeps_every_password() {
     let p = Pool::new("", "");
     let before: Vec<String> = (1..=6).map(|s| p.password(s)).collect();
+    let jwts: Vec<String> = (1..=6).map(|s| p.jwt(s)).collect();
     // A hand edit is not a second source of truth: it is rendered away.
     let compose = p.slot_dir(3).join("docker-compose.yml");
     let rendered = std::fs::read_to_string(&compose).unwrap();
@@ -282,6 +291,7 @@ fn provision_force_renders_every_slot_again_and_keeps_every_password() {
                 before[s as usize - 1],
                 "slot {s} keeps its password"
             );
+            assert_eq!(p.jwt(s), jwts[s as usize - 1], "slot {s} keeps its secret");
         }
     }
     let first = std::fs::read_to_string(p.slot_dir(1).join(".env.sandbox")).unwrap();
@@ -295,19 +305,29 @@ fn provision_force_renders_every_slot_again_and_keeps_every_password() {
 fn a_new_claim_gets_a_new_password_and_a_held_one_keeps_it() {
     let p = Pool::new("", "");
     let provisioned = p.password(1);
+    let provisioned_jwt = p.jwt(1);
     p.run(&["claim"]).success();
     let first = p.password(1);
+    let first_jwt = p.jwt(1);
     assert_ne!(first, provisioned, "a new claim's volumes start empty");
+    assert_ne!(first_jwt, provisioned_jwt, "and it gets new secrets");
+    assert_ne!(first_jwt, first);
     assert_eq!(
         env_file(&p.ctx.cwd.join(".env.sandbox"))["DB_PASSWORD"],
         first
     );
     p.run(&["claim"]).success();
     assert_eq!(p.password(1), first, "claiming again keeps it");
+    assert_eq!(p.jwt(1), first_jwt);
     p.run(&["release"]).success();
     p.run(&["claim"]).success();
     let second = p.password(1);
     assert_ne!(second, first);
+    assert_ne!(p.jwt(1), first_jwt);
+    assert_eq!(
+        env_file(&p.ctx.cwd.join(".env.sandbox"))["KTRDR_AUTH_JWT_SECRET"],
+        p.jwt(1)
+    );
     assert_eq!(
         env_file(&p.ctx.cwd.join(".env.sandbox"))["DB_PASSWORD"],
         second
