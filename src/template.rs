@@ -141,7 +141,8 @@ pub(crate) struct Rendered {
     /// Other files of the slot folder, by name: the embedded stack's
     /// `prometheus.yml`.
     pub(crate) extra: Vec<(&'static str, String)>,
-    /// Of the inputs: both templates' texts, the whole context, `[env]`.
+    /// Of the inputs: the templates' texts, the whole context but its
+    /// secrets, `[env]`, and what `exists` found in the worktree.
     pub(crate) fingerprint: String,
 }
 
