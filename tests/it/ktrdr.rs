@@ -219,20 +219,69 @@ fn depends_on(service: &Value, on: &str) -> Option<String> {
     }
 }
 
+/// A claimed slot's model and what it is checked against.
+struct Slot<'a> {
+    slot: u32,
+    what: String,
+    repo: &'a Path,
+    services: serde_json::Map<String, Value>,
+    /// The worktree's env file.
+    slot_env: BTreeMap<String, String>,
+    /// The registry's ports of the slot.
+    slot_ports: BTreeMap<String, u64>,
+    state: PathBuf,
+    shared: PathBuf,
+    workers: Vec<String>,
+    /// The services that run KTRDR's code: backend, workers, mcp-local.
+    apps: Vec<String>,
+}
+
 /// Every check of section 12 on the model of `slot`, held by `repo`.
 fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: bool) {
-    let what = format!("slot {slot} with {:?}", k.compose);
     let model = k.claim_and_config(repo, slot);
-    let services = model["services"].as_object().unwrap();
-    let slot_env = env_file(&repo.join(".env.sandbox"));
+    let services = model["services"].as_object().unwrap().clone();
     let registry = k.ctx.registry();
-    let slot_ports: BTreeMap<String, u64> =
-        serde_json::from_value(registry["slots"][slot.to_string()]["ports"].clone()).unwrap();
-    let state = &k.ctx.state;
-    let shared = k.ctx.home.join(".ktrdr/shared");
+    let workers: Vec<String> = services
+        .keys()
+        .filter(|s| s.contains("-worker-"))
+        .cloned()
+        .collect();
+    let apps = std::iter::once("backend".to_owned())
+        .chain(workers.iter().cloned())
+        .chain(["mcp-local".to_owned()])
+        .collect();
+    let s = Slot {
+        slot,
+        what: format!("slot {slot} with {:?}", k.compose),
+        repo,
+        services,
+        slot_env: env_file(&repo.join(".env.sandbox")),
+        slot_ports: serde_json::from_value(registry["slots"][slot.to_string()]["ports"].clone())
+            .unwrap(),
+        state: k.ctx.state.clone(),
+        shared: k.ctx.home.join(".ktrdr/shared"),
+        workers,
+        apps,
+    };
+    services_follow_the_profile(&s, per_kind);
+    ports_are_the_slots_on_loopback(&s);
+    bind_sources_exist(&s);
+    apps_run_the_dev_image_with_the_code(&s);
+    database_settings_are_the_slots(&s);
+    backend_runs_ktrdrs_api(&s);
+    backend_has_what_alembic_needs(&s);
+    workers_run_ktrdrs_worker_modules(&s);
+    prometheus_scrapes_this_slot(&s);
+    grafana_has_ktrdrs_provisioning_where_the_checkout_has_it(&s, provisioned);
+    mcp_local_serves_ktrdrs_mcp(&s);
+    secrets_reach_the_containers_and_no_file(&s, k);
+}
 
-    // 6. One service per worker, as many as the profile gives.
-    let workers: Vec<&String> = services.keys().filter(|s| s.contains("-worker-")).collect();
+/// Checklist item 6: one service per worker, as many as the profile gives.
+fn services_follow_the_profile(s: &Slot<'_>, per_kind: usize) {
+    let what = &s.what;
+    let services = &s.services;
+    let workers = &s.workers;
     let count = |kind: &str| workers.iter().filter(|w| w.starts_with(kind)).count();
     assert_eq!(
         (count("backtest-worker-"), count("training-worker-")),
@@ -240,7 +289,7 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         "{what}: {workers:?}"
     );
     let mut names: Vec<&str> = services.keys().map(String::as_str).collect();
-    names.retain(|s| !s.contains("-worker-"));
+    names.retain(|n| !n.contains("-worker-"));
     assert_eq!(
         names,
         [
@@ -253,8 +302,13 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         ],
         "{what}"
     );
+}
 
-    // 6. No container_name; every port on 127.0.0.1 at the registry's values.
+/// Checklist item 6: no container_name; every port on 127.0.0.1 at the registry's values.
+fn ports_are_the_slots_on_loopback(s: &Slot<'_>) {
+    let what = &s.what;
+    let services = &s.services;
+    let slot_ports = &s.slot_ports;
     let published: Vec<u64> = slot_ports.values().copied().collect();
     for (name, svc) in services {
         assert!(svc.get("container_name").is_none(), "{what}: {name}");
@@ -271,9 +325,16 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         ports(&services["backend"]),
         [("127.0.0.1".to_owned(), slot_ports["api"].to_string())]
     );
+}
 
-    // 4. Every bind source exists, in the checkout or the pool's own folders;
-    // nothing of the paths a fresh checkout lacks.
+/// Checklist item 4: every bind source exists, in the checkout or the pool's own folders;
+/// nothing of the paths a fresh checkout lacks.
+fn bind_sources_exist(s: &Slot<'_>) {
+    let what = &s.what;
+    let repo = s.repo;
+    let services = &s.services;
+    let state = &s.state;
+    let shared = &s.shared;
     for (name, svc) in services {
         for m in mounts(svc).iter().filter(|m| m.bind) {
             let src = Path::new(&m.source);
@@ -282,7 +343,7 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
                 "{what}: {name} mounts {src:?}, which does not exist"
             );
             assert!(
-                src.starts_with(repo) || src.starts_with(state) || src.starts_with(&shared),
+                src.starts_with(repo) || src.starts_with(state) || src.starts_with(shared),
                 "{what}: {name} mounts {src:?}, outside the checkout and the pool's folders"
             );
             for absent in [
@@ -299,13 +360,15 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
             }
         }
     }
+}
 
-    // 1. The dev image, built from the checkout's Dockerfile.dev; ./ktrdr
-    // mounted wherever the code runs.
-    let apps: Vec<&str> = std::iter::once("backend")
-        .chain(workers.iter().map(|w| w.as_str()))
-        .chain(["mcp-local"])
-        .collect();
+/// Checklist item 1: the dev image, built from the checkout's Dockerfile.dev; ./ktrdr
+/// mounted wherever the code runs.
+fn apps_run_the_dev_image_with_the_code(s: &Slot<'_>) {
+    let what = &s.what;
+    let repo = s.repo;
+    let services = &s.services;
+    let apps: Vec<&str> = s.apps.iter().map(String::as_str).collect();
     for name in &apps {
         let svc = &services[*name];
         assert_eq!(svc["image"], "ktrdr-backend:dev", "{what}: {name}");
@@ -329,9 +392,15 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
             "{what}: {name}: ./config is not read-only"
         );
     }
+}
 
-    // 3. The database: the db's own settings are the slot's password, and
-    // every app service connects with them.
+/// Checklist item 3: the database: the db's own settings are the slot's password, and
+/// every app service connects with them.
+fn database_settings_are_the_slots(s: &Slot<'_>) {
+    let what = &s.what;
+    let services = &s.services;
+    let slot_env = &s.slot_env;
+    let apps: Vec<&str> = s.apps.iter().map(String::as_str).collect();
     let db = env(&services["db"]);
     let password = &slot_env["DB_PASSWORD"];
     assert_eq!(
@@ -392,11 +461,16 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
     }
     assert_eq!(db["POSTGRES_DB"], slot_env["KTRDR_DB_NAME"]);
     assert_eq!(db["POSTGRES_USER"], slot_env["KTRDR_DB_USER"]);
+}
 
-    // 3. The backend: KTRDR's API module, on 8000.
+/// Checklist item 3: the backend: KTRDR's API module, on 8000.
+fn backend_runs_ktrdrs_api(s: &Slot<'_>) {
+    let what = &s.what;
+    let repo = s.repo;
+    let services = &s.services;
     let backend = &services["backend"];
     let command = strings(&backend["command"]);
-    let module = uvicorn_module(&command, &what);
+    let module = uvicorn_module(&command, what);
     assert_eq!(module, "ktrdr.api.main");
     assert!(module_file(repo, module).is_file(), "{what}: {module}");
     assert_eq!(arg_after(&command, "--host"), Some("0.0.0.0"));
@@ -410,8 +484,14 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         Some("service_healthy"),
         "{what}"
     );
+}
 
-    // 5. What `alembic upgrade head` needs in the backend.
+/// Checklist item 5: what `alembic upgrade head` needs in the backend.
+fn backend_has_what_alembic_needs(s: &Slot<'_>) {
+    let what = &s.what;
+    let repo = s.repo;
+    let shared = &s.shared;
+    let backend = &s.services["backend"];
     let ms = mounts(backend);
     for (target, src) in [
         ("/app/alembic", "alembic"),
@@ -419,7 +499,7 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         ("/app/tests", "tests"),
         ("/app/memory", "memory"),
     ] {
-        let m = mount(&ms, target, &what);
+        let m = mount(&ms, target, what);
         assert_eq!(Path::new(&m.source), repo.join(src), "{what}: {target}");
     }
     assert!(repo.join("alembic/env.py").is_file());
@@ -429,13 +509,19 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         ("/app/strategies", "strategies"),
     ] {
         assert_eq!(
-            Path::new(&mount(&ms, target, &what).source),
+            Path::new(&mount(&ms, target, what).source),
             shared.join(folder)
         );
     }
+}
 
-    // 2. Workers: KTRDR's worker modules, listening on KTRDR_WORKER_PORT,
-    // advertising their service name, with healthchecks and a grace period.
+/// Checklist item 2: workers: KTRDR's worker modules, listening on KTRDR_WORKER_PORT,
+/// advertising their service name, with healthchecks and a grace period.
+fn workers_run_ktrdrs_worker_modules(s: &Slot<'_>) {
+    let what = &s.what;
+    let repo = s.repo;
+    let services = &s.services;
+    let workers: Vec<&String> = s.workers.iter().collect();
     for name in &workers {
         let svc = &services[*name];
         let w = format!("{what}: {name}");
@@ -484,9 +570,15 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
             assert_eq!(e["KTRDR_FRED_API_KEY"], FRED, "{w}: passed through");
         }
     }
+}
 
-    // 4. Prometheus reads a file of the slot folder listing this slot's
-    // backend and workers.
+/// Checklist item 4: prometheus reads a file of the slot folder listing this slot's
+/// backend and workers.
+fn prometheus_scrapes_this_slot(s: &Slot<'_>) {
+    let what = &s.what;
+    let services = &s.services;
+    let state = &s.state;
+    let workers: Vec<&String> = s.workers.iter().collect();
     let prometheus = &services["prometheus"];
     assert!(
         strings(&prometheus["command"])
@@ -494,8 +586,8 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         "{what}"
     );
     let pm = mounts(prometheus);
-    let config = mount(&pm, "/etc/prometheus/prometheus.yml", &what);
-    let config_file = state.join(format!("slot-{slot}/prometheus.yml"));
+    let config = mount(&pm, "/etc/prometheus/prometheus.yml", what);
+    let config_file = state.join(format!("slot-{}/prometheus.yml", s.slot));
     assert_eq!(Path::new(&config.source), config_file, "{what}");
     let text = std::fs::read_to_string(&config_file).unwrap();
     assert!(text.contains("\"backend:8000\""), "{what}: {text}");
@@ -512,8 +604,13 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         workers.len(),
         "{what}: {text}"
     );
+}
 
-    // 7. Grafana: anonymous, and KTRDR's provisioning where the checkout has it.
+/// Checklist item 7: grafana: anonymous, and KTRDR's provisioning where the checkout has it.
+fn grafana_has_ktrdrs_provisioning_where_the_checkout_has_it(s: &Slot<'_>, provisioned: bool) {
+    let what = &s.what;
+    let repo = s.repo;
+    let services = &s.services;
     let grafana = &services["grafana"];
     assert_eq!(env(grafana)["GF_AUTH_ANONYMOUS_ENABLED"], "true");
     let gm = mounts(grafana);
@@ -526,25 +623,30 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         let ds = mount(
             &gm,
             "/etc/grafana/provisioning/datasources/datasources.yml",
-            &what,
+            what,
         );
         assert_eq!(
             Path::new(&ds.source),
             repo.join("deploy/shared/grafana/datasources.yml")
         );
-        mount(&gm, "/var/lib/grafana/dashboards", &what);
+        mount(&gm, "/var/lib/grafana/dashboards", what);
     } else {
         assert!(provisioning.is_empty(), "{what}: {gm:?}");
     }
+}
 
-    // 7. mcp-local: the backend image idling, KTRDR's MCP server at /mcp.
+/// Checklist item 7: mcp-local: the backend image idling, KTRDR's MCP server at /mcp.
+fn mcp_local_serves_ktrdrs_mcp(s: &Slot<'_>) {
+    let what = &s.what;
+    let repo = s.repo;
+    let services = &s.services;
     let mcp = &services["mcp-local"];
     assert_eq!(strings(&mcp["command"]), ["sleep", "infinity"], "{what}");
     assert_eq!(mcp["stdin_open"], true, "{what}");
     assert_eq!(mcp["working_dir"], "/mcp", "{what}");
     assert_eq!(env(mcp)["PYTHONPATH"], "/app:/mcp", "{what}");
     let mm = mounts(mcp);
-    let code = mount(&mm, "/mcp", &what);
+    let code = mount(&mm, "/mcp", what);
     assert_eq!(Path::new(&code.source), repo.join("mcp"));
     assert!(code.read_only && repo.join("mcp/src/main.py").is_file());
     assert_eq!(
@@ -552,8 +654,14 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
         Some("service_healthy"),
         "{what}"
     );
+}
 
-    // Secrets: a passed-through value reaches the container, and no file.
+/// Secrets: a passed-through value reaches the container, and no file.
+fn secrets_reach_the_containers_and_no_file(s: &Slot<'_>, k: &Ktrdr) {
+    let what = &s.what;
+    let repo = s.repo;
+    let state = &s.state;
+    let backend = &s.services["backend"];
     assert_eq!(env(backend)["ANTHROPIC_API_KEY"], ANTHROPIC, "{what}");
     for dir in [repo, state.as_path()] {
         for (path, bytes) in tree(dir) {
@@ -567,7 +675,7 @@ fn check_slot(k: &Ktrdr, repo: &Path, slot: u32, per_kind: usize, provisioned: b
     // The slot's env files are private, and git does not see the worktree's.
     assert_eq!(mode(&repo.join(".env.sandbox")), 0o600);
     assert_eq!(
-        mode(&state.join(format!("slot-{slot}/.env.sandbox"))),
+        mode(&state.join(format!("slot-{}/.env.sandbox", s.slot))),
         0o600
     );
     let status = k.ctx.git(repo, &["status", "--porcelain", "--ignored=no"]);
