@@ -27,32 +27,36 @@ fn ours(sb: &Sandbox, mut item: serde_json::Value) -> serde_json::Value {
     item
 }
 
-/// Blocks of 200 ports from 10000 up to 20400: below Linux's ephemeral range
+/// Blocks of 100 ports from 10000 up to 20400: below Linux's ephemeral range
 /// (32768 up), so an outgoing connection never holds one, and below the
 /// real-engine suite's blocks (20500 up).
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
 pub fn port_block() -> u16 {
     let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
-    assert!(n < 52, "out of port blocks: give the blocks a smaller size");
-    10_000 + 200 * n
+    assert!(
+        n < 104,
+        "out of port blocks: give the blocks a smaller size"
+    );
+    10_000 + 100 * n
 }
 
-/// The default pool with every port moved to `base`...`base + 197`: named
-/// ports at +1..+46, OTLP at +70..+121, workers at +140..+197.
+/// The default pool with every port moved to `base`...`base + 99`: named
+/// ports at +1..+30, workers at +40..+97 (slot N's at +30+10N, at most 8),
+/// and the OTLP pair in the last two ports of each slot's ten (+48, +49 ...).
 pub fn ports_toml(base: u16) -> String {
     let b = u32::from(base);
     format!(
         "[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\n\
          prometheus = [{}, 1]\njaeger_otlp_grpc = [{}, 10]\njaeger_otlp_http = [{}, 10]\n\
          workers = [{}, 10]\n",
-        b + 10,
-        b + 20,
+        b + 6,
+        b + 12,
+        b + 18,
+        b + 24,
+        b + 38,
+        b + 39,
         b + 30,
-        b + 40,
-        b + 60,
-        b + 61,
-        b + 130,
     )
 }
 
@@ -2106,3 +2110,4 @@ fn another_registrys_resources_under_the_same_name_are_left_alone_and_reported()
     );
     assert!(!run.stdout.contains("Would remove"), "{}", run.stdout);
 }
+
