@@ -74,9 +74,10 @@ Exit codes:
 
     /// Start this worktree's slot (claiming one if needed) and wait until it is ready
     #[command(after_help = "\
-Runs `compose up -d`, then the startability gate: containers running and
-healthy, then the pool's checks (TCP, HTTP status, HTTP list length). On
-failure the stack is taken down: its containers and networks, and the
+Runs `compose up -d`, the pool's [[after_up]] steps (`compose exec -T`, also
+with --no-wait), then the startability gate: containers running and healthy,
+then the pool's checks (TCP, HTTP status, HTTP list length). On failure the
+stack is taken down: its containers and networks, and the
 volumes this `up` created; volumes that existed before it (a database that
 `down` kept) are kept, and so is the claim. So it is on Ctrl-C or SIGTERM
 while it starts (a second one exits at once).
@@ -84,7 +85,8 @@ while it starts (a second one exits at once).
 Exit codes:
   0    started, and the gate passed (or --no-wait)
   1    compose up failed; no free slot; no engine or compose; not in a worktree
-  2    the startability gate failed (the report names the check)
+  2    the startability gate or an [[after_up]] step failed (the report
+       names it)
   3    a port of the slot is in use by something else
   64   usage error
   130  stopped by Ctrl-C (SIGINT), or by a signal to `docker`; 143: by SIGTERM")]

@@ -233,16 +233,18 @@ fn parse_version(stdout: &[u8]) -> Option<String> {
 pub(crate) fn display(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
-        .map(|a| {
-            let s = a.to_string_lossy();
-            if s.is_empty() || s.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
-                format!("'{}'", s.replace('\'', "'\\''"))
-            } else {
-                s.into_owned()
-            }
-        })
+        .map(|a| quote(&a.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One word as a shell would read it back: quoted when it must be.
+pub(crate) fn quote(s: &str) -> String {
+    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    } else {
+        s.to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -99,11 +99,13 @@ impl Blame {
     }
 }
 
-/// The gate's steps in order: the containers, then the pool's checks.
+/// The gate's steps in order: the containers, then the pool's checks. A
+/// `Service` step is waited for alone, before an `after_up` step runs in it.
 #[derive(Clone, Copy)]
 enum Step<'a> {
     Containers,
     Check(&'a GateCheck),
+    Service(&'a str),
 }
 
 impl Step<'_> {
@@ -111,6 +113,7 @@ impl Step<'_> {
         match self {
             Step::Containers => "containers are running and healthy".to_owned(),
             Step::Check(c) => c.label(target.ports),
+            Step::Service(s) => format!("`{s}` is running and healthy"),
         }
     }
 
@@ -119,6 +122,7 @@ impl Step<'_> {
         match self {
             Step::Containers => "not every container is running and healthy".to_owned(),
             Step::Check(c) => c.failed_label(target.ports),
+            Step::Service(s) => format!("`{s}` is not running and healthy"),
         }
     }
 
@@ -126,6 +130,7 @@ impl Step<'_> {
         match self {
             Step::Containers => containers(target),
             Step::Check(c) => check(target, c),
+            Step::Service(s) => service(target, s),
         }
     }
 }
@@ -220,17 +225,37 @@ pub(crate) fn passes_now(target: &Target<'_>) -> Option<Report> {
     })
 }
 
+/// The one deadline of an `up`'s waits: the `after_up` steps and the gate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    /// The whole time allowed, for messages.
+    pub(crate) timeout: Duration,
+}
+
+impl Deadline {
+    pub(crate) fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        }
+    }
+}
+
 /// Runs every check in order until it passes, the deadline passes, or a
 /// container fails for good; after a failure, the remaining checks are polled
 /// once each for the report (none after a signal). `progress` hears of each
 /// pass and each wait.
 pub(crate) fn run(
     target: &Target<'_>,
-    timeout: Duration,
+    deadline: Deadline,
     mut progress: impl FnMut(Event<'_>),
 ) -> Report {
     let start = Instant::now();
-    let deadline = start + timeout;
+    let Deadline {
+        at: deadline,
+        timeout,
+    } = deadline;
     let mut results = Vec::new();
     let mut failed = false;
     for step in steps(target) {
@@ -253,6 +278,40 @@ pub(crate) fn run(
     Report {
         results,
         elapsed: start.elapsed(),
+    }
+}
+
+/// Waits until `service` has its containers, running and healthy where
+/// they have a healthcheck: a container an `after_up` step can run in. The
+/// error is what was seen, and whose logs explain it.
+pub(crate) fn wait_for_service(
+    target: &Target<'_>,
+    service: &str,
+    deadline: Deadline,
+    mut progress: impl FnMut(Event<'_>),
+) -> Result<String, (String, Vec<String>)> {
+    let step = Step::Service(service);
+    let label = step.label(target);
+    let waited = wait_for(
+        step,
+        target,
+        label,
+        deadline.at,
+        deadline.timeout,
+        &mut |event| {
+            // The step's own line says it passed.
+            if let Event::Waiting(_) = event {
+                progress(event);
+            }
+        },
+    );
+    let (Waited::Done(result) | Waited::Stopped(result)) = waited;
+    match result.outcome {
+        Outcome::Passed(detail) => Ok(detail),
+        Outcome::Failed(detail) => Err((
+            format!("{} ({detail})", step.failed_label(target)),
+            result.services,
+        )),
     }
 }
 
@@ -385,6 +444,36 @@ fn containers(target: &Target<'_>) -> Poll {
         what.join(", "),
         Blame::Services(waiting.iter().map(|(c, _)| c.service.clone()).collect()),
     )
+}
+
+/// `service`'s containers: all running, and healthy where they have a
+/// healthcheck. One that exited will not run a step.
+fn service(target: &Target<'_>, service: &str) -> Poll {
+    let blame = || Blame::Services(vec![service.to_owned()]);
+    let list = match target.engine.containers(Some(target.project)) {
+        Ok(l) => l,
+        Err(e) => return Poll::Wait(format!("{e:#}"), blame()),
+    };
+    let own: Vec<&Container> = list.iter().filter(|c| c.service == service).collect();
+    if own.is_empty() {
+        return Poll::Wait(format!("no container for `{service}` yet"), blame());
+    }
+    for c in &own {
+        match (c.state.as_str(), c.exit_code(), c.health()) {
+            ("running", _, None | Some("healthy")) => {}
+            ("exited" | "dead", code, _) => {
+                let code = code.map_or("?".to_owned(), |c| c.to_string());
+                return Poll::Fatal(
+                    format!("service `{service}` exited with code {code}"),
+                    blame(),
+                );
+            }
+            ("running", _, Some(h)) => return Poll::Wait(format!("`{service}` is {h}"), blame()),
+            (state, _, _) => return Poll::Wait(format!("`{service}` is {state}"), blame()),
+        }
+    }
+    let healthy = own.iter().any(|c| c.health() == Some("healthy"));
+    Poll::Pass(if healthy { "healthy" } else { "running" }.to_owned())
 }
 
 /// The services of the compose model that have no container.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
+mod after_up;
 mod claim;
 mod cli;
 mod commands;

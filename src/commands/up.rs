@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::after_up::{self, End, Failed};
 use crate::claim::{self, Claimed, Want};
 use crate::cli::Format;
 use crate::commands::{Ctx, addresses, mark, project};
 use crate::compose::{self, Compose, Project};
 use crate::engine::{Container, Engine};
 use crate::error::{UserError, code, with_slot};
-use crate::gate::{self, Outcome, Report};
+use crate::gate::{self, CheckResult, Deadline, Outcome, Report};
 use crate::interrupt::{self, Interrupt};
 use crate::output;
 use crate::owner::{Owner, Survey, describe_left_alone};
@@ -67,6 +68,23 @@ struct GateFailedJson {
     result: &'static str,
     seconds: f64,
     checks: Vec<CheckJson>,
+    /// The `after_up` step that failed, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_step: Option<StepJson>,
+}
+
+/// A failed `after_up` step, in a `--format json` error.
+#[derive(Serialize)]
+struct StepJson {
+    /// 1-based, as the project file counts `[[after_up]]` tables.
+    number: usize,
+    service: String,
+    run: Vec<String>,
+    /// Its exit code, when it ran to an end.
+    exit_code: Option<i32>,
+    detail: String,
+    /// The last lines of its output.
+    output: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -106,7 +124,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let containers = engine.containers(None)?;
     up.check_slot_is_free(&containers)?;
     if let Some(report) = up.already_up(&containers) {
-        return up.finish("already-up", Some(&report));
+        return up.finish("already-up", &report.results);
     }
     up.start_stack()
 }
@@ -235,8 +253,9 @@ impl Up<'_> {
         gate::passes_now(&target)
     }
 
-    /// Marks the slot running and shows the result: the slot and its addresses.
-    fn finish(&self, result: &'static str, report: Option<&Report>) -> Result<u8> {
+    /// Marks the slot running and shows the result: the slot and its
+    /// addresses, and in JSON what was checked.
+    fn finish(&self, result: &'static str, checks: &[CheckResult]) -> Result<u8> {
         let (slot, record) = (self.slot, &self.claimed.record);
         mark(self.store, slot, "running")?;
         let urls = addresses(self.pool, &record.ports);
@@ -249,7 +268,7 @@ impl Up<'_> {
                 result,
                 seconds: self.start.elapsed().as_secs_f64(),
                 urls: urls.into_iter().collect(),
-                checks: report.map(checks_json).unwrap_or_default(),
+                checks: checks_json(checks),
             };
             match &self.opts.print_json {
                 Some(print) => print(&up),
@@ -274,11 +293,13 @@ impl Up<'_> {
         Ok(0)
     }
 
-    /// Starts the stack and, unless `--no-wait`, waits for the gate. From the
-    /// first thing started on, a failure or a signal takes down what this
-    /// `up` made.
+    /// Starts the stack, runs the `after_up` steps and, unless `--no-wait`,
+    /// waits for the gate, the steps and the gate within one deadline. From
+    /// the first thing started on, a failure or a signal takes down what
+    /// this `up` made.
     fn start_stack(&self) -> Result<u8> {
         let compose = self.ctx.compose()?;
+        self.check_after_up_services()?;
         // The template mounts the shared folders; made here, they belong to the
         // user rather than to the root-owned folders docker would create.
         for folder in &self.pool.shared_folders {
@@ -292,10 +313,98 @@ impl Up<'_> {
         let interrupt = Interrupt::watch()?;
         self.compose_up(compose, &before, &interrupt)?;
         crate::slot::mark_started(self.pool, self.slot)?;
-        if !self.opts.wait {
-            return self.finish("started-no-wait", None);
+        let steps = &self.pool.after_up;
+        if !self.opts.wait && steps.is_empty() {
+            return self.finish("started-no-wait", &[]);
         }
-        self.wait_for_gate(compose, &before, &interrupt)
+        let deadline = Deadline::after(self.timeout());
+        let slot = self.slot;
+        output::note(&if self.opts.wait {
+            format!(
+                "Waiting for slot {slot} to be ready (at most {}s):",
+                deadline.timeout.as_secs()
+            )
+        } else {
+            format!(
+                "Running slot {slot}'s after_up steps (at most {}s):",
+                deadline.timeout.as_secs()
+            )
+        });
+        let spinner = output::Spinner::start("waiting for the containers");
+        let target = gate::Target {
+            interrupt: Some(&interrupt),
+            ..self.target()
+        };
+        let ran = after_up::run(steps, compose, &self.project, &target, deadline, |event| {
+            show(&spinner, event)
+        });
+        let mut checks = ran.results;
+        match ran.end {
+            End::Passed => {}
+            End::Interrupted(sig) => {
+                spinner.finish();
+                return Err(self.interrupted(compose, &before, sig)?);
+            }
+            End::Failed(failed) => {
+                spinner.finish();
+                checks.push(failed.result());
+                return Err(self.step_failed(compose, &before, &failed, &checks)?);
+            }
+        }
+        if !self.opts.wait {
+            spinner.finish();
+            return self.finish("started-no-wait", &checks);
+        }
+        self.wait_for_gate(compose, &before, &target, deadline, spinner, checks)
+    }
+
+    /// `--timeout`, else the pool's `gate_timeout`.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(
+            self.opts
+                .timeout
+                .unwrap_or(self.pool.gate_timeout.as_secs()),
+        )
+    }
+
+    /// Every `after_up` step names a service of the slot's compose model,
+    /// checked before anything starts. An adopted pool's model was checked
+    /// when the pool was loaded; a template's is known once it is rendered.
+    fn check_after_up_services(&self) -> Result<()> {
+        let steps = &self.pool.after_up;
+        if steps.is_empty() || self.pool.adopted().is_some() {
+            return Ok(());
+        }
+        let slot = self.slot;
+        let Some(services) =
+            super::status::model_services(self.ctx, &self.project, &self.pool.slot_dir(slot))
+        else {
+            // Compose cannot read the files: `compose up` says why.
+            return Ok(());
+        };
+        let services: std::collections::BTreeMap<String, ()> =
+            services.into_iter().map(|s| (s, ())).collect();
+        crate::pool::adopt::check_after_up(steps, &services).map_err(|reason| {
+            UserError::new(
+                code::FAILURE,
+                format!(
+                    "{}: slot {slot}'s compose file `{}` {}",
+                    self.pool.origin(),
+                    self.project.file.display(),
+                    reason.replacen(
+                        "is not a service of the compose files",
+                        "names a service the file does not have",
+                        1
+                    )
+                ),
+            )
+            .hint(format!(
+                "fix [[after_up]] in {} or the service's name in the template; nothing was started",
+                self.pool.origin()
+            ))
+            .slot(slot)
+            .into()
+        })
     }
 
     /// `compose up -d`; when it fails or a signal came, the stack is taken down.
@@ -341,43 +450,30 @@ impl Up<'_> {
         .into())
     }
 
-    /// Runs the gate until it passes or times out; a stack that fails it is
-    /// taken down.
+    /// Runs the gate until it passes or the deadline passes; a stack that
+    /// fails it is taken down. `checks` are the steps that ran before it.
     fn wait_for_gate(
         &self,
         compose: &Compose,
         before: &BTreeSet<String>,
-        interrupt: &Interrupt,
+        target: &gate::Target<'_>,
+        deadline: Deadline,
+        spinner: output::Spinner,
+        mut checks: Vec<CheckResult>,
     ) -> Result<u8> {
         let slot = self.slot;
-        let timeout = Duration::from_secs(
-            self.opts
-                .timeout
-                .unwrap_or(self.pool.gate_timeout.as_secs()),
-        );
-        output::note(&format!(
-            "Waiting for slot {slot} to be ready (at most {}s):",
-            timeout.as_secs()
-        ));
-        let spinner = output::Spinner::start("waiting for the containers");
-        let target = gate::Target {
-            interrupt: Some(interrupt),
-            ..self.target()
-        };
-        let report = gate::run(&target, timeout, |event| match event {
-            gate::Event::Passed(line) => spinner.line(line),
-            gate::Event::Waiting(what) => spinner.set(what),
-        });
+        let report = gate::run(target, deadline, |event| show(&spinner, event));
         spinner.finish();
-        if let Some(sig) = interrupt.signal() {
+        if let Some(sig) = target.interrupt.and_then(Interrupt::signal) {
             return Err(self.interrupted(compose, before, sig)?);
         }
+        checks.extend(report.results.iter().cloned());
         if report.passed() {
-            return self.finish("started", Some(&report));
+            return self.finish("started", &checks);
         }
         print_failure(&report, compose, &self.project);
         let taken = self.take_down(compose, before)?;
-        let failed = report.first_failure(&target).unwrap_or_default();
+        let failed = report.first_failure(target).unwrap_or_default();
         Err(UserError::new(
             GATE_FAILED,
             format!(
@@ -394,7 +490,75 @@ impl Up<'_> {
             project: self.project.name.clone(),
             result: "gate-failed",
             seconds: self.start.elapsed().as_secs_f64(),
-            checks: checks_json(&report),
+            checks: checks_json(&checks),
+            failed_step: None,
+        })
+        .into())
+    }
+
+    /// Shows a failed `after_up` step and takes the stack down, as a failed
+    /// gate does: the error `up` ends with.
+    fn step_failed(
+        &self,
+        compose: &Compose,
+        before: &BTreeSet<String>,
+        failed: &Failed,
+        checks: &[CheckResult],
+    ) -> Result<anyhow::Error> {
+        let slot = self.slot;
+        let mut text = format!("  ✗ {}\n      → {}\n", failed.label, failed.detail);
+        if let Some(command) = &failed.command {
+            text.push_str(&format!("The command was: {command}\n"));
+            if failed.output.is_empty() {
+                text.push_str("It printed nothing.\n");
+            } else {
+                let cut = failed.output.len() >= after_up::TAIL;
+                text.push_str(&format!(
+                    "Its output{}:\n",
+                    if cut {
+                        format!(" (last {} lines)", after_up::TAIL)
+                    } else {
+                        String::new()
+                    }
+                ));
+                for line in &failed.output {
+                    text.push_str(&format!("    {line}\n"));
+                }
+            }
+        } else {
+            text.push_str(&log_lines(compose, &self.project, &failed.services));
+        }
+        output::note(text.trim_end());
+        let taken = self.take_down(compose, before)?;
+        Ok(UserError::new(
+            GATE_FAILED,
+            format!(
+                "slot {slot} did not become ready: after_up step {} (`{}` in `{}`) failed: {}; {}",
+                failed.number,
+                failed.step.run.join(" "),
+                failed.step.service,
+                failed.detail,
+                taken.stack()
+            ),
+        )
+        .hint(format!(
+            "the claim is kept: fix the cause above and run `{} up` again",
+            self.cmd
+        ))
+        .slot(slot)
+        .json(GateFailedJson {
+            project: self.project.name.clone(),
+            result: "gate-failed",
+            seconds: self.start.elapsed().as_secs_f64(),
+            checks: checks_json(checks),
+            failed_step: Some(StepJson {
+                number: failed.number,
+                service: failed.step.service.clone(),
+                run: failed.step.run.clone(),
+                exit_code: failed.exit_code,
+                detail: failed.detail.clone(),
+                output: failed.output.clone(),
+            }),
         })
         .into())
     }
@@ -490,9 +654,16 @@ fn run_down(compose: &Compose, project: &Project, args: &[&str]) {
     }
 }
 
-fn checks_json(report: &Report) -> Vec<CheckJson> {
-    report
-        .results
+/// Shows a wait's events on the spinner.
+fn show(spinner: &output::Spinner, event: gate::Event<'_>) {
+    match event {
+        gate::Event::Passed(line) => spinner.line(line),
+        gate::Event::Waiting(what) => spinner.set(what),
+    }
+}
+
+fn checks_json(checks: &[CheckResult]) -> Vec<CheckJson> {
+    checks
         .iter()
         .map(|r| {
             let (passed, detail) = match &r.outcome {
@@ -520,7 +691,12 @@ fn print_failure(report: &Report, compose: &Compose, project: &Project) {
             Outcome::Failed(d) => text.push_str(&format!("  ✗ {}\n      → {d}\n", r.label)),
         }
     }
-    let services = report.failing_services();
+    text.push_str(&log_lines(compose, project, &report.failing_services()));
+    output::note(text.trim_end());
+}
+
+/// The last log lines of `services` (of all when empty), indented.
+fn log_lines(compose: &Compose, project: &Project, services: &[String]) -> String {
     let mut args: Vec<&str> = vec!["logs", "--no-color", "--tail=15"];
     args.extend(services.iter().map(String::as_str));
     let logs = compose
@@ -532,6 +708,7 @@ fn print_failure(report: &Report, compose: &Compose, project: &Project) {
     } else {
         services.join(", ")
     };
+    let mut text = String::new();
     match logs {
         Ok(out) => {
             text.push_str(&format!("Last log lines ({which}):\n"));
@@ -541,7 +718,7 @@ fn print_failure(report: &Report, compose: &Compose, project: &Project) {
         }
         Err(e) => text.push_str(&format!("(could not read the logs: {e})\n")),
     }
-    output::note(text.trim_end());
+    text
 }
 
 /// What a failed `up` took down: the volumes it made went with the stack,

@@ -110,9 +110,29 @@ pub(crate) fn complete(
         )
     };
     super::check_gate_ports(&pool.gate, &pool.ports).map_err(bad)?;
+    check_after_up(&pool.after_up, &model.services).map_err(bad)?;
     ports::check_pool(pool).map_err(|e| bad(e.to_string()))?;
     pool.model = Some(Arc::new(model));
     pool.warnings = analysis.warnings.iter().map(ToString::to_string).collect();
+    Ok(())
+}
+
+/// Each `[[after_up]]` step names a service of the model: the reason when not.
+pub(crate) fn check_after_up<T>(
+    steps: &[super::AfterUp],
+    services: &std::collections::BTreeMap<String, T>,
+) -> std::result::Result<(), String> {
+    for (i, step) in steps.iter().enumerate() {
+        if !services.contains_key(&step.service) {
+            let names: Vec<String> = services.keys().map(|s| format!("`{s}`")).collect();
+            return Err(format!(
+                "[[after_up]] number {}: service `{}` is not a service of the compose files (they have {})",
+                i + 1,
+                step.service,
+                names.join(", ")
+            ));
+        }
+    }
     Ok(())
 }
 

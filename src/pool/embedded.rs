@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Count, GateCheck, PortRule, Profile, Secrets, WorkerCounts};
+use super::{AfterUp, Count, GateCheck, PortRule, Profile, Secrets, WorkerCounts};
 
 /// The pool's name, and so its env prefix, its compose projects and its
 /// folders under the home folder.
@@ -89,6 +89,11 @@ pub(super) fn default_gate() -> Vec<GateCheck> {
             count: Count::Workers,
         },
     ]
+}
+
+/// The steps after start of the embedded pool.
+pub(super) fn default_after_up() -> Vec<AfterUp> {
+    Vec::new()
 }
 
 #[cfg(test)]

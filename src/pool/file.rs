@@ -10,13 +10,14 @@ use anyhow::Result;
 use serde::Deserialize;
 
 use super::embedded::{
-    DEFAULT_GATE_TIMEOUT, DEFAULT_NAME, DEFAULT_SHARED_FOLDERS, DEFAULT_WORKER_PORTS, default_gate,
-    default_ports, default_profiles, default_secrets, default_slots,
+    DEFAULT_GATE_TIMEOUT, DEFAULT_NAME, DEFAULT_SHARED_FOLDERS, DEFAULT_WORKER_PORTS,
+    default_after_up, default_gate, default_ports, default_profiles, default_secrets,
+    default_slots,
 };
 use super::ports::{self, PortRule};
 use super::{
-    COMPOSE_TEMPLATE, Count, ENV_TEMPLATE, Environment, GateCheck, MAX_SLOT, Pool, Profile,
-    Secrets, Templates, WorkerCounts,
+    AfterUp, COMPOSE_TEMPLATE, Count, ENV_TEMPLATE, Environment, GateCheck, MAX_SLOT, Pool,
+    Profile, Secrets, Templates, WorkerCounts,
 };
 use crate::error::fail;
 
@@ -28,6 +29,7 @@ struct RawFile {
     profiles: Option<BTreeMap<String, BTreeMap<String, i64>>>,
     ports: Option<toml::Table>,
     gate: Option<Vec<RawGate>>,
+    after_up: Option<Vec<RawAfterUp>>,
     shared: Option<RawShared>,
     env: Option<toml::Table>,
     secrets: Option<RawSecrets>,
@@ -74,6 +76,13 @@ struct RawGate {
     count: Option<toml::Value>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAfterUp {
+    service: Option<toml::Value>,
+    run: Option<toml::Value>,
+}
+
 /// Parses and validates a project file's text (empty text is the default pool).
 /// Each part is read in the order the checks run, so the first bad key named
 /// is the first one met.
@@ -115,6 +124,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
     let (ports, worker_ports) = port_rules(raw.ports, embedded, adopted, &bad)?;
     // An adopted pool's ports may come from its compose files, after this.
     let gate = gate(raw.gate, embedded, (!adopted).then_some(&ports[..]), &bad)?;
+    let after_up = after_up(raw.after_up, embedded, &bad)?;
     let (shared_dir, shared_folders) = shared(raw.shared, &name, env, &base, &bad)?;
     let extra_env = extra_env(raw.env, &bad)?;
     let secrets = secrets(raw.secrets, embedded, adopted, &extra_env, &bad)?;
@@ -129,6 +139,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         ports,
         worker_ports,
         gate,
+        after_up,
         gate_timeout: Duration::from_secs(raw_pool.gate_timeout.unwrap_or(DEFAULT_GATE_TIMEOUT)),
         shared_dir,
         shared_folders,
@@ -412,6 +423,97 @@ pub(crate) fn check_gate_ports(
         }
     }
     Ok(())
+}
+
+/// `[[after_up]]`: the steps run after the stack starts. Whether each
+/// service is one of the stack's is known only with its compose model
+/// (`adopt::complete`, or `up` for templates).
+fn after_up(
+    raw: Option<Vec<RawAfterUp>>,
+    embedded: bool,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<Vec<AfterUp>> {
+    let Some(list) = raw else {
+        return Ok(if embedded {
+            default_after_up()
+        } else {
+            Vec::new()
+        });
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, step)| {
+            parse_after_up(step).map_err(|r| bad(format!("[[after_up]] number {}: {r}", i + 1)))
+        })
+        .collect()
+}
+
+fn parse_after_up(step: RawAfterUp) -> std::result::Result<AfterUp, String> {
+    let service = match step.service {
+        None => {
+            return Err(
+                "give `service = \"<compose service>\"`, the service whose container runs the step"
+                    .into(),
+            );
+        }
+        Some(toml::Value::String(s)) if valid_service(&s) => s,
+        Some(toml::Value::String(s)) => {
+            return Err(format!(
+                "service `{s}` is not a compose service name: it holds only a-z, A-Z, 0-9, `.`, `_` and `-`"
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "service = {other}: expected the name of a compose service, as a string"
+            ));
+        }
+    };
+    let words = match step.run {
+        None => {
+            return Err(
+                "give `run = [\"<program>\", \"<argument>\", ...]`, the command to run".into(),
+            );
+        }
+        Some(toml::Value::Array(words)) => words,
+        Some(toml::Value::String(s)) => {
+            let split: Vec<String> = s.split_whitespace().map(|w| format!("\"{w}\"")).collect();
+            return Err(format!(
+                "run = \"{s}\": give the command as a list of words, `run = [{}]`; no shell reads it",
+                split.join(", ")
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "run = {other}: expected the command as a list of strings"
+            ));
+        }
+    };
+    let mut run = Vec::with_capacity(words.len());
+    for word in words {
+        match word {
+            toml::Value::String(w) if w.contains('\0') => {
+                return Err("run: a word holds a NUL character".into());
+            }
+            toml::Value::String(w) => run.push(w),
+            other => {
+                return Err(format!(
+                    "run: {other} is not a string; every word of the command is a string"
+                ));
+            }
+        }
+    }
+    match run.first() {
+        None => Err("run is empty: name the program to run, `run = [\"<program>\", ...]`".into()),
+        Some(program) if program.is_empty() => Err("run: the program's name is empty".into()),
+        Some(_) => Ok(AfterUp { service, run }),
+    }
+}
+
+/// A compose service name, as the compose specification allows it.
+fn valid_service(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 /// `[shared]`: the shared folder and the folders of it a slot mounts.
@@ -913,6 +1015,95 @@ mod tests {
                 },
                 GateCheck::Tcp { port: "db".into() },
             ]
+        );
+    }
+
+    #[test]
+    fn after_up_steps_parse_in_order() {
+        let pool = load_str(
+            r#"
+            after_up = [{ service = "db", run = ["psql", "-c", "select 1"] }]
+            [[gate]]
+            tcp = "db"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            pool.after_up,
+            [AfterUp {
+                service: "db".into(),
+                run: vec!["psql".into(), "-c".into(), "select 1".into()],
+            }]
+        );
+        let pool = load_str(
+            "[[after_up]]\nservice = \"backend\"\nrun = [\"alembic\", \"upgrade\", \"head\"]\n\
+             [[after_up]]\nservice = \"web.1_a-b\"\nrun = [\"seed\", \"\"]\n",
+        )
+        .unwrap();
+        let services: Vec<_> = pool.after_up.iter().map(|s| s.service.as_str()).collect();
+        assert_eq!(services, ["backend", "web.1_a-b"]);
+        assert_eq!(pool.after_up[1].run, ["seed", ""]);
+        assert!(load_str("").unwrap().after_up.is_empty());
+    }
+
+    #[test]
+    fn bad_after_up_steps_name_the_file_the_step_and_the_key() {
+        let cases = [
+            (
+                "[[after_up]]\nrun = [\"x\"]",
+                "[[after_up]] number 1: give `service = ",
+            ),
+            (
+                "[[after_up]]\nservice = \"back end\"\nrun = [\"x\"]",
+                "service `back end` is not a compose service name",
+            ),
+            (
+                "[[after_up]]\nservice = 3\nrun = [\"x\"]",
+                "service = 3: expected the name of a compose service",
+            ),
+            (
+                "[[after_up]]\nservice = \"b\"",
+                "give `run = [\"<program>\"",
+            ),
+            (
+                "[[after_up]]\nservice = \"b\"\nrun = \"alembic upgrade head\"",
+                "give the command as a list of words, `run = [\"alembic\", \"upgrade\", \"head\"]`",
+            ),
+            (
+                "[[after_up]]\nservice = \"b\"\nrun = []",
+                "run is empty: name the program to run",
+            ),
+            (
+                "[[after_up]]\nservice = \"b\"\nrun = [\"a\", 1]",
+                "run: 1 is not a string",
+            ),
+            (
+                "[[after_up]]\nservice = \"b\"\nrun = [\"\"]",
+                "run: the program's name is empty",
+            ),
+            (
+                "[[after_up]]\nservice = \"b\"\nrun = [\"x\"]\n[[after_up]]\nservice = \"\"\nrun = [\"x\"]",
+                "[[after_up]] number 2: service `` is not",
+            ),
+        ];
+        for (text, part) in cases {
+            let m = err(text);
+            assert!(
+                m.contains("invalid project file `/repo/docker-sandbox.toml`: ")
+                    && m.contains(part),
+                "{text}\n---\n{m}"
+            );
+        }
+        let unknown = err("[[after_up]]\nservice = \"b\"\nrun = [\"x\"]\ncmd = \"y\"");
+        assert!(unknown.contains("cmd"), "{unknown}");
+        let hint = load_str("[[after_up]]\nrun = [\"x\"]").unwrap_err();
+        let hint = hint.downcast_ref::<crate::error::UserError>().unwrap();
+        assert!(
+            hint.hint
+                .as_deref()
+                .unwrap()
+                .contains("\"Project file\" section"),
+            "{hint:?}"
         );
     }
 }

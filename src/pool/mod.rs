@@ -134,6 +134,16 @@ pub(crate) struct Secrets {
     pub(crate) pass: Vec<String>,
 }
 
+/// A command run in a service's container once `up` has started the stack,
+/// before the gate (`[[after_up]]`): a database migration, a seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AfterUp {
+    /// The compose service whose container runs it.
+    pub(crate) service: String,
+    /// The program and its arguments, as `compose exec` takes them: no shell.
+    pub(crate) run: Vec<String>,
+}
+
 /// The whole pool, defaults filled in and validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
@@ -147,6 +157,8 @@ pub(crate) struct Pool {
     pub(crate) ports: Vec<(String, PortRule)>,
     pub(crate) worker_ports: PortRule,
     pub(crate) gate: Vec<GateCheck>,
+    /// Run in order after the stack starts, before the gate.
+    pub(crate) after_up: Vec<AfterUp>,
     pub(crate) gate_timeout: Duration,
     pub(crate) shared_dir: PathBuf,
     pub(crate) shared_folders: Vec<String>,

@@ -16,7 +16,9 @@
 //! - `exit.<key>` / `stderr.<key>`: make the call with that key fail. Keys:
 //!   `version`, `ps`, `rm`, `volume-ls`, `volume-rm`, `network-ls`,
 //!   `network-rm`, `compose-<verb>` (`compose-version`, `compose-up`, ...) and,
-//!   for a script named `docker-compose`, `docker-compose-<verb>`.
+//!   for a script named `docker-compose`, `docker-compose-<verb>`;
+//! - `hang.<key>`: make the call with that key wait (`sleep`) until it is
+//!   killed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +79,7 @@ compose() {
     esac
   done
   local verb="${1:-none}"
+  [ -f "$dir/hang.$prefix-$verb" ] && exec sleep 600
   maybe_fail "$prefix-$verb"
   case "$verb" in
     version)

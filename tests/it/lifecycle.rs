@@ -2111,3 +2111,260 @@ fn another_registrys_resources_under_the_same_name_are_left_alone_and_reported()
     assert!(!run.stdout.contains("Would remove"), "{}", run.stdout);
 }
 
+/// A pool with one `[[after_up]]` step in `backend`, whose compose model
+/// (`config --services`) has a backend, its container running: an `up
+/// --build` starts the stack (a plain `up` would find it up already).
+fn after_up_sandbox() -> Sandbox {
+    let sb = Sandbox::with_top(
+        "gate = []\nafter_up = [{ service = \"backend\", run = [\"alembic\", \"upgrade\", \"head\"] }]\n",
+    );
+    sb.run(&["claim"]).success();
+    std::fs::write(sb.fake.dir.join("compose-services"), "backend\ndb\n").unwrap();
+    let mut backend = ours(
+        &sb,
+        container(
+            "c1",
+            "ktrdr-slot-1",
+            "backend",
+            "running",
+            "Up 2 seconds",
+            "",
+        ),
+    );
+    backend["Mounts"] = serde_json::json!("ktrdr-slot-1_pgdata,0a1b2c3d");
+    sb.fake.answer("ps.jsonl", &[backend]);
+    // The slot's database volume was there before this `up`.
+    sb.fake.answer(
+        "volumes.jsonl",
+        &[volume("ktrdr-slot-1_pgdata", "ktrdr-slot-1")],
+    );
+    sb.fake.clear();
+    sb
+}
+
+const UP_BUILD: &[&str] = &["up", "-d", "--remove-orphans", "--build"];
+const MIGRATE: &[&str] = &["exec", "-T", "backend", "alembic", "upgrade", "head"];
+
+#[test]
+fn after_up_steps_run_in_their_service_after_compose_up_and_before_the_gate() {
+    let sb = after_up_sandbox();
+    let run = sb.run(&["up", "--build", "--format", "json"]).success();
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.compose_version(),
+            l.compose(1, &["config", "--services"]),
+            l.all_volumes(),
+            l.compose(1, UP_BUILD),
+            // The step waits for its service's container, then runs in it.
+            l.ps(Some(1)),
+            l.compose(1, MIGRATE),
+            // The gate.
+            l.ps(Some(1)),
+        ],
+    );
+    assert!(
+        run.stderr
+            .contains("  ✓ after_up: `alembic upgrade head` in `backend` (exit 0 after "),
+        "{}",
+        run.stderr
+    );
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["result"], "started");
+    assert_eq!(
+        v["checks"][0]["check"],
+        "after_up: `alembic upgrade head` in `backend`"
+    );
+    assert_eq!(v["checks"][0]["passed"], true);
+    assert_eq!(
+        v["checks"][1]["check"],
+        "containers are running and healthy"
+    );
+
+    // `--no-wait` skips the gate, not the steps.
+    let run = sb.run(&["up", "--build", "--no-wait"]).success();
+    let calls = sb.calls();
+    assert_eq!(calls.last(), Some(&l.compose(1, MIGRATE)), "{calls:?}");
+    assert!(
+        run.stderr
+            .contains("Running slot 1's after_up steps (at most 120s):"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_up_of_a_stack_that_is_up_runs_no_step() {
+    let sb = after_up_sandbox();
+    // Every service of the model has its container: the stack is up.
+    std::fs::write(sb.fake.dir.join("compose-services"), "backend\n").unwrap();
+    sb.run(&["up"]).success();
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.compose_version(),
+            l.compose(1, &["config", "--services"]),
+            l.ps(Some(1)),
+        ],
+    );
+    let run = sb.run(&["up"]).success();
+    assert_calls(&sb.calls(), &[l.ping(), l.ps(None), l.ps(Some(1))]);
+    assert!(!run.stderr.contains("after_up"), "{}", run.stderr);
+}
+
+#[test]
+fn a_failed_step_is_a_failed_gate_that_shows_its_output_and_keeps_older_volumes() {
+    let sb = after_up_sandbox();
+    let noise: String = (1..=60).map(|i| format!("migrating {i}\n")).collect();
+    sb.fake.fail(
+        "compose-exec",
+        3,
+        &format!("{noise}alembic: Can't locate revision identified by 'abc'\n"),
+    );
+    let run = sb.run(&["up", "--build"]).code(2);
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.compose_version(),
+            l.compose(1, &["config", "--services"]),
+            l.all_volumes(),
+            l.compose(1, UP_BUILD),
+            l.ps(Some(1)),
+            l.compose(1, MIGRATE),
+            // Taken down as after a failed gate: no gate ran.
+            l.ps(Some(1)),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+            l.compose(1, DOWN),
+            l.ps(Some(1)),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
+            l.docker(&["volume", "rm", "-f", "0a1b2c3d"]),
+        ],
+    );
+    for part in [
+        "  ✗ after_up: `alembic upgrade head` in `backend`\n      → exited with exit status: 3\n",
+        &format!("The command was: {}\n", l.compose(1, MIGRATE).join(" ")),
+        "Its output (last 40 lines):\n    migrating 22\n",
+        "    migrating 60\n    alembic: Can't locate revision identified by 'abc'\n",
+        "Kept the volume(s) that existed before this `up`: `ktrdr-slot-1_pgdata`\n",
+        "error: slot 1 did not become ready: after_up step 1 (`alembic upgrade head` in `backend`) \
+         failed: exited with exit status: 3; the stack was taken down with the volumes this `up` \
+         created; those that existed before were kept\n",
+        "hint: the claim is kept: fix the cause above and run `docker sandbox up` again\n",
+    ] {
+        assert!(run.stderr.contains(part), "{part}\n---\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("migrating 21\n"), "{}", run.stderr);
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+    assert_eq!(sb.ctx.registry()["slots"]["1"]["status"], "stopped");
+
+    let run = sb.run(&["up", "--build", "--format", "json"]).code(2);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["exit_code"], 2);
+    assert_eq!(v["result"], "gate-failed");
+    let step = &v["failed_step"];
+    assert_eq!(step["number"], 1);
+    assert_eq!(step["service"], "backend");
+    assert_eq!(
+        step["run"],
+        serde_json::json!(["alembic", "upgrade", "head"])
+    );
+    assert_eq!(step["exit_code"], 3);
+    assert_eq!(
+        step["output"].as_array().unwrap().last().unwrap(),
+        "alembic: Can't locate revision identified by 'abc'"
+    );
+    assert_eq!(v["checks"][0]["passed"], false);
+}
+
+#[test]
+fn a_step_naming_a_service_the_stack_lacks_stops_up_before_it_starts_anything() {
+    let sb = after_up_sandbox();
+    std::fs::write(sb.fake.dir.join("compose-services"), "api\ndb\n").unwrap();
+    let run = sb.run(&["up", "--build"]).code(1);
+    let l = sb.lines();
+    assert_calls(
+        &sb.calls(),
+        &[
+            l.ping(),
+            l.ps(None),
+            l.compose_version(),
+            l.compose(1, &["config", "--services"]),
+        ],
+    );
+    let file = sb.slot_dir(1).join("docker-compose.yml");
+    for part in [
+        format!(
+            "error: `{}`: slot 1's compose file `{}` [[after_up]] number 1: service `backend` \
+             names a service the file does not have (they have `api`, `db`)\n",
+            sb.project_file().display(),
+            file.display()
+        ),
+        "nothing was started".to_owned(),
+    ] {
+        assert!(run.stderr.contains(&part), "{part}\n---\n{}", run.stderr);
+    }
+}
+
+/// `up` interrupted while a step runs: the step is stopped and the stack
+/// taken down, as during the gate.
+#[test]
+fn a_signal_during_a_step_takes_the_stack_down_and_keeps_the_claim() {
+    let sb = after_up_sandbox();
+    std::fs::write(sb.fake.dir.join("hang.compose-exec"), "").unwrap();
+    let mut child = sb
+        .cmd(&["up", "--build", "--timeout", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let l = sb.lines();
+    let migrate = l.compose(1, MIGRATE);
+    while !sb.fake.calls().contains(&migrate) {
+        assert!(child.try_wait().unwrap().is_none(), "up ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: `up` of slot 1 was stopped by SIGTERM; the stack was taken down with the \
+             volumes this `up` created; those that existed before were kept\n"
+        ),
+        "{stderr}"
+    );
+    let calls = sb.calls();
+    let at = calls.iter().position(|c| *c == migrate).unwrap();
+    assert_calls(
+        &calls[at + 1..],
+        &[
+            l.ps(Some(1)),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+            l.compose(1, DOWN),
+            l.ps(Some(1)),
+            l.volume_ls(Some(1)),
+            l.network_ls(Some(1)),
+            l.docker(&["rm", "-f", "c1"]),
+            l.docker(&["volume", "rm", "-f", "0a1b2c3d"]),
+        ],
+    );
+    assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+}
