@@ -15,12 +15,14 @@
 //! 20; no_engine: 14; workflow: 21, 22; signals: 40-43; gate: 45-49; data_safety:
 //! 53-57; identity: 60-63 (pools `e2eid<N>`); derived: 66-70; messages: 75, 76;
 //! adopted: 80, 81 (bare worlds: no project file, the repository's own compose file);
-//! corpus: 82, 83 (bare worlds adopting real projects' compose files); engines:
-//! 88 (the extra engines of `engines.sh`, other hosts in network namespaces).
+//! corpus: 82, 83 (bare worlds adopting real projects' compose files);
+//! after_up: 86, 87 (pools `afterup<N>`); engines: 88 (the extra engines of
+//! `engines.sh`, other hosts in network namespaces).
 
 mod support;
 
 mod adopted;
+mod after_up;
 mod corpus;
 mod data_safety;
 mod derived;

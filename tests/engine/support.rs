@@ -259,6 +259,19 @@ impl World {
         World::build(n, compose, pool.to_owned(), true, "templates", DEFAULT_GATE)
     }
 
+    /// The world of test `n` on pool `pool` with the templates in
+    /// `fixtures/<templates>` and `tables` (`[[gate]]`, `[[after_up]]`) at
+    /// the end of its project file.
+    pub fn with_pool_stack(
+        n: u32,
+        compose: Compose,
+        pool: &str,
+        templates: &str,
+        tables: &str,
+    ) -> World {
+        World::build(n, compose, pool.to_owned(), true, templates, tables)
+    }
+
     /// A second world with the same pool name and ports as this one: its own
     /// HOME, state folder (another registry) and repository, on one engine.
     pub fn twin(&self) -> World {
