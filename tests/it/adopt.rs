@@ -483,3 +483,36 @@ fn adopt_writes_the_project_file_that_slots_then_loads() {
         yaml.stdout
     );
 }
+
+/// An adopted pool's `[[after_up]]` steps are checked against its compose
+/// model when the pool is loaded: a service the files do not have is refused
+/// before any slot is made, with v2 and legacy compose alike.
+#[test]
+fn an_after_up_step_must_name_a_service_of_the_adopted_files() {
+    for compose in [Compose::V2, Compose::Legacy] {
+        compose.require();
+        let p = Project::new(&corpus().join("flask-redis"), compose, &[]);
+        p.run(&["adopt"]).success();
+        let file = p.repo.join("docker-sandbox.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let step =
+            "after_up = [{ service = \"backend\", run = [\"flask\", \"db\", \"upgrade\"] }]\n";
+        std::fs::write(&file, format!("{step}{text}")).unwrap();
+        let run = p.run(&["provision"]).code(1);
+        assert!(
+            run.stderr.contains(
+                "[[after_up]] number 1: service `backend` is not a service of the compose files (they have `redis`, `web`)"
+            ),
+            "{}: {}",
+            p.what(),
+            run.stderr
+        );
+        assert!(
+            !p.ctx.state.join("slot-1").exists(),
+            "{}: no slot was made",
+            p.what()
+        );
+        std::fs::write(&file, format!("{}{text}", step.replace("backend", "web"))).unwrap();
+        p.run(&["provision"]).success();
+    }
+}
