@@ -84,7 +84,8 @@ while it starts (a second one exits at once).
 
 Exit codes:
   0    started, and the gate passed (or --no-wait)
-  1    compose up failed; no free slot; no engine or compose; not in a worktree
+  1    compose up failed; a bind mount's source is missing (checked before
+       compose runs); no free slot; no engine or compose; not in a worktree
   2    the startability gate or an [[after_up]] step failed (the report
        names it)
   3    a port of the slot is in use by something else

@@ -64,7 +64,14 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     if let Some(pool) = &pool {
         checks.push(state_check(pool));
         checks.extend(registry_checks(ctx, pool, live, &cmd));
-        checks.push(templates_check(ctx, pool));
+        let first = pool
+            .adopted()
+            .is_none()
+            .then(|| first_slot_model(ctx, pool));
+        checks.push(templates_check(pool, first.as_ref()));
+        if let Some(binds) = binds_check(ctx, pool, first.as_ref()) {
+            checks.push(binds);
+        }
         if let Ok(reg) = ctx.store(pool).read()
             && !reg.slots.is_empty()
         {
@@ -265,15 +272,26 @@ fn orphans_check(reg: &Registry, cmd: &str) -> Check {
     }
 }
 
+/// The compose model of a template pool's first slot as it would be
+/// rendered now, and the slot's ports.
+struct SlotModel {
+    slot: u32,
+    model: crate::model::Model,
+    ports: std::collections::BTreeSet<u16>,
+}
+
 /// Whether the pool's slots run side by side: an adopted pool's analysis,
-/// else the compose model of a template pool's first slot as it would be
-/// rendered now (files only, written to a scratch folder: compose reads them,
-/// nothing of the pool's changes).
-fn templates_check(ctx: &Ctx, pool: &Pool) -> Check {
-    if pool.adopted().is_some() {
+/// else the compose model of a template pool's first slot (`first`).
+fn templates_check(pool: &Pool, first: Option<&Result<SlotModel>>) -> Check {
+    let Some(first) = first else {
         return isolation_check(pool);
-    }
-    match slot_findings(ctx, pool) {
+    };
+    let findings = first.as_ref().map(|m| {
+        let slot_dir = pool.slot_dir(m.slot);
+        let own = [pool.shared_dir.as_path(), slot_dir.as_path()];
+        (m.slot, crate::model::check_slot(&m.model, &m.ports, &own))
+    });
+    match findings {
         Err(e) => check("isolation", Level::Fail, format!("{e:#}"), None),
         Ok((slot, a)) if !a.can_isolate() => check(
             "isolation",
@@ -300,14 +318,66 @@ fn templates_check(ctx: &Ctx, pool: &Pool) -> Check {
     }
 }
 
+/// Every bind source of the model exists (or is made by the pool), in this
+/// worktree: `up` refuses to start a stack otherwise. `None` where there is
+/// no model to look at (the isolation check says why).
+fn binds_check(ctx: &Ctx, pool: &Pool, first: Option<&Result<SlotModel>>) -> Option<Check> {
+    let worktree = ctx.worktree().unwrap_or_else(|_| ctx.env.cwd.clone());
+    let mut missing = match first {
+        Some(Ok(m)) => pool.missing_binds(&m.model),
+        Some(Err(_)) => return None,
+        None => pool.missing_binds(pool.model.as_deref()?),
+    };
+    // An adopted pool's slot files give each slot its own volume in place
+    // of a bind from outside the project, with `per-slot`.
+    if pool
+        .adopted()
+        .is_some_and(|a| a.external == crate::model::External::PerSlot)
+    {
+        let top = pool.model_top.as_deref().unwrap_or(&worktree);
+        missing.retain(|m| m.source.starts_with(top));
+    }
+    if missing.is_empty() {
+        return Some(check(
+            "binds",
+            Level::Ok,
+            "every bind mount's source exists or is made by the pool",
+            None,
+        ));
+    }
+    let shown: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            format!(
+                "service `{}` mounts `{}` at `{}`",
+                m.service,
+                crate::model::shown_source(&m.source, &worktree),
+                m.target
+            )
+        })
+        .collect();
+    Some(check(
+        "binds",
+        Level::Fail,
+        format!("missing bind source(s): {}", shown.join("; ")),
+        Some(format!(
+            "create them in `{}` (or fix the mounts in {}): `up` refuses to start the stack, since compose would create each as an empty folder owned by root",
+            worktree.display(),
+            pool.origin()
+        )),
+    ))
+}
+
 fn joined(findings: &[crate::model::Finding]) -> String {
     let shown: Vec<String> = findings.iter().map(ToString::to_string).collect();
     shown.join("; ")
 }
 
-/// The isolation findings of the pool's first slot: rendered as `up` would
-/// render it, read by compose with the slot's env file, from this worktree.
-fn slot_findings(ctx: &Ctx, pool: &Pool) -> Result<(u32, crate::model::Analysis)> {
+/// The compose model of the pool's first slot: rendered as `up` would
+/// render it (files only, written to a scratch folder: compose reads them,
+/// nothing of the pool's changes), read by compose with the slot's env file,
+/// from this worktree.
+fn first_slot_model(ctx: &Ctx, pool: &Pool) -> Result<SlotModel> {
     let slot = *pool.slots.keys().next().expect("a pool has slots");
     let compose = ctx.compose()?;
     let registry = ctx.store(pool).read()?;
@@ -335,10 +405,8 @@ fn slot_findings(ctx: &Ctx, pool: &Pool) -> Result<(u32, crate::model::Analysis)
         &project,
         &scratch.path().join("models"),
     )?;
-    let ports: std::collections::BTreeSet<u16> = desired.ports.all().map(|(_, p)| p).collect();
-    let slot_dir = pool.slot_dir(slot);
-    let own = [pool.shared_dir.as_path(), slot_dir.as_path()];
-    Ok((slot, crate::model::check_slot(&model, &ports, &own)))
+    let ports = desired.ports.all().map(|(_, p)| p).collect();
+    Ok(SlotModel { slot, model, ports })
 }
 
 /// An adopted pool: what its slot files change, or leave shared, so that the

@@ -73,6 +73,13 @@ struct GateFailedJson {
     failed_step: Option<StepJson>,
 }
 
+/// What a `--format json` error of missing bind sources adds to `slot`.
+#[derive(Serialize)]
+struct MissingBindsJson {
+    project: String,
+    missing_binds: Vec<crate::model::MissingBind>,
+}
+
 /// A failed `after_up` step, in a `--format json` error.
 #[derive(Serialize)]
 struct StepJson {
@@ -299,7 +306,9 @@ impl Up<'_> {
     /// this `up` made.
     fn start_stack(&self) -> Result<u8> {
         let compose = self.ctx.compose()?;
-        self.check_after_up_services()?;
+        let model = self.slot_model(compose);
+        self.check_binds(model.as_ref())?;
+        self.check_after_up_services(model.as_ref())?;
         // The template mounts the shared folders; made here, they belong to the
         // user rather than to the root-owned folders docker would create.
         for folder in &self.pool.shared_folders {
@@ -367,23 +376,89 @@ impl Up<'_> {
         )
     }
 
-    /// Every `after_up` step names a service of the slot's compose model,
-    /// checked before anything starts. An adopted pool's model was checked
-    /// when the pool was loaded; a template's is known once it is rendered.
-    fn check_after_up_services(&self) -> Result<()> {
-        let steps = &self.pool.after_up;
-        if steps.is_empty() || self.pool.adopted().is_some() {
+    /// The compose model of exactly what the slot runs, read by compose (and
+    /// cached by the content of what it read); `None` when compose cannot
+    /// read the files, which `compose up` then says.
+    fn slot_model(&self, compose: &Compose) -> Option<crate::model::Model> {
+        let cache = crate::pool::adopt::cache_dir(self.pool);
+        crate::model::of_project(&|| Ok(compose.clone()), &self.project, &cache)
+            .ok()
+            .filter(|m| !m.services.is_empty())
+    }
+
+    /// Every bind source of the slot's model exists, or is a shared folder
+    /// `up` makes (or lies in the slot's own folder): compose would make a
+    /// missing one an empty folder owned by root, in the worktree for a
+    /// relative path. Checked before anything is made or started.
+    fn check_binds(&self, model: Option<&crate::model::Model>) -> Result<()> {
+        let Some(model) = model else {
+            return Ok(());
+        };
+        let missing = self.pool.missing_binds(model);
+        if missing.is_empty() {
             return Ok(());
         }
         let slot = self.slot;
-        let Some(services) =
-            super::status::model_services(self.ctx, &self.project, &self.pool.slot_dir(slot))
-        else {
-            // Compose cannot read the files: `compose up` says why.
-            return Ok(());
+        let lines: Vec<String> = missing
+            .iter()
+            .map(|m| {
+                format!(
+                    "  service `{}` mounts `{}` at `{}`",
+                    m.service,
+                    crate::model::shown_source(&m.source, self.worktree),
+                    m.target
+                )
+            })
+            .collect();
+        let what = if missing.len() == 1 {
+            "a bind mount whose source does not exist"
+        } else {
+            "bind mounts whose sources do not exist"
         };
-        let services: std::collections::BTreeMap<String, ()> =
-            services.into_iter().map(|s| (s, ())).collect();
+        Err(UserError::new(
+            code::FAILURE,
+            format!(
+                "slot {slot}'s stack has {what} (compose would create it as an empty folder owned by root):\n{}",
+                lines.join("\n")
+            ),
+        )
+        .hint(format!(
+            "create the missing file or folder in `{}` (or fix the mount in {}) and run `{} up` again; nothing was started",
+            self.worktree.display(),
+            self.pool.origin(),
+            self.cmd
+        ))
+        .slot(slot)
+        .json(MissingBindsJson {
+            project: self.project.name.clone(),
+            missing_binds: missing,
+        })
+        .into())
+    }
+
+    /// Every `after_up` step names a service of the slot's compose model,
+    /// checked before anything starts. An adopted pool's model was checked
+    /// when the pool was loaded; where compose could not give the model,
+    /// the services it lists are asked for.
+    fn check_after_up_services(&self, model: Option<&crate::model::Model>) -> Result<()> {
+        let steps = &self.pool.after_up;
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let slot = self.slot;
+        let services: std::collections::BTreeMap<String, ()> = match model {
+            Some(m) => m.services.keys().map(|s| (s.clone(), ())).collect(),
+            None if self.pool.adopted().is_some() => return Ok(()),
+            None => {
+                let slot_dir = self.pool.slot_dir(slot);
+                let Some(list) = super::status::model_services(self.ctx, &self.project, &slot_dir)
+                else {
+                    // Compose cannot read the files: `compose up` says why.
+                    return Ok(());
+                };
+                list.into_iter().map(|s| (s, ())).collect()
+            }
+        };
         crate::pool::adopt::check_after_up(steps, &services).map_err(|reason| {
             UserError::new(
                 code::FAILURE,
@@ -399,7 +474,7 @@ impl Up<'_> {
                 ),
             )
             .hint(format!(
-                "fix [[after_up]] in {} or the service's name in the template; nothing was started",
+                "fix [[after_up]] in {} or the service's name in the compose file; nothing was started",
                 self.pool.origin()
             ))
             .slot(slot)

@@ -9,6 +9,7 @@
 //! `read` gives a `Model`; `derive_ports`, `analyse` and `render_slot` take it.
 
 mod analyse;
+mod binds;
 mod normalise;
 mod ports;
 mod read;
@@ -21,6 +22,7 @@ mod corpus;
 use std::collections::BTreeMap;
 
 pub(crate) use analyse::{Analysis, External, Finding, analyse, check_slot};
+pub(crate) use binds::{Made, MissingBind, active_profiles, missing_binds, shown as shown_source};
 pub(crate) use ports::{DerivedPorts, derive_ports};
 pub(crate) use read::{Dialect, Source, cached, of_project, read, read_lazily};
 #[cfg(test)]

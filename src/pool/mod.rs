@@ -213,6 +213,27 @@ impl Pool {
         }
     }
 
+    /// The bind sources of `model` (of one of the pool's slots) that are
+    /// missing: neither on disk nor made by the pool, which makes its shared
+    /// folders before compose runs and renders its slot folders.
+    pub(crate) fn missing_binds(
+        &self,
+        model: &crate::model::Model,
+    ) -> Vec<crate::model::MissingBind> {
+        let shared: Vec<PathBuf> = self
+            .shared_folders
+            .iter()
+            .map(|f| self.shared_dir.join(f))
+            .collect();
+        let slot_dirs: Vec<PathBuf> = self.slots.keys().map(|s| self.slot_dir(*s)).collect();
+        let within: Vec<&Path> = slot_dirs.iter().map(PathBuf::as_path).collect();
+        let made = crate::model::Made {
+            folders: &shared,
+            within: &within,
+        };
+        crate::model::missing_binds(model, made, &crate::model::active_profiles())
+    }
+
     /// `pool demo (docker-sandbox.toml)`: the line a reporting command starts
     /// with on a terminal.
     pub(crate) fn line(&self) -> String {

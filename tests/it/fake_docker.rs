@@ -11,8 +11,9 @@
 //! - answers: `ps.jsonl`, `volumes.jsonl`, `networks.jsonl` (filtered by the
 //!   `--filter label=...` given), `compose-version` (default `2.29.7`),
 //!   `compose-services` (what `compose config --services` prints; nothing by
-//!   default); with `$FAKE_REAL_COMPOSE` set (a compose v2 plugin binary),
-//!   `compose ... config --format json` is answered by that real compose;
+//!   default); with `$FAKE_REAL_COMPOSE` set (a real compose binary: v2's
+//!   plugin, or legacy 1.29), `compose ... config --format json`, and a bare
+//!   `config` (1.29's model), are answered by that real compose;
 //! - `exit.<key>` / `stderr.<key>`: make the call with that key fail. Keys:
 //!   `version`, `ps`, `rm`, `volume-ls`, `volume-rm`, `network-ls`,
 //!   `network-rm`, `compose-<verb>` (`compose-version`, `compose-up`, ...) and,
@@ -87,7 +88,7 @@ compose() {
       ;;
     config)
       # A real compose reads the files when the test gives one.
-      if [ -n "${FAKE_REAL_COMPOSE:-}" ] && [[ " ${all[*]} " == *" --format json "* ]]; then
+      if [ -n "${FAKE_REAL_COMPOSE:-}" ] && { [[ " ${all[*]} " == *" --format json "* ]] || [ $# -eq 1 ]; }; then
         exec "$FAKE_REAL_COMPOSE" "${all[@]}"
       fi
       if [ -f "$dir/compose-services" ]; then cat "$dir/compose-services"; fi

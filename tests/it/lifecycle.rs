@@ -242,6 +242,12 @@ impl Lines<'_> {
         ])
     }
 
+    /// compose's model of the slot's files, read before an `up` starts
+    /// anything (the fake answers none: the checks on it are skipped).
+    fn model(&self, slot: u32) -> Line {
+        self.compose(slot, &["--profile", "*", "config", "--format", "json"])
+    }
+
     /// Every volume of the engine: what existed before an `up` starts anything.
     fn all_volumes(&self) -> Line {
         self.docker(&["volume", "ls", "--format", "{{json .}}"])
@@ -292,6 +298,7 @@ fn fresh_up(l: &Lines<'_>, slot: u32, verb: &[&str]) -> Vec<Line> {
     let mut calls = vec![l.ping(), l.compose_version(), l.ps(None)];
     calls.extend(l.clear_empty(slot));
     calls.push(l.ps(None));
+    calls.push(l.model(slot));
     calls.push(l.all_volumes());
     calls.push(l.compose(slot, verb));
     calls
@@ -386,6 +393,7 @@ fn up_claims_writes_the_env_file_and_runs_compose_up() {
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.model(1),
             l.all_volumes(),
             l.compose(1, &["up", "-d", "--remove-orphans", "--build"]),
         ],
@@ -459,6 +467,7 @@ fn a_failed_up_removes_only_the_volumes_it_created() {
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.model(1),
             l.all_volumes(),
             l.compose(1, UP),
             l.ps(Some(1)),
@@ -869,9 +878,13 @@ fn without_the_compose_plugin_docker_compose_on_path_is_used() {
     write_script(&compose);
     std::fs::write(sb.fake.dir.join("compose-version"), "1.29.2\n").unwrap();
     let run = sb.run(&["up", "--no-wait"]).success();
-    let mut expected = fresh_up(&sb.lines().standalone(&compose), 1, UP);
+    let l = sb.lines().standalone(&compose);
+    let mut expected = fresh_up(&l, 1, UP);
     // `docker compose` is asked first.
     expected.insert(1, sb.lines().compose_version());
+    // 1.29 has no JSON: its model is its YAML.
+    let model = expected.iter().position(|c| *c == l.model(1)).unwrap();
+    expected[model] = l.compose(1, &["config"]);
     assert_calls(&sb.calls(), &expected);
     assert!(
         run.stderr.contains(&format!(
@@ -1419,6 +1432,7 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.model(1),
             l.all_volumes(),
             l.compose(1, UP),
             l.ps(Some(1)),
@@ -2156,6 +2170,7 @@ fn after_up_steps_run_in_their_service_after_compose_up_and_before_the_gate() {
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.model(1),
             l.compose(1, &["config", "--services"]),
             l.all_volumes(),
             l.compose(1, UP_BUILD),
@@ -2235,6 +2250,7 @@ fn a_failed_step_is_a_failed_gate_that_shows_its_output_and_keeps_older_volumes(
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.model(1),
             l.compose(1, &["config", "--services"]),
             l.all_volumes(),
             l.compose(1, UP_BUILD),
@@ -2300,6 +2316,7 @@ fn a_step_naming_a_service_the_stack_lacks_stops_up_before_it_starts_anything() 
             l.ping(),
             l.ps(None),
             l.compose_version(),
+            l.model(1),
             l.compose(1, &["config", "--services"]),
         ],
     );
@@ -2367,4 +2384,134 @@ fn a_signal_during_a_step_takes_the_stack_down_and_keeps_the_claim() {
         ],
     );
     assert_eq!(sb.claimed_by(1), serde_json::json!(sb.ctx.cwd));
+}
+
+/// A template pool whose one service binds `./code` and `./missing` from the
+/// worktree, and a shared folder (which `up` makes).
+const BINDS_COMPOSE: &str = "services:\n  app:\n    image: docker-sandbox-test/busybox:1\n    \
+    volumes:\n      - ./code:/code:ro\n      - ./missing:/x\n      - {{shared_dir}}/data:/data\n";
+const BINDS_ENV: &str = "SLOT_ID={{slot}}\nCOMPOSE_PROJECT_NAME={{project}}\n";
+
+/// Which real compose reads the slot's model for the fake.
+#[derive(Debug, Clone, Copy)]
+enum RealCompose {
+    V2,
+    Legacy,
+}
+
+/// `up` of the bind pool with a real compose reading the model (no engine:
+/// `config` reads files only), the fake docker for everything else.
+fn up_with_real_model(sb: &Sandbox, compose: RealCompose, args: &[&str]) -> Run {
+    let mut cmd = sb.cmd(args);
+    match compose {
+        RealCompose::V2 => {
+            cmd.env("FAKE_REAL_COMPOSE", real_compose_v2());
+        }
+        RealCompose::Legacy => {
+            let real = which_legacy_compose();
+            let fake = sb.ctx.root.join("legacy/docker-compose");
+            write_script(&fake);
+            std::fs::write(sb.fake.dir.join("compose-version"), "1.29.2\n").unwrap();
+            cmd.env("FAKE_REAL_COMPOSE", real)
+                .env("DOCKER_SANDBOX_COMPOSE", &fake);
+        }
+    }
+    TestContext::run_cmd(cmd)
+}
+
+/// The legacy `docker-compose` 1.29 on PATH (not the test's own `bin/`).
+fn which_legacy_compose() -> PathBuf {
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("docker-compose"))
+        .find(|p| p.is_file())
+        .expect("docker-compose 1.29 is on PATH; run `bash tests/engine/setup.sh`");
+    let out = Command::new(&real)
+        .args(["version", "--short"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("1."),
+        "`{}` is not the legacy 1.29",
+        real.display()
+    );
+    real
+}
+
+fn binds_refused_before_compose_runs(compose: RealCompose) {
+    let ctx = TestContext::new();
+    ctx.git_init();
+    let tpl = ctx.root.join("tpl");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(tpl.join("docker-compose.yml.hbs"), BINDS_COMPOSE).unwrap();
+    std::fs::write(tpl.join("env.sandbox.hbs"), BINDS_ENV).unwrap();
+    let base = port_block();
+    ctx.write_project_file(&format!(
+        "gate = []\n[pool]\ntemplates = \"{}\"\n[shared]\ndir = \"{}\"\n{}",
+        tpl.display(),
+        ctx.root.join("shared").display(),
+        ports_toml(base)
+    ));
+    let fake = FakeDocker::install(&ctx);
+    let sb = Sandbox { ctx, fake, base };
+    sb.run(&["provision"]).success();
+    let cwd = sb.ctx.cwd.clone();
+    std::fs::create_dir(cwd.join("code")).unwrap();
+    sb.fake.clear();
+
+    let run = up_with_real_model(&sb, compose, &["up", "--no-wait"]).code(1);
+    for part in [
+        "error: slot 1's stack has a bind mount whose source does not exist (compose would \
+         create it as an empty folder owned by root):\n  service `app` mounts `./missing` at `/x`\n",
+        "; nothing was started\n",
+    ] {
+        assert!(
+            run.stderr.contains(part),
+            "{compose:?}: {part}\n---\n{}",
+            run.stderr
+        );
+    }
+    let calls = sb.calls();
+    assert!(
+        !calls.iter().any(|c| c.iter().any(|a| a == "up")),
+        "{compose:?}: compose up never ran: {calls:?}"
+    );
+    assert!(
+        !cwd.join("missing").exists(),
+        "{compose:?}: nothing made `./missing`"
+    );
+    assert!(
+        !sb.ctx.root.join("shared").exists(),
+        "{compose:?}: nothing was made at all"
+    );
+    let run = up_with_real_model(&sb, compose, &["up", "--no-wait", "--format", "json"]).code(1);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(
+        v["missing_binds"],
+        serde_json::json!([{"service": "app", "source": cwd.join("missing"), "target": "/x"}]),
+        "{compose:?}"
+    );
+
+    // With the folder there, the check passes and compose starts the stack.
+    std::fs::create_dir(cwd.join("missing")).unwrap();
+    sb.fake.clear();
+    up_with_real_model(&sb, compose, &["up", "--no-wait"]).success();
+    let calls = sb.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.ends_with(&UP.iter().map(|a| a.to_string()).collect::<Vec<_>>())),
+        "{compose:?}: {calls:?}"
+    );
+    assert!(sb.ctx.root.join("shared/data").is_dir());
+}
+
+#[test]
+fn a_missing_bind_source_stops_up_before_compose_runs_with_compose_v2() {
+    binds_refused_before_compose_runs(RealCompose::V2);
+}
+
+#[test]
+fn a_missing_bind_source_stops_up_before_compose_runs_with_compose_1_29() {
+    binds_refused_before_compose_runs(RealCompose::Legacy);
 }

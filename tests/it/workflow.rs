@@ -1217,6 +1217,32 @@ fn doctor(r: &Repo, fake: &FakeDocker, args: &[&str]) -> Run {
     TestContext::run_cmd(cmd)
 }
 
+/// Gives `dir` what the default pool's stack mounts from a worktree: the
+/// KTRDR-shaped checkout of `tests/fixtures`, and the Prometheus config the
+/// default template binds from `./monitoring`, which a KTRDR checkout lacks.
+fn with_default_binds(dir: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ktrdr-checkout");
+    copy(&fixture, dir);
+    std::fs::create_dir_all(dir.join("monitoring")).unwrap();
+    std::fs::write(
+        dir.join("monitoring/prometheus.yml"),
+        "scrape_configs: []\n",
+    )
+    .unwrap();
+}
+
 /// Where docker looks for `docker-sandbox` first: the per-user plugin folder
 /// (made here).
 fn install_plugin(ctx: &TestContext) -> PathBuf {
@@ -1241,6 +1267,7 @@ fn doctor_reports_every_check() {
     let plugin = install_plugin(&r.ctx);
     install_bin(&plugin);
     r.create("a", &[]);
+    with_default_binds(&r.ctx.cwd);
 
     let run = doctor(&r, &fake, &[]).success();
     insta::assert_snapshot!("doctor_table", r.ctx.redact(&run.stdout));
@@ -1265,6 +1292,7 @@ fn doctor_reports_every_check() {
             "ports",
             "orphans",
             "isolation",
+            "binds",
             "slots"
         ]
     );
@@ -1383,6 +1411,7 @@ fn doctor_warns_about_an_orphaned_claim() {
     let fake = FakeDocker::install(&r.ctx);
     let gone = r.create("gone", &[]);
     std::fs::remove_dir_all(&gone).unwrap();
+    with_default_binds(&r.ctx.cwd);
     let run = doctor(&r, &fake, &[]).success();
     assert!(
         run.stdout.contains(&format!(
@@ -1462,4 +1491,33 @@ fn doctor_fails_a_template_with_host_networking() {
             .contains("service `c` uses host networking"),
         "{t}"
     );
+}
+
+#[test]
+fn doctor_fails_a_bind_mount_whose_source_is_missing() {
+    let (r, fake) = templated(
+        "services:\n  app:\n    image: z\n    volumes:\n      - ./missing:/x\n      - ./tpl:/tpl:ro\n",
+    );
+    let run = doctor(&r, &fake, &[]).code(1);
+    assert!(
+        run.stdout.contains(
+            "✗ binds      missing bind source(s): service `app` mounts `./missing` at `/x`\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(!r.ctx.cwd.join("missing").exists());
+    let v = json(&doctor(&r, &fake, &["--format", "json"]).code(1).stdout);
+    let b = check(&v, "binds");
+    assert_eq!(b["level"], "fail", "{b}");
+    assert!(
+        b["hint"]
+            .as_str()
+            .unwrap()
+            .contains("empty folder owned by root"),
+        "{b}"
+    );
+    std::fs::create_dir(r.ctx.cwd.join("missing")).unwrap();
+    let v = json(&doctor(&r, &fake, &["--format", "json"]).success().stdout);
+    assert_eq!(check(&v, "binds")["level"], "ok");
 }
