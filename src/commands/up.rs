@@ -446,8 +446,8 @@ impl Up<'_> {
             return Ok(());
         }
         let slot = self.slot;
-        let services: std::collections::BTreeMap<String, ()> = match model {
-            Some(m) => m.services.keys().map(|s| (s.clone(), ())).collect(),
+        let services: Vec<String> = match model {
+            Some(m) => m.services.keys().cloned().collect(),
             None if self.pool.adopted().is_some() => return Ok(()),
             None => {
                 let slot_dir = self.pool.slot_dir(slot);
@@ -456,30 +456,28 @@ impl Up<'_> {
                     // Compose cannot read the files: `compose up` says why.
                     return Ok(());
                 };
-                list.into_iter().map(|s| (s, ())).collect()
+                list
             }
         };
-        crate::pool::adopt::check_after_up(steps, &services).map_err(|reason| {
-            UserError::new(
-                code::FAILURE,
-                format!(
-                    "{}: slot {slot}'s compose file `{}` {}",
-                    self.pool.origin(),
-                    self.project.file.display(),
-                    reason.replacen(
-                        "is not a service of the compose files",
-                        "names a service the file does not have",
-                        1
-                    )
-                ),
-            )
-            .hint(format!(
-                "fix [[after_up]] in {} or the service's name in the compose file; nothing was started",
-                self.pool.origin()
-            ))
-            .slot(slot)
-            .into()
-        })
+        let names: Vec<&str> = services.iter().map(String::as_str).collect();
+        let Some((number, service)) = crate::pool::adopt::unknown_service(steps, &names) else {
+            return Ok(());
+        };
+        Err(UserError::new(
+            code::FAILURE,
+            format!(
+                "[[after_up]] number {number} of {} runs in service `{service}`, which slot {slot}'s compose file `{}` does not have (it has {})",
+                self.pool.origin(),
+                self.project.file.display(),
+                crate::pool::adopt::ticked(&names)
+            ),
+        )
+        .hint(format!(
+            "fix [[after_up]] in {} or the service's name in the compose file; nothing was started",
+            self.pool.origin()
+        ))
+        .slot(slot)
+        .into())
     }
 
     /// `compose up -d`; when it fails or a signal came, the stack is taken down.

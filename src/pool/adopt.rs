@@ -118,22 +118,37 @@ pub(crate) fn complete(
 }
 
 /// Each `[[after_up]]` step names a service of the model: the reason when not.
-pub(crate) fn check_after_up<T>(
+fn check_after_up<T>(
     steps: &[super::AfterUp],
     services: &std::collections::BTreeMap<String, T>,
 ) -> std::result::Result<(), String> {
-    for (i, step) in steps.iter().enumerate() {
-        if !services.contains_key(&step.service) {
-            let names: Vec<String> = services.keys().map(|s| format!("`{s}`")).collect();
-            return Err(format!(
-                "[[after_up]] number {}: service `{}` is not a service of the compose files (they have {})",
-                i + 1,
-                step.service,
-                names.join(", ")
-            ));
-        }
+    let names: Vec<&str> = services.keys().map(String::as_str).collect();
+    match unknown_service(steps, &names) {
+        None => Ok(()),
+        Some((number, service)) => Err(format!(
+            "[[after_up]] number {number}: service `{service}` is not a service of the compose files (they have {})",
+            ticked(&names)
+        )),
     }
-    Ok(())
+}
+
+/// The first `[[after_up]]` step (1-based) whose service is not one of
+/// `services`, and that service.
+pub(crate) fn unknown_service<'a>(
+    steps: &'a [super::AfterUp],
+    services: &[&str],
+) -> Option<(usize, &'a str)> {
+    steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !services.contains(&s.service.as_str()))
+        .map(|(i, s)| (i + 1, s.service.as_str()))
+}
+
+/// `` `a`, `b` ``.
+pub(crate) fn ticked(names: &[&str]) -> String {
+    let shown: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    shown.join(", ")
 }
 
 /// The compose file of a slot of an adopted pool, without its fingerprint

@@ -2323,8 +2323,8 @@ fn a_step_naming_a_service_the_stack_lacks_stops_up_before_it_starts_anything() 
     let file = sb.slot_dir(1).join("docker-compose.yml");
     for part in [
         format!(
-            "error: `{}`: slot 1's compose file `{}` [[after_up]] number 1: service `backend` \
-             names a service the file does not have (they have `api`, `db`)\n",
+            "error: [[after_up]] number 1 of `{}` runs in service `backend`, which slot 1's \
+             compose file `{}` does not have (it has `api`, `db`)\n",
             sb.project_file().display(),
             file.display()
         ),
