@@ -91,9 +91,16 @@ pub(super) fn default_gate() -> Vec<GateCheck> {
     ]
 }
 
-/// The steps after start of the embedded pool.
+/// The steps after start of the embedded pool: KTRDR's migrations, which
+/// create the tables the backend and workers use (the application never
+/// does), with the image's alembic and the mounted `./alembic`.
 pub(super) fn default_after_up() -> Vec<AfterUp> {
-    Vec::new()
+    vec![AfterUp {
+        service: "backend".into(),
+        run: ["/app/.venv/bin/alembic", "upgrade", "head"]
+            .map(str::to_owned)
+            .to_vec(),
+    }]
 }
 
 #[cfg(test)]
@@ -127,6 +134,12 @@ mod tests {
         assert_eq!(pool.workers(5)["training"], 2);
         assert_eq!(pool.workers(6)["backtest"], 4);
         assert_eq!(pool.gate.len(), 3);
+        assert_eq!(pool.after_up.len(), 1);
+        assert_eq!(pool.after_up[0].service, "backend");
+        assert_eq!(
+            pool.after_up[0].run,
+            ["/app/.venv/bin/alembic", "upgrade", "head"]
+        );
         assert_eq!(pool.templates, Templates::Embedded);
         assert_eq!(
             pool.secrets.random,

@@ -19,7 +19,7 @@ pub fn project_file(ctx: &TestContext) -> PathBuf {
     let b = 61000 + 300 * BLOCK.fetch_add(1, Ordering::Relaxed);
     ctx.git_init();
     ctx.write_project_file(&format!(
-        "[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\nprometheus = [{}, 1]\n\
+        "{NO_STEPS}[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\nprometheus = [{}, 1]\n\
          jaeger_otlp_grpc = [{}, 10]\njaeger_otlp_http = [{}, 10]\nworkers = [{}, 10]\n",
         b + 10,
         b + 20,

@@ -21,7 +21,7 @@ static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 fn project(base: u16, api_offset: u16, top: &str, extra: &str) -> String {
     let b = u32::from(base);
     format!(
-        "{top}[ports]\napi = [{}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\n\
+        "{NO_STEPS}{top}[ports]\napi = [{}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\n\
          prometheus = [{}, 1]\njaeger_otlp_grpc = [{}, 10]\njaeger_otlp_http = [{}, 10]\n\
          workers = [{}, 10]\n{extra}",
         b + u32::from(api_offset),

@@ -70,7 +70,7 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
-        Sandbox::with_top("")
+        Sandbox::with_top(NO_STEPS)
     }
 
     /// `top` goes before the project file's `[ports]` table (`gate = []`).
@@ -1407,7 +1407,7 @@ fn gc_with_nothing_to_do_says_so() {
 
 #[test]
 fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
-    let sb = Sandbox::with_top("gate = []\n");
+    let sb = Sandbox::with_top(&format!("gate = []\n{NO_STEPS}"));
     sb.run(&["claim"]).success();
     sb.fake.answer(
         "ps.jsonl",
@@ -1462,7 +1462,7 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
 
 #[test]
 fn up_leaves_a_stack_that_is_up_and_ready_alone() {
-    let sb = Sandbox::with_top("gate = []\n");
+    let sb = Sandbox::with_top(&format!("gate = []\n{NO_STEPS}"));
     sb.run(&["claim"]).success();
     sb.fake.answer(
         "ps.jsonl",
@@ -1523,7 +1523,7 @@ fn up_leaves_a_stack_that_is_up_and_ready_alone() {
 /// (as `kill` or an agent's timeout does), not to a process group.
 fn interrupted_during_the_gate(signal: &str, code: i32, name: &str) {
     use std::io::{BufRead, BufReader};
-    let sb = Sandbox::with_top("gate = []\n");
+    let sb = Sandbox::with_top(&format!("gate = []\n{NO_STEPS}"));
     sb.run(&["claim"]).success();
     sb.fake.answer(
         "ps.jsonl",

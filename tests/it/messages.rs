@@ -21,7 +21,7 @@ impl Sandbox {
         let ctx = TestContext::new();
         ctx.git_init();
         ctx.git(&ctx.cwd, &["commit", "-qm", "init", "--allow-empty"]);
-        ctx.write_project_file(&format!("{top}{}", ports_toml(port_block())));
+        ctx.write_project_file(&format!("{NO_STEPS}{top}{}", ports_toml(port_block())));
         let fake = FakeDocker::install(&ctx);
         let sb = Sandbox { ctx, fake };
         sb.run(&["provision"]).success();

@@ -41,7 +41,7 @@ impl Claimed {
         let b = 63_000 + 100 * BLOCK.fetch_add(1, Ordering::SeqCst);
         assert!(b < 64_000, "out of port blocks");
         ctx.write_project_file(&format!(
-            "{top}[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\n\
+            "{NO_STEPS}{top}[ports]\napi = [{b}, 1]\ndb = [{}, 1]\ngrafana = [{}, 1]\njaeger_ui = [{}, 1]\n\
              prometheus = [{}, 1]\njaeger_otlp_grpc = [{}, 1]\njaeger_otlp_http = [{}, 1]\n\
              workers = [{}, 10]\n",
             b + 10,

@@ -263,3 +263,9 @@ pub fn real_compose_v2() -> PathBuf {
     );
     PathBuf::from(path)
 }
+
+/// Turns off the default pool's step after start (its migrations, run with
+/// `compose exec` in the backend) for the fake-docker tests of other things,
+/// whose exact command lines it would join; tests/it/lifecycle.rs tests the
+/// steps themselves. Goes at the top of a project file.
+pub const NO_STEPS: &str = "after_up = []\n";
