@@ -1043,7 +1043,9 @@ mod tests {
         let services: Vec<_> = pool.after_up.iter().map(|s| s.service.as_str()).collect();
         assert_eq!(services, ["backend", "web.1_a-b"]);
         assert_eq!(pool.after_up[1].run, ["seed", ""]);
-        assert!(load_str("").unwrap().after_up.is_empty());
+        // The embedded pool's own step, and none when the file says so.
+        assert_eq!(load_str("").unwrap().after_up.len(), 1);
+        assert!(load_str("after_up = []").unwrap().after_up.is_empty());
     }
 
     #[test]
