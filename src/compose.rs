@@ -1,7 +1,8 @@
 //! Every compose call is built here: discovery of the compose binary (`docker
 //! compose` v2 and later, else a standalone `docker-compose`, v2 or the legacy
 //! v1), and the one command line all verbs share:
-//! `docker [globals] compose -p P --project-directory W --env-file E -f F <verb>`.
+//! `docker [globals] compose -p P --project-directory W --env-file E -f F
+//! [-f N] <verb>`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ pub(crate) struct Project {
     pub(crate) directory: PathBuf,
     pub(crate) env_file: PathBuf,
     pub(crate) file: PathBuf,
+    /// The slot's networks file, after `file`, when it has one.
+    pub(crate) networks: Option<PathBuf>,
     /// An adopted pool's own compose files, ahead of the slot's override.
     pub(crate) base_files: Vec<PathBuf>,
     /// The project's own `.env`, read ahead of the slot's env file (the later
@@ -165,7 +168,11 @@ impl Compose {
         for file in &project.base_files {
             cmd.arg("-f").arg(file);
         }
-        cmd.arg("-f").arg(&project.file).args(args);
+        cmd.arg("-f").arg(&project.file);
+        if let Some(networks) = &project.networks {
+            cmd.arg("-f").arg(networks);
+        }
+        cmd.args(args);
         for key in env_keys(&project.env_file) {
             cmd.env_remove(key);
         }
@@ -272,6 +279,7 @@ mod tests {
             directory: "/src/app--feat".into(),
             env_file: dir.join(".env.sandbox"),
             file: "/state/slot-2/docker-compose.yml".into(),
+            networks: None,
         }
     }
 

@@ -358,6 +358,45 @@ impl Engine {
         }
     }
 
+    /// Every network of the engine, compose's or not, with its subnets.
+    pub(crate) fn all_networks(&self) -> Result<Vec<crate::pool::subnets::EngineNetwork>> {
+        let listed = match self {
+            Engine::Socket(socket) => api_json(socket, "/networks")?,
+            Engine::Cli(docker) => {
+                let out = docker
+                    .command()
+                    .args(["network", "ls", "-q", "--no-trunc"])
+                    .output()
+                    .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+                if !out.status.success() {
+                    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                    return Err(no_engine(
+                        "the docker CLI's endpoint",
+                        &anyhow::anyhow!("`docker network ls -q` failed: {err}"),
+                    ));
+                }
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let ids: Vec<&str> = text.split_whitespace().collect();
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let out = docker
+                    .command()
+                    .args(["network", "inspect"])
+                    .args(&ids)
+                    .output()
+                    .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+                // A network removed since the listing fails the call: those
+                // that remain are still printed.
+                serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()))
+            }
+        };
+        Ok(listed
+            .as_array()
+            .map(|a| a.iter().map(engine_network).collect())
+            .unwrap_or_default())
+    }
+
     /// The addresses of a container on its networks (`docker inspect`).
     pub(crate) fn addresses(&self, id: &str) -> Result<Vec<Address>> {
         let networks = match self {
@@ -750,6 +789,27 @@ fn parse_addresses(networks: &Value) -> Vec<Address> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A network as the engine API and `docker network inspect` show it.
+fn engine_network(v: &Value) -> crate::pool::subnets::EngineNetwork {
+    let subnets = v["IPAM"]["Config"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["Subnet"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::pool::subnets::EngineNetwork {
+        id: v["Id"].as_str().unwrap_or_default().to_owned(),
+        name: v["Name"].as_str().unwrap_or_default().to_owned(),
+        subnets,
+        registry: v["Labels"][REGISTRY_LABEL]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned),
+    }
 }
 
 fn api_resource(v: &Value, id_key: &str) -> Resource {

@@ -19,6 +19,8 @@ use crate::template::{
 
 pub(crate) const COMPOSE_FILE: &str = "docker-compose.yml";
 pub(crate) const ENV_FILE: &str = ".env.sandbox";
+/// Each network's subnet of the slot's block, merged after `COMPOSE_FILE`.
+pub(crate) const NETWORKS_FILE: &str = "networks.yml";
 /// The fingerprint of the files the slot's stack was last started from.
 const STACK_FILE: &str = ".stack-fingerprint";
 
@@ -319,6 +321,10 @@ fn up_to_date(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) -> bo
     };
     let private = mode(ENV_FILE) == SECRET_MODE
         && (!want.compose_secret || mode(COMPOSE_FILE) == SECRET_MODE);
+    let networks = match &want.rendered.networks {
+        Some(text) => same(NETWORKS_FILE, text),
+        None => !dir.join(NETWORKS_FILE).exists(),
+    };
     registry.slots.get(&slot) == Some(&want.record)
         && same(COMPOSE_FILE, &want.rendered.compose)
         && same(ENV_FILE, &want.rendered.env)
@@ -327,6 +333,7 @@ fn up_to_date(pool: &Pool, registry: &Registry, slot: u32, want: &Desired) -> bo
             .extra
             .iter()
             .all(|(name, text)| same(name, text))
+        && networks
         && private
 }
 
@@ -351,6 +358,18 @@ pub(crate) fn write(pool: &Pool, registry: &mut Registry, slot: u32, want: &Desi
     )?;
     for (name, text) in &want.rendered.extra {
         fsutil::write_atomic(&dir.join(name), text.as_bytes(), 0o644)?;
+    }
+    let networks = dir.join(NETWORKS_FILE);
+    match &want.rendered.networks {
+        Some(text) => fsutil::write_atomic(&networks, text.as_bytes(), 0o644)?,
+        None => match std::fs::remove_file(&networks) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("failed to remove `{}`", networks.display()));
+            }
+        },
     }
     registry.slots.insert(slot, want.record.clone());
     Ok(())

@@ -61,6 +61,9 @@ pub(crate) struct SlotContext<'a> {
     /// The labels every service, named volume and network must carry, so that
     /// this registry knows its own: `{{#each labels}}{{@key}}: "{{this}}"{{/each}}`.
     pub(crate) labels: BTreeMap<&'static str, String>,
+    /// The slot's block of `[pool] subnets` (`10.213.2.0/23`); empty when the
+    /// engine chooses the subnets.
+    pub(crate) subnet: String,
     /// The worktree that holds the slot: an adopted pool's slot runs the
     /// compose files of that worktree; `exists` looks in it.
     #[serde(skip)]
@@ -121,6 +124,11 @@ impl<'a> SlotContext<'a> {
             secrets,
             registry_id,
             labels,
+            subnet: pool
+                .subnets
+                .block(slot)
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
             worktree: None,
         }
     }
@@ -141,6 +149,9 @@ pub(crate) struct Rendered {
     /// Other files of the slot folder, by name: the embedded stack's
     /// `prometheus.yml`.
     pub(crate) extra: Vec<(&'static str, String)>,
+    /// The networks file: each network's subnet of the slot's block; `None`
+    /// when the engine chooses, or the slot makes no network.
+    pub(crate) networks: Option<String>,
     /// Of the inputs: the templates' texts, the whole context but its
     /// secrets, `[env]`, and what `exists` found in the worktree.
     pub(crate) fingerprint: String,
@@ -319,7 +330,7 @@ impl Renderer {
         if !found.is_empty() {
             parts.push(found.as_bytes());
         }
-        if let Some(body) = &adopted {
+        if let Some((body, _)) = &adopted {
             parts.push(body.as_bytes());
         }
         let fingerprint = fnv1a(&parts);
@@ -330,10 +341,11 @@ impl Renderer {
         let header = format!(
             "{FINGERPRINT_MARK}{fingerprint} (generated: edit {sources} or the project file, not this file)\n"
         );
-        let compose = match adopted {
-            Some(body) => header.clone() + &body,
-            None => header.clone() + &render(COMPOSE_TEMPLATE)?,
+        let (compose, keys) = match adopted {
+            Some((body, keys)) => (header.clone() + &body, Some(keys)),
+            None => (header.clone() + &render(COMPOSE_TEMPLATE)?, None),
         };
+        let networks = networks_file(pool, ctx.slot, &compose, keys, &header)?;
         let mut env = header.clone() + &crate::envfile::quote_env_text(&render(ENV_TEMPLATE)?);
         if !pool.env.is_empty() {
             if !env.ends_with('\n') {
@@ -355,6 +367,7 @@ impl Renderer {
             compose,
             env,
             extra,
+            networks,
             fingerprint,
         })
     }
@@ -400,6 +413,59 @@ fn with_secrets(pool: &Pool, ctx: &SlotContext<'_>, mut env: String) -> Result<S
         env.push_str(&format!("{name}={}\n", crate::envfile::quote_env(value)));
     }
     Ok(env)
+}
+
+/// The slot's networks file: each network the slot makes itself (`keys` for
+/// an adopted pool, else those of the rendered `compose` file) gets a subnet
+/// of the slot's block.
+fn networks_file(
+    pool: &Pool,
+    slot: u32,
+    compose: &str,
+    keys: Option<Vec<String>>,
+    header: &str,
+) -> Result<Option<String>> {
+    let Some(block) = pool.subnets.block(slot) else {
+        return Ok(None);
+    };
+    let keys = match keys {
+        Some(keys) => keys,
+        // A template that renders no valid YAML is compose's to report.
+        None => crate::model::own_networks_of_text(compose).unwrap_or_default(),
+    };
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let subnets = crate::pool::subnets::assign(block, slot, &keys).map_err(|e| {
+        fail(
+            format!("pool {}: {e}", pool.name),
+            format!(
+                "give the slot fewer networks, or set `[pool] subnets = \"{}\"` in {} to let the engine choose",
+                crate::pool::subnets::ENGINE,
+                pool.origin()
+            ),
+        )
+    })?;
+    let header = header.replace(
+        "(generated:",
+        "(generated: each network's subnet of `[pool] subnets`;",
+    );
+    // An override runs on a compose that merges (2.24.4 and later): the
+    // subnet is enough. A whole file, or a materialised copy, may run on
+    // 1.29, which replaces: the network's own definition goes along.
+    let definitions = if crate::model::is_override(compose) {
+        serde_json::Map::new()
+    } else {
+        crate::model::yaml_to_json(compose)
+            .ok()
+            .and_then(|v| v.get("networks").and_then(|n| n.as_object()).cloned())
+            .unwrap_or_default()
+    };
+    Ok(Some(crate::pool::subnets::networks_file(
+        &header,
+        &subnets,
+        &definitions,
+    )))
 }
 
 /// What went wrong in a render, in words rather than handlebars' debug text

@@ -72,6 +72,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
         if let Some(binds) = binds_check(ctx, pool, first.as_ref()) {
             checks.push(binds);
         }
+        checks.push(subnets_check(ctx, pool, live));
         if let Ok(reg) = ctx.store(pool).read()
             && !reg.slots.is_empty()
         {
@@ -145,6 +146,63 @@ fn pool_check(ctx: &Ctx) -> (Check, Option<Pool>) {
             Some(p),
         ),
         Err(e) => (check("pool", Level::Fail, format!("{e:#}"), None), None),
+    }
+}
+
+/// `[pool] subnets`: the range, and whether anything else on the engine or
+/// in the host's routes overlaps the slots' blocks.
+fn subnets_check(ctx: &Ctx, pool: &Pool, live: Option<&Engine>) -> Check {
+    use crate::pool::{Subnets, subnets};
+    let Subnets::Range(range) = pool.subnets else {
+        return check(
+            "subnets",
+            Level::Warn,
+            "the engine chooses each network's subnet: its default pools hold about 30 networks",
+            Some(format!(
+                "for many slots up at once, set `[pool] subnets` in {} to a range of the pool's own, such as `{}`",
+                pool.origin(),
+                subnets::DEFAULT_RANGE
+            )),
+        );
+    };
+    let layout = format!(
+        "`{range}`: a /{} per slot, a /{} per network",
+        subnets::SLOT_PREFIX,
+        subnets::NETWORK_PREFIX
+    );
+    let Some(engine) = live else {
+        return check(
+            "subnets",
+            Level::Warn,
+            format!("{layout}; not checked against the engine's networks (no engine)"),
+            None,
+        );
+    };
+    let registry = ctx
+        .store(pool)
+        .read()
+        .ok()
+        .and_then(|r| r.id)
+        .unwrap_or_default();
+    let slots: Vec<u32> = pool.slots.keys().copied().collect();
+    match super::subnet_conflicts(pool, engine, &registry, &slots) {
+        Ok(found) if found.is_empty() => check(
+            "subnets",
+            Level::Ok,
+            format!("{layout}; no other network or route overlaps it"),
+            None,
+        ),
+        Ok(found) => {
+            let e = super::refuse_subnet_conflicts(pool, &found, "the slots' blocks")
+                .expect_err("conflicts refuse");
+            check(
+                "subnets",
+                Level::Fail,
+                format!("{e:#}"),
+                crate::error::user(&e).and_then(|u| u.hint.clone()),
+            )
+        }
+        Err(e) => check("subnets", Level::Warn, format!("{layout}; {e:#}"), None),
     }
 }
 
@@ -396,6 +454,8 @@ fn first_slot_model(ctx: &Ctx, pool: &Pool) -> Result<SlotModel> {
         directory,
         env_file,
         file,
+        // The pool's own subnets differ per slot: not a fixed subnet.
+        networks: None,
         base_files: Vec::new(),
         base_env: None,
         pass: pool.secrets.pass.clone(),

@@ -15,7 +15,7 @@ use crate::output;
 use crate::plugin::{self, Invocation};
 use crate::pool::{self, Environment, GateCheck, Pool, Profile};
 use crate::registry::{SlotRecord, Store};
-use crate::slot::{COMPOSE_FILE, ENV_FILE};
+use crate::slot::{COMPOSE_FILE, ENV_FILE, NETWORKS_FILE};
 use crate::worktree;
 
 mod adopt;
@@ -125,6 +125,7 @@ pub(crate) fn project(pool: &Pool, slot: u32, directory: &Path) -> Project {
         pool.slot_dir(slot).join(ENV_FILE)
     };
     let file = pool.slot_dir(slot).join(COMPOSE_FILE);
+    let networks = Some(pool.slot_dir(slot).join(NETWORKS_FILE)).filter(|n| n.is_file());
     // An override goes after the project's own files, whose `.env` still
     // applies; a materialised copy stands alone.
     let over = pool.adopted().is_some()
@@ -143,6 +144,7 @@ pub(crate) fn project(pool: &Pool, slot: u32, directory: &Path) -> Project {
         directory: directory.to_owned(),
         env_file,
         file,
+        networks,
         base_files,
         base_env,
         pass: pool.secrets.pass.clone(),
@@ -234,6 +236,53 @@ pub(crate) fn addresses(pool: &Pool, ports: &BTreeMap<String, u16>) -> Vec<(Stri
             (name.clone(), addr)
         })
         .collect()
+}
+
+/// What on the engine or in the host's routing table overlaps the blocks of
+/// `slots` in `[pool] subnets`, other than this registry's own networks.
+pub(crate) fn subnet_conflicts(
+    pool: &Pool,
+    engine: &Engine,
+    registry_id: &str,
+    slots: &[u32],
+) -> Result<Vec<String>> {
+    let blocks = pool.subnets.blocks(slots.iter().copied());
+    if blocks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let networks = engine.all_networks()?;
+    let routes = std::env::var_os("DOCKER_SANDBOX_ROUTES")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/proc/net/route"), PathBuf::from);
+    // A host without the file (not Linux) has no routes we can read.
+    let routes = std::fs::read_to_string(&routes)
+        .map(|t| pool::subnets::parse_routes(&t))
+        .unwrap_or_default();
+    Ok(pool::subnets::conflicts(
+        &blocks,
+        &networks,
+        &routes,
+        registry_id,
+    ))
+}
+
+/// Refuses subnets that something else on the engine or the host uses.
+pub(crate) fn refuse_subnet_conflicts(pool: &Pool, conflicts: &[String], what: &str) -> Result<()> {
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    Err(fail(
+        format!(
+            "{what} of `[pool] subnets` (`{}`) overlap {}",
+            pool.subnets,
+            conflicts.join(", ")
+        ),
+        format!(
+            "set `[pool] subnets` in {} to a range nothing else uses (such as `10.214.0.0/16`), or to \"{}\" to let the engine choose",
+            pool.origin(),
+            pool::subnets::ENGINE
+        ),
+    ))
 }
 
 /// Says why a command seems to hang: another one holds the lock it needs.

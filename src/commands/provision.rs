@@ -91,6 +91,9 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Res
     // Every slot renders before anything is written: a template error leaves
     // the disk as it was.
     let decide = |registry: &Registry| plans(&pool, &renderer, registry, force);
+    if !dry_run {
+        refuse_taken_subnets(ctx, &pool, &store)?;
+    }
     let (plans, retired) = if dry_run {
         // Reads only: not even the state folder is created.
         let registry = store.read()?;
@@ -113,6 +116,17 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Res
     }
     summarise(&plans, dry_run);
     Ok(0)
+}
+
+/// Refuses a range that overlaps a network or route of someone else's, when
+/// the engine answers: a pool is provisioned with no engine too.
+fn refuse_taken_subnets(ctx: &Ctx, pool: &Pool, store: &Store) -> Result<()> {
+    let registry = store.read()?.id.unwrap_or_default();
+    let slots: Vec<u32> = pool.slots.keys().copied().collect();
+    match super::subnet_conflicts(pool, &ctx.engine(), &registry, &slots) {
+        Ok(conflicts) => super::refuse_subnet_conflicts(pool, &conflicts, "the slots' blocks"),
+        Err(_) => Ok(()),
+    }
 }
 
 /// What each slot of the pool should be, and what it takes to get there.

@@ -317,6 +317,17 @@ impl Up<'_> {
         // A failure takes down what this `up` made, never a volume that was
         // there before it: the database that `down` kept, above all.
         let before = self.engine.volume_names()?;
+        if self.project.networks.is_some() {
+            let registry = self.claimed.owner.registry.as_deref().unwrap_or_default();
+            let conflicts =
+                super::subnet_conflicts(self.pool, self.engine, registry, &[self.slot])?;
+            super::refuse_subnet_conflicts(
+                self.pool,
+                &conflicts,
+                &format!("the subnets of slot {}", self.slot),
+            )
+            .map_err(|e| with_slot(e, self.slot))?;
+        }
         // From here on a signal does not leave a half-started stack behind: the
         // first one takes it down, a second one exits at once.
         let interrupt = Interrupt::watch()?;

@@ -147,3 +147,56 @@ impl Model {
         service.networks.keys().cloned().collect()
     }
 }
+
+impl Model {
+    /// The networks a slot makes itself, by key: every network but those
+    /// left external (`[isolation] external = "per-slot"` makes those the
+    /// slot's own too), and `default` when a service joins it.
+    pub(crate) fn own_networks(&self, external: External) -> Vec<String> {
+        let mut keys: std::collections::BTreeSet<String> = self
+            .networks
+            .iter()
+            .filter(|(_, n)| !n.external || external == External::PerSlot)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if self
+            .services
+            .values()
+            .any(|s| self.joined_networks(s).iter().any(|n| n == "default"))
+        {
+            keys.insert("default".to_owned());
+        }
+        keys.into_iter().collect()
+    }
+}
+
+/// The networks a rendered compose file makes itself, by key: those it
+/// declares but not as `external`, and `default` when a service joins no
+/// network by name and has no `network_mode`.
+pub(crate) fn own_networks_of_text(text: &str) -> anyhow::Result<Vec<String>> {
+    let v = yaml::to_json(text)?;
+    let mut keys = std::collections::BTreeSet::new();
+    if let Some(networks) = v["networks"].as_object() {
+        for (key, n) in networks {
+            // `external: true`, or the legacy `external: {name: ...}`.
+            let external =
+                n["external"] == serde_json::Value::Bool(true) || n["external"].is_object();
+            if !external {
+                keys.insert(key.clone());
+            }
+        }
+    }
+    if let Some(services) = v["services"].as_object() {
+        for s in services.values() {
+            let named = match &s["networks"] {
+                serde_json::Value::Array(a) => !a.is_empty(),
+                serde_json::Value::Object(o) => !o.is_empty(),
+                _ => false,
+            };
+            if !named && s["network_mode"].is_null() {
+                keys.insert("default".to_owned());
+            }
+        }
+    }
+    Ok(keys.into_iter().collect())
+}

@@ -76,6 +76,7 @@ pub(crate) fn of_project(
 ) -> Result<Model> {
     let mut files = project.base_files.clone();
     files.push(project.file.clone());
+    files.extend(project.networks.iter().cloned());
     let mut env_files: Vec<PathBuf> = project.base_env.iter().cloned().collect();
     env_files.push(project.env_file.clone());
     let source = Source {
@@ -536,6 +537,7 @@ mod tests {
             directory: work.clone(),
             env_file: slot.join(".env.sandbox"),
             file: slot.join("docker-compose.yml"),
+            networks: None,
             base_files: Vec::new(),
             base_env: None,
             pass: Vec::new(),

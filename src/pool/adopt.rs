@@ -152,13 +152,13 @@ pub(crate) fn ticked(names: &[&str]) -> String {
 }
 
 /// The compose file of a slot of an adopted pool, without its fingerprint
-/// line: made from the model of the worktree that holds the slot (when that
+/// line, and the networks the slot makes itself: made from the model of the worktree that holds the slot (when that
 /// one has been read), else from the model of the worktree the command runs in.
 pub(crate) fn slot_file(
     pool: &Pool,
     adopted: &super::Adopted,
     ctx: &crate::template::SlotContext<'_>,
-) -> Result<String> {
+) -> Result<(String, Vec<String>)> {
     // Another worktree's slot runs that worktree's files, when they were read.
     let elsewhere = ctx
         .worktree
@@ -205,10 +205,11 @@ pub(crate) fn slot_file(
     // does not mention (an environment value) must restart it too.
     let raw = model.raw.to_string();
     let body = model::render_body(&model, &inputs, model::flavour_of(&model))?;
-    Ok(format!(
+    let text = format!(
         "# compose model {}\n{body}",
         crate::template::fnv1a(&[raw.as_bytes()])
-    ))
+    );
+    Ok((text, model.own_networks(adopted.external)))
 }
 
 /// The same error once more: its message, hint and exit code.

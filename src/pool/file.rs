@@ -57,6 +57,7 @@ struct RawPool {
     compose: Option<Vec<String>>,
     state_dir: Option<String>,
     gate_timeout: Option<u64>,
+    subnets: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +130,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
     let extra_env = extra_env(raw.env, &bad)?;
     let secrets = secrets(raw.secrets, embedded, adopted, &extra_env, &bad)?;
     let state_dir = state_dir(raw_pool.state_dir, &name, env, &base, adopted)?;
+    let subnets = subnets(raw_pool.subnets, env, &slots, &bad)?;
 
     let pool = Pool {
         name,
@@ -146,6 +148,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         env: extra_env,
         secrets,
         state_dir,
+        subnets,
         model: None,
         warnings: Vec::new(),
         model_error: None,
@@ -164,6 +167,29 @@ fn pool_name(raw: Option<String>, bad: &impl Fn(String) -> anyhow::Error) -> Res
         )));
     }
     Ok(name)
+}
+
+/// `[pool] subnets`, else `DOCKER_SANDBOX_SUBNETS`, else the default range:
+/// one that holds a block for every slot.
+fn subnets(
+    raw: Option<String>,
+    env: &Environment,
+    slots: &BTreeMap<u32, Profile>,
+    bad: &impl Fn(String) -> anyhow::Error,
+) -> Result<super::Subnets> {
+    let (text, key) = match raw {
+        Some(text) => (text, "[pool] subnets"),
+        None => match &env.subnets_default {
+            Some(text) => (text.clone(), "DOCKER_SANDBOX_SUBNETS"),
+            None => (super::subnets::DEFAULT_RANGE.to_owned(), "[pool] subnets"),
+        },
+    };
+    let subnets = super::Subnets::parse(&text).map_err(|e| bad(format!("{key}: {e}")))?;
+    let max = slots.keys().copied().max().unwrap_or(0);
+    subnets
+        .check_slots(max)
+        .map_err(|e| bad(format!("{key}: {e}")))?;
+    Ok(subnets)
 }
 
 /// `[pool] templates`: a folder holding both templates, else the embedded ones.

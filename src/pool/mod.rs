@@ -19,9 +19,11 @@ pub(crate) mod adopt;
 mod embedded;
 mod file;
 mod ports;
+pub(crate) mod subnets;
 
 pub(crate) use file::{check_gate_ports, from_toml, name_from_folder};
 pub(crate) use ports::{PortRule, SlotPorts, Worker, is_free_as, slot_ports};
+pub(crate) use subnets::Subnets;
 
 /// The project file's name, at the root of a repository.
 pub(crate) const PROJECT_FILE: &str = "docker-sandbox.toml";
@@ -165,6 +167,8 @@ pub(crate) struct Pool {
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) secrets: Secrets,
     pub(crate) state_dir: PathBuf,
+    /// `[pool] subnets`: where the slots' networks take their subnets.
+    pub(crate) subnets: Subnets,
     /// An adopted pool's compose model, of the worktree the command runs in
     /// (`adopt::complete`).
     pub(crate) model: Option<std::sync::Arc<crate::model::Model>>,
@@ -293,6 +297,9 @@ pub(crate) struct Environment {
     pub(crate) home: Option<PathBuf>,
     pub(crate) state_override: Option<PathBuf>,
     pub(crate) config_override: Option<PathBuf>,
+    /// `DOCKER_SANDBOX_SUBNETS`: the range of a pool whose project file sets
+    /// no `[pool] subnets`.
+    pub(crate) subnets_default: Option<String>,
     /// The platform's state folder (`~/.local/state` on Linux), where pools
     /// other than the embedded one keep their state by default.
     pub(crate) state_home: Option<PathBuf>,
@@ -310,6 +317,9 @@ impl Environment {
             home: nonempty("HOME"),
             state_override: nonempty("DOCKER_SANDBOX_HOME"),
             config_override: nonempty("DOCKER_SANDBOX_CONFIG"),
+            subnets_default: std::env::var("DOCKER_SANDBOX_SUBNETS")
+                .ok()
+                .filter(|v| !v.is_empty()),
             state_home: dirs::state_dir(),
             cwd: std::env::current_dir().context("failed to read the current folder")?,
         })

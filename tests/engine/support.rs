@@ -459,6 +459,9 @@ workers = [{workers}, 10]
         if !self.bare {
             cmd.env("DOCKER_SANDBOX_HOME", &self.state);
         }
+        // Each test's pool has an address range of its own: tests run in
+        // parallel on one engine, whose networks must never overlap.
+        cmd.env("DOCKER_SANDBOX_SUBNETS", subnets(self.number));
         match self.compose {
             Compose::Discover => {}
             Compose::V2 => {
@@ -691,6 +694,14 @@ pub fn claim_number(n: u32) {
 pub fn base_port(n: u32) -> u16 {
     assert!((1..=90).contains(&n), "test numbers are 1 to 90, not {n}");
     (20_000 + 500 * n) as u16
+}
+
+/// Test `n`'s address range, `10.(100+n).0.0/16`: the default range of its
+/// pools (`DOCKER_SANDBOX_SUBNETS`), apart from every other test's, from
+/// Docker's own pools and from the extra engines' 10.231.x.
+pub fn subnets(n: u32) -> String {
+    assert!((1..=90).contains(&n), "test numbers are 1 to 90, not {n}");
+    format!("10.{}.0.0/16", 100 + n)
 }
 
 // ---------------------------------------------------------------------------

@@ -9,7 +9,8 @@
 //!   `!!UNSAFE-ARG!!`, so such an argument fails the test instead of hiding);
 //! - `compose.env`: the environment (`env -0`) of the last compose verb call;
 //! - answers: `ps.jsonl`, `volumes.jsonl`, `networks.jsonl` (filtered by the
-//!   `--filter label=...` given), `compose-version` (default `2.29.7`),
+//!   `--filter label=...` given; `-q` prints their `ID`s), `network-inspect.json`
+//!   (what `network inspect` prints), `compose-version` (default `2.29.7`),
 //!   `compose-services` (what `compose config --services` prints; nothing by
 //!   default); with `$FAKE_REAL_COMPOSE` set (a real compose binary: v2's
 //!   plugin, or legacy 1.29), `compose ... config --format json`, and a bare
@@ -130,8 +131,12 @@ case "$1" in
   rm) maybe_fail rm ;;
   volume | network)
     maybe_fail "$1-$2"
-    if [ "$2" = ls ]; then
+    if [ "$2" = ls ] && [[ " $* " == *" -q "* ]]; then
+      answer "$1s.jsonl" "$@" | sed -n 's/.*"ID":"\([^"]*\)".*/\1/p'
+    elif [ "$2" = ls ]; then
       answer "$1s.jsonl" "$@"
+    elif [ "$2" = inspect ] && [ -f "$dir/$1-inspect.json" ]; then
+      cat "$dir/$1-inspect.json"
     fi
     ;;
   *) maybe_fail "$1" ;;

@@ -82,7 +82,8 @@ impl Sandbox {
         let fake = FakeDocker::install(&ctx);
         let sb = Sandbox { ctx, fake, base };
         sb.run(&["provision"]).success();
-        assert_calls(&sb.fake.calls(), &[]);
+        // Provisioning asks the engine only whether the pool's subnets are free.
+        assert_calls(&sb.calls(), &[sb.lines().all_networks()]);
         sb
     }
 
@@ -248,6 +249,11 @@ impl Lines<'_> {
         self.compose(slot, &["--profile", "*", "config", "--format", "json"])
     }
 
+    /// Every network of the engine, whose subnets the slot's must not meet.
+    fn all_networks(&self) -> Line {
+        self.docker(&["network", "ls", "-q", "--no-trunc"])
+    }
+
     /// Every volume of the engine: what existed before an `up` starts anything.
     fn all_volumes(&self) -> Line {
         self.docker(&["volume", "ls", "--format", "{{json .}}"])
@@ -263,13 +269,14 @@ impl Lines<'_> {
     }
 
     /// `compose -p ktrdr-slot-N --project-directory DIR --env-file DIR/.env.sandbox
-    /// -f <state>/slot-N/docker-compose.yml <verb>`.
+    /// -f <state>/slot-N/docker-compose.yml -f <state>/slot-N/networks.yml <verb>`.
     fn compose_in(&self, slot: u32, dir: &Path, verb: &[&str]) -> Line {
         let mut line = match &self.compose {
             None => self.docker(&["compose"]),
             Some(bin) => vec![bin.clone()],
         };
         let file = self.sb.slot_dir(slot).join("docker-compose.yml");
+        let networks = self.sb.slot_dir(slot).join("networks.yml");
         line.extend(
             [
                 "-p",
@@ -280,6 +287,8 @@ impl Lines<'_> {
                 dir.join(".env.sandbox").to_str().unwrap(),
                 "-f",
                 file.to_str().unwrap(),
+                "-f",
+                networks.to_str().unwrap(),
             ]
             .map(String::from),
         );
@@ -300,6 +309,7 @@ fn fresh_up(l: &Lines<'_>, slot: u32, verb: &[&str]) -> Vec<Line> {
     calls.push(l.ps(None));
     calls.push(l.model(slot));
     calls.push(l.all_volumes());
+    calls.push(l.all_networks());
     calls.push(l.compose(slot, verb));
     calls
 }
@@ -395,6 +405,7 @@ fn up_claims_writes_the_env_file_and_runs_compose_up() {
             l.compose_version(),
             l.model(1),
             l.all_volumes(),
+            l.all_networks(),
             l.compose(1, &["up", "-d", "--remove-orphans", "--build"]),
         ],
     );
@@ -469,6 +480,7 @@ fn a_failed_up_removes_only_the_volumes_it_created() {
             l.compose_version(),
             l.model(1),
             l.all_volumes(),
+            l.all_networks(),
             l.compose(1, UP),
             l.ps(Some(1)),
             l.volume_ls(Some(1)),
@@ -1434,6 +1446,7 @@ fn a_failed_gate_shows_the_logs_and_takes_the_stack_down() {
             l.compose_version(),
             l.model(1),
             l.all_volumes(),
+            l.all_networks(),
             l.compose(1, UP),
             l.ps(Some(1)),
             l.compose(1, &["logs", "--no-color", "--tail=15", "backend"]),
@@ -2514,4 +2527,202 @@ fn a_missing_bind_source_stops_up_before_compose_runs_with_compose_v2() {
 #[test]
 fn a_missing_bind_source_stops_up_before_compose_runs_with_compose_1_29() {
     binds_refused_before_compose_runs(RealCompose::Legacy);
+}
+
+/// A network of the fake engine: listed by `network ls`, shown by `network
+/// inspect` with its subnet and labels.
+fn engine_networks(sb: &Sandbox, networks: &[(&str, &str, &str, Option<&str>)]) {
+    let listed: Vec<serde_json::Value> = networks
+        .iter()
+        .map(|(id, name, _, _)| serde_json::json!({"ID": id, "Name": name, "Labels": ""}))
+        .collect();
+    sb.fake.answer("networks.jsonl", &listed);
+    let inspected: Vec<serde_json::Value> = networks
+        .iter()
+        .map(|(id, name, subnet, registry)| {
+            let labels = match registry {
+                Some(r) => serde_json::json!({"org.docker-sandbox.registry": r}),
+                None => serde_json::json!({}),
+            };
+            serde_json::json!({"Id": id, "Name": name, "IPAM": {"Config": [{"Subnet": subnet}]}, "Labels": labels})
+        })
+        .collect();
+    std::fs::write(
+        sb.fake.dir.join("network-inspect.json"),
+        serde_json::Value::Array(inspected).to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn each_slots_networks_get_a_subnet_of_the_pools_own_range() {
+    let sb = Sandbox::new();
+    sb.run(&["up", "--no-wait"]).success();
+    // The embedded template's one network, `default`, in slot 1's block.
+    let text = std::fs::read_to_string(sb.slot_dir(1).join("networks.yml")).unwrap();
+    let compose = std::fs::read_to_string(sb.slot_dir(1).join("docker-compose.yml")).unwrap();
+    assert_eq!(
+        text.lines().next().unwrap().split_whitespace().nth(3),
+        compose.lines().next().unwrap().split_whitespace().nth(3),
+        "it carries the slot's fingerprint: {text}"
+    );
+    let body: String = text.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let v = to_json_yaml(&body);
+    assert_eq!(
+        v["networks"]["default"]["ipam"]["config"][0]["subnet"],
+        "10.213.0.0/26"
+    );
+    // Compose 1.29 replaces a network an extra file names: its labels come along.
+    let id = sb.ctx.registry()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        v["networks"]["default"]["labels"]["org.docker-sandbox.registry"],
+        id.as_str()
+    );
+    let six = std::fs::read_to_string(sb.slot_dir(6).join("networks.yml")).unwrap();
+    assert!(six.contains(r#""subnet":"10.213.10.0/26""#), "{six}");
+
+    // Another range in the project file renders every slot's file again.
+    let file = sb.project_file();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("[pool]\nsubnets = \"10.77.0.0/16\"\n{text}")).unwrap();
+    let run = sb.run(&["provision"]).success();
+    has(&run.stdout, "Re-rendered 6 slot(s)");
+    let six = std::fs::read_to_string(sb.slot_dir(6).join("networks.yml")).unwrap();
+    assert!(six.contains(r#""subnet":"10.77.10.0/26""#), "{six}");
+
+    // `engine`: no networks file, compose runs the slot's file alone.
+    std::fs::write(&file, format!("[pool]\nsubnets = \"engine\"\n{text}")).unwrap();
+    sb.run(&["provision"]).success();
+    assert!(!sb.slot_dir(1).join("networks.yml").exists());
+    sb.calls();
+    sb.run(&["up", "--no-wait"]).success();
+    let up = sb.calls().pop().unwrap();
+    assert!(
+        up.iter().all(|a| !a.ends_with("networks.yml"))
+            && up.ends_with(&["--remove-orphans".to_owned()]),
+        "{up:?}"
+    );
+}
+
+fn to_json_yaml(text: &str) -> serde_json::Value {
+    // The file is JSON inside YAML: one mapping per network, written as JSON.
+    let mut networks = serde_json::Map::new();
+    for line in text.lines().filter(|l| l.starts_with("  ")) {
+        let (key, def) = line.trim().split_once(": ").unwrap();
+        let key: String = serde_json::from_str(key).unwrap();
+        networks.insert(key, serde_json::from_str(def).unwrap());
+    }
+    serde_json::json!({ "networks": networks })
+}
+
+#[test]
+fn subnets_another_network_or_a_route_holds_are_refused_before_compose_runs() {
+    let sb = Sandbox::new();
+    let theirs = "bbbbbbbbbbbb00000000000000000000";
+    engine_networks(&sb, &[(theirs, "vpn", "10.213.0.0/24", None)]);
+    let run = sb.run(&["up", "--no-wait"]).code(1);
+    has(
+        &run.stderr,
+        "error: the subnets of slot 1 of `[pool] subnets` (`10.213.0.0/16`) overlap network `vpn` (10.213.0.0/24)",
+    );
+    has(&run.stderr, "set `[pool] subnets` in `");
+    assert!(
+        sb.calls().iter().all(|c| !c.contains(&"up".to_owned())),
+        "compose never ran"
+    );
+    // `provision` refuses the range too.
+    let run = sb.run(&["provision"]).code(1);
+    has(
+        &run.stderr,
+        "the slots' blocks of `[pool] subnets` (`10.213.0.0/16`) overlap network `vpn`",
+    );
+
+    // A network of this registry's own is not a conflict, nor its bridge's route.
+    let ours_id = "aaaaaaaaaaaa00000000000000000000";
+    let id = sb.ctx.registry()["id"].as_str().unwrap().to_owned();
+    engine_networks(
+        &sb,
+        &[(ours_id, "ktrdr-slot-1_default", "10.213.0.0/26", Some(&id))],
+    );
+    let routes = sb.ctx.root.join("route");
+    std::fs::write(
+        &routes,
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+         br-aaaaaaaaaaaa\t0000D50A\t00000000\t0001\t0\t0\t0\t00C0FFFF\t0\t0\t0\n",
+    )
+    .unwrap();
+    let mut cmd = sb.cmd(&["up", "--no-wait"]);
+    cmd.env("DOCKER_SANDBOX_ROUTES", &routes);
+    TestContext::run_cmd(cmd).success();
+    sb.run(&["down"]).success();
+
+    // A route of the host into the range is.
+    std::fs::write(
+        &routes,
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         wg0\t0000D50A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n",
+    )
+    .unwrap();
+    let mut cmd = sb.cmd(&["up", "--no-wait"]);
+    cmd.env("DOCKER_SANDBOX_ROUTES", &routes);
+    let run = TestContext::run_cmd(cmd).code(1);
+    has(&run.stderr, "overlap route 10.213.0.0/16 on `wg0`");
+}
+
+#[test]
+fn a_bad_or_too_small_range_is_refused_and_changes_nothing() {
+    for (range, says) in [
+        (
+            "10.213.0.0",
+            "[pool] subnets: `10.213.0.0` is not a range like `10.213.0.0/16`",
+        ),
+        (
+            "10.213.1.0/16",
+            "has host bits set: the range starting there is `10.213.0.0/16`",
+        ),
+        ("10.213.0.0/24", "is smaller than one slot's block (a /23)"),
+        (
+            "10.213.0.0/22",
+            "[pool] subnets: `10.213.0.0/22` holds 2 slot block(s) of a /23, but the pool has slot 6: use a /20 or larger",
+        ),
+    ] {
+        let ctx = TestContext::new();
+        ctx.git_init();
+        ctx.write_project_file(&format!("[pool]\nsubnets = \"{range}\"\n"));
+        let run = ctx.run(&["provision"]).code(1);
+        has(&run.stderr, says);
+        has(&run.stderr, "invalid project file");
+        assert!(!ctx.state.exists(), "nothing written for `{range}`");
+    }
+}
+
+#[test]
+fn a_slot_with_more_networks_than_its_block_holds_is_refused() {
+    let ctx = TestContext::new();
+    ctx.git_init();
+    let dir = ctx.root.join("nine");
+    std::fs::create_dir_all(&dir).unwrap();
+    let nets: String = (1..=9).map(|i| format!("  n{i}: {{}}\n")).collect();
+    std::fs::write(
+        dir.join("docker-compose.yml.hbs"),
+        format!("services:\n  a:\n    image: x\nnetworks:\n{nets}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("env.sandbox.hbs"), "SLOT_ID={{slot}}\n").unwrap();
+    ctx.write_project_file(&format!(
+        "gate = []\n[pool]\ntemplates = \"{}\"\n[slots]\n1 = \"light\"\n3 = \"light\"\n[profiles]\nlight = {{}}\n[ports]\napi = [{}, 1]\n",
+        dir.display(),
+        port_block()
+    ));
+    let run = ctx.run(&["provision"]).code(1);
+    has(
+        &run.stderr,
+        "slot 1 has 10 networks (default, n1, n2, n3, n4, n5, n6, n7, n8, n9), but its block `10.213.0.0/23` of `[pool] subnets` holds 8 (a /26 each)",
+    );
+    assert!(!ctx.state.join("slot-1").exists());
+}
+
+fn has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "`{needle}` is not in:\n{text}");
 }

@@ -1293,6 +1293,7 @@ fn doctor_reports_every_check() {
             "orphans",
             "isolation",
             "binds",
+            "subnets",
             "slots"
         ]
     );
