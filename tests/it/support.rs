@@ -108,9 +108,17 @@ impl TestContext {
             .env_remove("DOCKER_SANDBOX_LOCK_TIMEOUT")
             .env_remove("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND")
             .env_remove("DOCKER_CLI_PLUGIN_SOCKET")
-            .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_CONTEXT")
-            .env_remove("DOCKER_CONFIG");
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("DOCKER_SANDBOX_SUBNETS")
+            // No test meets this machine's engine (its networks would decide
+            // whether `provision` accepts the pool's subnets) nor its routes:
+            // a test that wants an engine gives its own.
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.root.join("no-engine.sock").display()),
+            )
+            .env("DOCKER_SANDBOX_ROUTES", self.root.join("no-routes"));
         if self.state_override {
             cmd.env("DOCKER_SANDBOX_HOME", &self.state);
         } else {
