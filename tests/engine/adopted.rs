@@ -115,6 +115,15 @@ fn zero_configuration(n: u32, compose: Compose) {
     );
     assert_eq!(web_ports(&one), [b + 1]);
     answers(b + 1);
+    // Its network has slot 1's subnet of the pool's range.
+    let subnet = docker_ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        &format!("{one}_default"),
+    ]);
+    assert_eq!(subnet.trim(), subnets(n).replace(".0.0/16", ".0.0/26"));
     let named = docker_ok(&["ps", "-a", "--filter", &format!("name=^web-{b}$"), "-q"]);
     assert_eq!(
         named.trim(),

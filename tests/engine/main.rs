@@ -17,7 +17,9 @@
 //! adopted: 80, 81 (bare worlds: no project file, the repository's own compose file);
 //! corpus: 82, 83 (bare worlds adopting real projects' compose files);
 //! after_up: 86, 87 (pools `afterup<N>`); engines: 88 (the extra engines of
-//! `engines.sh`, other hosts in network namespaces).
+//! `engines.sh`, other hosts in network namespaces); scale: 89, 90 (40 slots
+//! up at once). Test N's pools take their subnets from 10.(100+N).0.0/16
+//! (`DOCKER_SANDBOX_SUBNETS`).
 
 mod support;
 
@@ -35,6 +37,7 @@ mod lifecycle;
 mod messages;
 mod no_engine;
 mod ports;
+mod scale;
 mod seed004;
 mod signals;
 mod stale_claims;
