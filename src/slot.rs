@@ -223,7 +223,8 @@ fn current_secrets(
         probes.insert(name.clone(), mark.clone());
         marks.push((Some(name.clone()), mark));
     }
-    let probe = renderer.render(pool, &SlotContext::new(pool, slot, ports, MARK, probes, ""))?;
+    let probe =
+        renderer.render_bare(pool, &SlotContext::new(pool, slot, ports, MARK, probes, ""))?;
     let between = |text: &str, before: &str, after: &str| -> Option<String> {
         let p = text.strip_prefix(before)?.strip_suffix(after)?;
         (!p.is_empty()).then(|| p.to_owned())

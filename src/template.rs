@@ -159,6 +159,9 @@ pub(crate) struct Rendered {
 
 pub(crate) struct Renderer {
     hb: Handlebars<'static>,
+    /// Whether `render` makes the networks file: not for a renderer that
+    /// only compares fingerprints.
+    networks: bool,
     /// The templates as written, for the fingerprint.
     texts: Vec<String>,
 }
@@ -283,10 +286,38 @@ impl Renderer {
             })?;
             texts.push(text);
         }
-        Ok(Renderer { hb, texts })
+        Ok(Renderer {
+            hb,
+            networks: true,
+            texts,
+        })
+    }
+
+    /// A renderer for fingerprints only (`slots`, `status`: has a running
+    /// slot's files changed?): it leaves out the networks file, which follows
+    /// from the compose file and the context anyway.
+    pub(crate) fn for_fingerprints(pool: &Pool) -> Result<Renderer> {
+        Ok(Renderer {
+            networks: false,
+            ..Renderer::new(pool)?
+        })
     }
 
     pub(crate) fn render(&self, pool: &Pool, ctx: &SlotContext<'_>) -> Result<Rendered> {
+        self.render_with(pool, ctx, self.networks)
+    }
+
+    /// The files without the networks file (a probe of the templates).
+    pub(crate) fn render_bare(&self, pool: &Pool, ctx: &SlotContext<'_>) -> Result<Rendered> {
+        self.render_with(pool, ctx, false)
+    }
+
+    fn render_with(
+        &self,
+        pool: &Pool,
+        ctx: &SlotContext<'_>,
+        with_networks: bool,
+    ) -> Result<Rendered> {
         let render = |name: &str| {
             self.hb.render(name, ctx).map_err(|e| {
                 let file = match &pool.templates {
@@ -345,7 +376,11 @@ impl Renderer {
             Some((body, keys)) => (header.clone() + &body, Some(keys)),
             None => (header.clone() + &render(COMPOSE_TEMPLATE)?, None),
         };
-        let networks = networks_file(pool, ctx.slot, &compose, keys, &header)?;
+        let networks = if with_networks {
+            networks_file(pool, ctx.slot, &compose, keys, &header)?
+        } else {
+            None
+        };
         let mut env = header.clone() + &crate::envfile::quote_env_text(&render(ENV_TEMPLATE)?);
         if !pool.env.is_empty() {
             if !env.ends_with('\n') {
@@ -428,11 +463,16 @@ fn networks_file(
     let Some(block) = pool.subnets.block(slot) else {
         return Ok(None);
     };
-    let keys = match keys {
-        Some(keys) => keys,
-        // A template that renders no valid YAML is compose's to report.
-        None => crate::model::own_networks_of_text(compose).unwrap_or_default(),
+    // An override runs on a compose that merges (2.24.4 and later): the
+    // subnet is enough. A whole file, or a materialised copy, may run on
+    // 1.29, which replaces: the network's own definition goes along. A
+    // template that renders no valid YAML is compose's to report.
+    let parsed = if crate::model::is_override(compose) {
+        serde_json::Value::Null
+    } else {
+        crate::model::yaml_to_json(compose).unwrap_or_default()
     };
+    let keys = keys.unwrap_or_else(|| crate::model::own_networks_of(&parsed));
     if keys.is_empty() {
         return Ok(None);
     }
@@ -450,17 +490,11 @@ fn networks_file(
         "(generated:",
         "(generated: each network's subnet of `[pool] subnets`;",
     );
-    // An override runs on a compose that merges (2.24.4 and later): the
-    // subnet is enough. A whole file, or a materialised copy, may run on
-    // 1.29, which replaces: the network's own definition goes along.
-    let definitions = if crate::model::is_override(compose) {
-        serde_json::Map::new()
-    } else {
-        crate::model::yaml_to_json(compose)
-            .ok()
-            .and_then(|v| v.get("networks").and_then(|n| n.as_object()).cloned())
-            .unwrap_or_default()
-    };
+    let definitions = parsed
+        .get("networks")
+        .and_then(|n| n.as_object())
+        .cloned()
+        .unwrap_or_default();
     Ok(Some(crate::pool::subnets::networks_file(
         &header,
         &subnets,

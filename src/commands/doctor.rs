@@ -519,7 +519,7 @@ fn show(checks: &[Check], failed: bool, format: Format) {
 /// claims that keep ports the pool no longer gives.
 fn drift_check(ctx: &Ctx, pool: &Pool, reg: &Registry, engine: Option<&Engine>) -> Check {
     let live = engine.and_then(|e| e.containers(None).ok());
-    let renderer = template::Renderer::new(pool).ok();
+    let renderer = template::Renderer::for_fingerprints(pool).ok();
     let mut found = Vec::new();
     for rec in reg.slots.values() {
         let state = crate::commands::status::slot_state(ctx, pool, live.as_deref(), rec);

@@ -81,7 +81,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let registry = ctx.store(&pool).read()?;
     let live = live_containers(ctx, &registry);
-    let renderer = Renderer::new(&pool).ok();
+    let renderer = Renderer::for_fingerprints(&pool).ok();
     let slots = Slots {
         ctx,
         pool: &pool,

@@ -202,7 +202,7 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let urls = addresses(&held.pool, &held.record.ports);
     let drift = {
         let registry = held.store.read()?;
-        let renderer = crate::template::Renderer::new(&held.pool).ok();
+        let renderer = crate::template::Renderer::for_fingerprints(&held.pool).ok();
         crate::commands::slots::drift(
             &held.pool,
             renderer.as_ref(),

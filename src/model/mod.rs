@@ -170,11 +170,10 @@ impl Model {
     }
 }
 
-/// The networks a rendered compose file makes itself, by key: those it
+/// The networks a rendered compose file (as JSON) makes itself, by key: those it
 /// declares but not as `external`, and `default` when a service joins no
 /// network by name and has no `network_mode`.
-pub(crate) fn own_networks_of_text(text: &str) -> anyhow::Result<Vec<String>> {
-    let v = yaml::to_json(text)?;
+pub(crate) fn own_networks_of(v: &serde_json::Value) -> Vec<String> {
     let mut keys = std::collections::BTreeSet::new();
     if let Some(networks) = v["networks"].as_object() {
         for (key, n) in networks {
@@ -198,5 +197,5 @@ pub(crate) fn own_networks_of_text(text: &str) -> anyhow::Result<Vec<String>> {
             }
         }
     }
-    Ok(keys.into_iter().collect())
+    keys.into_iter().collect()
 }
