@@ -143,7 +143,7 @@ engine_down() {
     ip link del "${NS}h" 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     # Mounts dockerd left under its data root.
-    grep -o " $ENGINE_DIR[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    { grep -o " $ENGINE_DIR[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 cleanup() {
