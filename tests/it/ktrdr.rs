@@ -451,8 +451,17 @@ fn database_settings_are_the_slots(s: &Slot<'_>) {
             );
         }
         // 7. host.docker.internal reaches the host.
+        // Compose 1.29 prints a mapping once it merged a second file (the
+        // slot's networks file), else a list.
+        let hosts: Vec<String> = match svc["extra_hosts"].as_object() {
+            Some(map) => map
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or_default()))
+                .collect(),
+            None => strings(&svc["extra_hosts"]),
+        };
         assert!(
-            strings(&svc["extra_hosts"])
+            hosts
                 .iter()
                 .any(|h| h.replace('=', ":") == "host.docker.internal:host-gateway"),
             "{what}: {name}: {}",

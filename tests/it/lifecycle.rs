@@ -2186,6 +2186,7 @@ fn after_up_steps_run_in_their_service_after_compose_up_and_before_the_gate() {
             l.model(1),
             l.compose(1, &["config", "--services"]),
             l.all_volumes(),
+            l.all_networks(),
             l.compose(1, UP_BUILD),
             // The step waits for its service's container, then runs in it.
             l.ps(Some(1)),
@@ -2266,6 +2267,7 @@ fn a_failed_step_is_a_failed_gate_that_shows_its_output_and_keeps_older_volumes(
             l.model(1),
             l.compose(1, &["config", "--services"]),
             l.all_volumes(),
+            l.all_networks(),
             l.compose(1, UP_BUILD),
             l.ps(Some(1)),
             l.compose(1, MIGRATE),
@@ -2584,14 +2586,18 @@ fn each_slots_networks_get_a_subnet_of_the_pools_own_range() {
     // Another range in the project file renders every slot's file again.
     let file = sb.project_file();
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, format!("[pool]\nsubnets = \"10.77.0.0/16\"\n{text}")).unwrap();
+    std::fs::write(
+        &file,
+        format!("{text}\n[pool]\nsubnets = \"10.77.0.0/16\"\n"),
+    )
+    .unwrap();
     let run = sb.run(&["provision"]).success();
     has(&run.stdout, "Re-rendered 6 slot(s)");
     let six = std::fs::read_to_string(sb.slot_dir(6).join("networks.yml")).unwrap();
     assert!(six.contains(r#""subnet":"10.77.10.0/26""#), "{six}");
 
     // `engine`: no networks file, compose runs the slot's file alone.
-    std::fs::write(&file, format!("[pool]\nsubnets = \"engine\"\n{text}")).unwrap();
+    std::fs::write(&file, format!("{text}\n[pool]\nsubnets = \"engine\"\n")).unwrap();
     sb.run(&["provision"]).success();
     assert!(!sb.slot_dir(1).join("networks.yml").exists());
     sb.calls();
