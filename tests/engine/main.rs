@@ -15,8 +15,9 @@
 //! 20; no_engine: 14; workflow: 21, 22; signals: 40-43; gate: 45-49; data_safety:
 //! 53-57; identity: 60-63 (pools `e2eid<N>`); derived: 66-70; messages: 75, 76;
 //! adopted: 80, 81 (bare worlds: no project file, the repository's own compose file);
-//! corpus: 82, 83 (bare worlds adopting real projects' compose files);
-//! after_up: 86, 87 (pools `afterup<N>`); engines: 88 (the extra engines of
+//! corpus: 82, 83 (bare worlds adopting real projects' compose files); ktrdr:
+//! 84, 85 (the embedded default pool in a KTRDR-shaped checkout); after_up:
+//! 86, 87 (pools `afterup<N>`); engines: 88 (the extra engines of
 //! `engines.sh`, other hosts in network namespaces); scale: 89, 90 (40 slots
 //! up at once). Test N's pools take their subnets from 10.(100+N).0.0/16
 //! (`DOCKER_SANDBOX_SUBNETS`).
@@ -33,6 +34,7 @@ mod env_file;
 mod failed_start;
 mod gate;
 mod identity;
+mod ktrdr;
 mod lifecycle;
 mod messages;
 mod no_engine;

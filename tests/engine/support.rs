@@ -28,6 +28,15 @@ pub const IMAGE: &str = "docker-sandbox-test/busybox:1";
 /// `POSTGRES_PASSWORD` and `POSTGRES_DB`, TCP logins need that password, and
 /// an existing one is started as it is. It listens on 5432.
 pub const PG_IMAGE: &str = "docker-sandbox-test/postgres:1";
+/// The images the embedded default pool names, as `tests/engine/setup.sh`
+/// makes them: stand-ins (`fixtures/standins`) under KTRDR's real names.
+pub const STANDIN_IMAGES: [&str; 5] = [
+    "ktrdr-backend:dev",
+    "timescale/timescaledb:latest-pg16",
+    "jaegertracing/all-in-one:1.53",
+    "prom/prometheus:latest",
+    "grafana/grafana:latest",
+];
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Slots of every test pool, all `light`: one backtest and one training worker.
@@ -132,6 +141,25 @@ fn check_machine() -> Result<(), String> {
     }
 }
 
+/// Fails the test, loudly, when a stand-in image is missing or is not ours.
+fn standins_preflight() {
+    for image in STANDIN_IMAGES {
+        let labels = docker_output(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{ index .Config.Labels \"org.docker-sandbox.test.inputs\" }}",
+            image,
+        ]);
+        let ours =
+            labels.status.success() && !String::from_utf8_lossy(&labels.stdout).trim().is_empty();
+        assert!(
+            ours,
+            "the stand-in image `{image}` is missing or is not the suite's; run `bash tests/engine/setup.sh`"
+        );
+    }
+}
+
 /// A finished run of the plugin.
 #[derive(Debug)]
 pub struct Run {
@@ -217,6 +245,20 @@ impl Running {
     }
 }
 
+/// What a world's repository holds besides its git history.
+enum Project {
+    /// A project file naming the fixture templates of `fixtures/<folder>`
+    /// and these `[[gate]]` tables.
+    Templates(String, String),
+    /// A checkout from `tests/fixtures` and a project file for the embedded
+    /// pool (`World::embedded`).
+    Embedded {
+        checkout: String,
+        gate_timeout: u64,
+        ports: String,
+    },
+}
+
 pub struct World {
     pub root: PathBuf,
     pub home: PathBuf,
@@ -252,6 +294,28 @@ impl World {
     /// the `[[gate]]` tables `gate` instead of the default ones.
     pub fn with_stack(n: u32, compose: Compose, templates: &str, gate: &str) -> World {
         World::build(n, compose, format!("e2e{n}"), true, templates, gate)
+    }
+
+    /// The world of test `n` on the embedded default pool, in a repository
+    /// that holds the files of `tests/fixtures/<checkout>`: its project file
+    /// only names the pool `e2eN`, gives it the suite's light slots and
+    /// `gate_timeout`, and moves its ports into this test's block with
+    /// `ports` (the `[ports]` lines, given the block's first port), so the
+    /// default templates, profiles, env and gate apply.
+    pub fn embedded(
+        n: u32,
+        compose: Compose,
+        checkout: &str,
+        gate_timeout: u64,
+        ports: fn(u16) -> String,
+    ) -> World {
+        standins_preflight();
+        let project = Project::Embedded {
+            checkout: checkout.to_owned(),
+            gate_timeout,
+            ports: ports(base_port(n)),
+        };
+        World::build_project(n, compose, format!("e2e{n}"), true, project)
     }
 
     /// The world of test `n` on a pool named `pool` instead of `e2eN`.
@@ -327,6 +391,17 @@ impl World {
         templates: &str,
         gate: &str,
     ) -> World {
+        let project = Project::Templates(templates.to_owned(), gate.to_owned());
+        World::build_project(n, compose, pool, first, project)
+    }
+
+    fn build_project(
+        n: u32,
+        compose: Compose,
+        pool: String,
+        first: bool,
+        project: Project,
+    ) -> World {
         preflight();
         machine_lock();
         if first {
@@ -359,13 +434,23 @@ impl World {
         if first {
             world.cleanup();
         }
-        std::fs::write(
-            world.repo.join("docker-sandbox.toml"),
-            world.project_file(templates, gate),
-        )
-        .unwrap();
+        let text = match &project {
+            Project::Templates(templates, gate) => world.project_file(templates, gate),
+            Project::Embedded {
+                checkout,
+                gate_timeout,
+                ports,
+            } => {
+                let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures")
+                    .join(checkout);
+                copy_tree(&from, &world.repo);
+                world.embedded_project_file(*gate_timeout, ports)
+            }
+        };
+        std::fs::write(world.repo.join("docker-sandbox.toml"), text).unwrap();
         world.git(&world.repo, &["init", "-q", "-b", "main"]);
-        world.git(&world.repo, &["add", "docker-sandbox.toml"]);
+        world.git(&world.repo, &["add", "-A"]);
         world.git(&world.repo, &["commit", "-q", "-m", "sandbox pool"]);
         world
             .run(&world.repo, &["provision"])
@@ -399,6 +484,22 @@ workers = [{workers}, 10]
             api = b,
             db = b + 100,
             workers = b + 200,
+        )
+    }
+
+    fn embedded_project_file(&self, gate_timeout: u64, ports: &str) -> String {
+        let slots: String = (1..=SLOTS).map(|s| format!("{s} = \"light\"\n")).collect();
+        format!(
+            r#"# The embedded default pool, on this test's own pool name and ports.
+[pool]
+name = "{pool}"
+gate_timeout = {gate_timeout}
+
+[slots]
+{slots}
+[ports]
+{ports}"#,
+            pool = self.pool,
         )
     }
 
@@ -989,6 +1090,21 @@ pub fn occupy(port: u16) -> std::net::TcpListener {
 // ---------------------------------------------------------------------------
 // Files.
 // ---------------------------------------------------------------------------
+
+/// Copies the folder `from` into `to`, recursively, with the files' modes.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        }
+    }
+}
 
 /// An env file as a map (comments and blank lines skipped).
 pub fn env_file(path: &Path) -> BTreeMap<String, String> {
