@@ -598,6 +598,42 @@ mod tests {
     }
 
     #[test]
+    fn the_default_compose_file_interpolates_only_what_its_env_file_defines_whatever_the_pool_name()
+    {
+        for name in ["ktrdr", "demo"] {
+            let pool = pool(&format!("[pool]\nname = \"{name}\"\n"));
+            let r = render(&pool, 6);
+            let env = env_map(&r.env);
+            let mut seen = 0;
+            for line in r
+                .compose
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+            {
+                let mut rest = line;
+                while let Some(at) = rest.find("${") {
+                    // `$${X}` is a literal `${X}` for the container's shell.
+                    let literal = at > 0 && rest.as_bytes()[at - 1] == b'$';
+                    let inner = &rest[at + 2..];
+                    let end = inner.find('}').expect("a closed ${...}");
+                    let var = &inner[..end];
+                    rest = &inner[end..];
+                    // `${X:-default}` needs no value.
+                    if literal || var.contains(":-") {
+                        continue;
+                    }
+                    seen += 1;
+                    assert!(
+                        env.contains_key(var),
+                        "pool `{name}`: the compose file reads `${{{var}}}`, which its env file does not define"
+                    );
+                }
+            }
+            assert!(seen > 10, "{seen} variables in:\n{}", r.compose);
+        }
+    }
+
+    #[test]
     fn default_env_file_has_every_variable_of_the_design() {
         let p = pool("");
         let env = env_map(&render(&p, 6).env);

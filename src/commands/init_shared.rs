@@ -73,14 +73,19 @@ pub(crate) fn exec(ctx: &Ctx, from: Option<PathBuf>, minimal: bool) -> Result<u8
 
 /// Whether a compose template uses the shared folder: through Handlebars, or
 /// through the slot env file's `<PREFIX>_SHARED_DIR` or a folder's own
-/// `<PREFIX>_<FOLDER>_DIR` (`KTRDR_DATA_DIR`).
+/// `<PREFIX>_<FOLDER>_DIR` (`KTRDR_DATA_DIR`), the prefix written out or as
+/// `{{prefix}}`.
 fn mounts_shared(pool: &crate::pool::Pool, template: &str) -> bool {
     let prefix = pool.prefix();
+    let names = |var: &str| {
+        template.contains(&format!("{prefix}_{var}"))
+            || template.contains(&format!("prefix}}}}_{var}"))
+    };
     template.contains("shared_dir")
-        || template.contains(&format!("{prefix}_SHARED_DIR"))
+        || names("SHARED_DIR")
         || pool.shared_folders.iter().any(|f| {
             let folder = f.to_ascii_uppercase().replace('-', "_");
-            template.contains(&format!("{prefix}_{folder}_DIR"))
+            names(&format!("{folder}_DIR"))
         })
 }
 
