@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::Utc;
 
-use crate::engine::{Cleared, Container, Engine};
+use std::collections::BTreeSet;
+
+use crate::engine::placement;
+use crate::engine::{Cleared, Container, Docker, Engine, EngineSpec};
 use crate::envfile::{parse_env, quote_env};
 use crate::error::{UserError, code, fail};
 use crate::fsutil;
@@ -63,12 +66,17 @@ pub(crate) struct Busy {
 }
 
 /// The ports of `record` held by anything but the slot's own containers.
-pub(crate) fn busy_ports(pool: &Pool, record: &SlotRecord, containers: &[Container]) -> Vec<Busy> {
+pub(crate) fn busy_ports(
+    pool: &Pool,
+    record: &SlotRecord,
+    containers: &[Container],
+    taken: &Taken,
+) -> Vec<Busy> {
     let own = pool.project(record.slot_id);
     record
         .ports
         .iter()
-        .filter(|(name, port)| !crate::pool::is_free_as(name, **port))
+        .filter(|(name, port)| !taken.is_free(name, **port))
         .filter_map(|(name, port)| {
             let holder = containers
                 .iter()
@@ -178,11 +186,14 @@ pub(crate) fn port_conflict(slot: u32, busy: &[Busy]) -> anyhow::Error {
 
 /// Claims a slot for `worktree` (or returns the one it holds), clears the
 /// slot's old containers and volumes when the claim is new, and writes the
-/// worktree's env file.
+/// worktree's env file. A new claim goes to the engine `requested`, else to
+/// the first engine with room that answers and has a slot whose ports are
+/// free there (`placement::candidates` gives the order).
 pub(crate) fn claim(
     pool: &Pool,
     store: &Store,
-    engine: &Engine,
+    docker: &Docker,
+    requested: Option<&str>,
     worktree: &Path,
     want: Want,
     cmd: &str,
@@ -203,12 +214,53 @@ pub(crate) fn claim(
     if now.slots.is_empty() {
         return Err(not_provisioned(pool, cmd));
     }
-    // One engine query, outside the lock: which containers publish which ports.
+    let candidates = placement::candidates(&pool.engines, requested, &now.claims_per_engine())?;
+    let last = candidates.len() - 1;
+    for (i, spec) in candidates.into_iter().enumerate() {
+        match claim_on(pool, store, docker, spec, worktree, want, cmd) {
+            Ok(c) => return Ok(c),
+            Err(e)
+                if i < last
+                    && !crate::error::user(&e)
+                        .is_some_and(|u| u.code == PORT_CONFLICT && want.slot.is_some()) =>
+            {
+                crate::output::note(&format!(
+                    "warning: engine `{}` takes no claim: {}",
+                    spec.name,
+                    crate::error::user(&e).map_or_else(|| format!("{e:#}"), |u| u.message.clone())
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("candidates are never empty")
+}
+
+/// A new claim on one engine: one query of its containers (and, on another
+/// host, of its listeners), outside the lock.
+fn claim_on(
+    pool: &Pool,
+    store: &Store,
+    docker: &Docker,
+    spec: &EngineSpec,
+    worktree: &Path,
+    want: Want,
+    cmd: &str,
+) -> Result<Claimed> {
+    let docker = spec.docker(docker);
+    let engine = Engine::new(&docker);
     let containers = engine.containers(None)?;
-    let (slot, fresh, owner) =
-        store.update(|reg| take_slot(pool, reg, worktree, want, &containers, cmd))?;
+    let taken = Taken::of(spec, &docker, &containers)?;
+    let (slot, fresh, owner) = store.update(|reg| {
+        let picked = take_slot(pool, reg, worktree, want, &containers, &taken, cmd)?;
+        if picked.1 {
+            let rec = reg.slots.get_mut(&picked.0).expect("picked slot exists");
+            rec.engine = (!spec.is_local()).then(|| spec.name.clone());
+        }
+        Ok(picked)
+    })?;
     let cleaned = if fresh {
-        clear_for_claim(pool, store, engine, slot, &owner, worktree)?
+        clear_for_claim(pool, store, &engine, slot, &owner, worktree)?
     } else {
         Cleared::default()
     };
@@ -222,6 +274,77 @@ pub(crate) fn claim(
         owner,
         rerendered: current.rerendered,
     })
+}
+
+/// The ports in use where a slot runs: the local engine's host is probed
+/// with a bind; another host is asked (its listeners and its containers'
+/// published ports).
+pub(crate) enum Taken {
+    Local,
+    Remote(BTreeSet<u16>),
+}
+
+impl Taken {
+    pub(crate) fn of(
+        spec: &EngineSpec,
+        docker: &Docker,
+        containers: &[Container],
+    ) -> Result<Taken> {
+        if spec.is_local() {
+            return Ok(Taken::Local);
+        }
+        placement::taken_ports(docker, containers)
+            .map(Taken::Remote)
+            .map_err(|e| {
+                e.context(format!(
+                    "failed to check the ports of engine `{}`",
+                    spec.name
+                ))
+            })
+    }
+
+    fn is_free(&self, name: &str, port: u16) -> bool {
+        match self {
+            Taken::Local => crate::pool::is_free_as(name, port),
+            Taken::Remote(taken) => !taken.contains(&port),
+        }
+    }
+}
+
+/// A slot whose compose files bind-mount the worktree cannot run on an
+/// engine that does not see it: the mount is named.
+pub(crate) fn unseen_binds(
+    model: &crate::model::Model,
+    spec: &EngineSpec,
+    worktree: &Path,
+) -> Option<anyhow::Error> {
+    if spec.sees(worktree) {
+        return None;
+    }
+    for (name, service) in &model.services {
+        let binds = service
+            .volumes
+            .iter()
+            .filter(|m| m.kind == crate::model::MountType::Bind)
+            .filter_map(|m| m.source.as_deref().map(Path::new));
+        for bind in binds {
+            if bind.starts_with(worktree) {
+                return Some(fail(
+                    format!(
+                        "engine `{}` does not see the worktree `{}`, and service `{name}` bind-mounts `{}` from it",
+                        spec.name,
+                        worktree.display(),
+                        bind.display()
+                    ),
+                    format!(
+                        "give [engines.{}] a `path_map` from the worktree's folder to where that host sees it, or claim on another engine (`--engine local`)",
+                        spec.name
+                    ),
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// The slot `worktree` holds already, its files brought up to date.
@@ -255,6 +378,7 @@ fn take_slot(
     worktree: &Path,
     want: Want,
     containers: &[Container],
+    taken: &Taken,
     cmd: &str,
 ) -> Result<(u32, bool, Owner)> {
     // Claimed since the first look, by another process of this worktree.
@@ -265,7 +389,7 @@ fn take_slot(
     }
     // Choose by the ports the pool gives now, not those of an older render.
     slot::sync_unclaimed(pool, reg)?;
-    let id = choose(pool, reg, want, containers, cmd)?;
+    let id = choose(pool, reg, want, containers, taken, cmd)?;
     reg.ensure_id()?;
     let rec = reg.slots.get_mut(&id).expect("picked slot exists");
     rec.claimed_by = Some(worktree.to_owned());
@@ -408,12 +532,28 @@ fn check_held(rec: &SlotRecord, want: Want, cmd: &str) -> Result<()> {
 pub(crate) fn check_available(
     pool: &Pool,
     store: &Store,
-    engine: &Engine,
+    docker: &Docker,
+    requested: Option<&str>,
     want: Want,
     cmd: &str,
 ) -> Result<()> {
-    let containers = engine.containers(None)?;
-    choose(pool, &store.read()?, want, &containers, cmd).map(drop)
+    let now = store.read()?;
+    let candidates = placement::candidates(&pool.engines, requested, &now.claims_per_engine())?;
+    let mut last = None;
+    for spec in candidates {
+        let docker = spec.docker(docker);
+        let found = Engine::new(&docker)
+            .containers(None)
+            .and_then(|containers| {
+                let taken = Taken::of(spec, &docker, &containers)?;
+                choose(pool, &now, want, &containers, &taken, cmd)
+            });
+        match found {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("candidates are never empty"))
 }
 
 /// The slot a new claim gets: the one asked for, if it can be had, else the
@@ -423,6 +563,7 @@ fn choose(
     reg: &Registry,
     want: Want,
     containers: &[Container],
+    taken: &Taken,
     cmd: &str,
 ) -> Result<u32> {
     if reg.slots.is_empty() {
@@ -430,16 +571,16 @@ fn choose(
     }
     let min = want.profile.unwrap_or(Profile::Light);
     match want.slot {
-        Some(id) => check_requested(pool, reg, id, min, containers, cmd),
+        Some(id) => check_requested(pool, reg, id, min, containers, taken, cmd),
         None => reg
             .pick_free(min, |rec| {
                 let project = pool.project(rec.slot_id);
                 !slot::is_retired(pool, rec.slot_id)
                     && foreign_containers(&project, &owner(pool, reg, rec.slot_id), containers)
                         .is_empty()
-                    && busy_ports(pool, rec, containers).is_empty()
+                    && busy_ports(pool, rec, containers, taken).is_empty()
             })
-            .ok_or_else(|| no_free_slot(pool, reg, min, containers, cmd)),
+            .ok_or_else(|| no_free_slot(pool, reg, min, containers, taken, cmd)),
     }
 }
 
@@ -449,6 +590,7 @@ fn check_requested(
     id: u32,
     min: Profile,
     containers: &[Container],
+    taken: &Taken,
     cmd: &str,
 ) -> Result<u32> {
     let Some(rec) = reg.slots.get(&id) else {
@@ -492,7 +634,7 @@ fn check_requested(
     if let Some(e) = foreign_stack(pool, &owner(pool, reg, id), id, containers, cmd) {
         return Err(e);
     }
-    let busy = busy_ports(pool, rec, containers);
+    let busy = busy_ports(pool, rec, containers, taken);
     if !busy.is_empty() {
         return Err(port_conflict(id, &busy));
     }
@@ -504,6 +646,7 @@ fn no_free_slot(
     reg: &Registry,
     min: Profile,
     containers: &[Container],
+    taken: &Taken,
     cmd: &str,
 ) -> anyhow::Error {
     let mut lines = Vec::new();
@@ -525,7 +668,7 @@ fn no_free_slot(
             {
                 "its compose project is in use by a stack this registry did not start".to_owned()
             }
-            None => match busy_ports(pool, rec, containers).first() {
+            None => match busy_ports(pool, rec, containers, taken).first() {
                 Some(b) => format!("port {} ({}) is in use", b.port, b.name),
                 None => "free".to_owned(),
             },
@@ -589,6 +732,16 @@ pub(crate) fn write_env(
         .claimed_at
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
+    if let Some(name) = &record.engine
+        && let Ok(spec) = placement::find(&pool.engines, Some(name))
+    {
+        // Another host's ports must be published on its own interfaces: a
+        // template binds them with `${SANDBOX_HOST_IP:-127.0.0.1}`.
+        text.push_str(&format!(
+            "# This claim's engine\nSANDBOX_ENGINE={name}\nSANDBOX_HOST_IP={}\n",
+            spec.bind_ip()
+        ));
+    }
     text.push_str(&format!(
         "# This worktree's claim\nINSTANCE_ID={}\nSANDBOX_WORKTREE={}\nCREATED_AT={created}\nSANDBOX_VERSION={}\n",
         quote_env(&instance),

@@ -382,6 +382,10 @@ pub(crate) struct CreateArgs {
     /// This slot and no other
     #[arg(long, value_parser = slot_id, allow_hyphen_values = true)]
     pub(crate) slot: Option<u32>,
+    /// The engine to claim on (a name of the pool's `[engines.NAME]`, or
+    /// `local`); by default the local one, else the first with room
+    #[arg(long, value_name = "NAME")]
+    pub(crate) engine: Option<String>,
     /// Start the stack too (as `up`)
     #[arg(long)]
     pub(crate) up: bool,
@@ -542,6 +546,10 @@ pub(crate) struct ClaimArgs {
     /// This slot and no other
     #[arg(long, value_parser = slot_id, allow_hyphen_values = true)]
     pub(crate) slot: Option<u32>,
+    /// The engine to claim on (a name of the pool's `[engines.NAME]`, or
+    /// `local`); by default the local one, else the first with room
+    #[arg(long, value_name = "NAME")]
+    pub(crate) engine: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,
@@ -561,6 +569,10 @@ pub(crate) struct UpArgs {
     /// When claiming: the lightest profile that will do
     #[arg(long, value_enum)]
     pub(crate) profile: Option<ProfileArg>,
+    /// When claiming: the engine to claim on (a name of the pool's `[engines.NAME]`, or
+    /// `local`); by default the local one, else the first with room
+    #[arg(long, value_name = "NAME")]
+    pub(crate) engine: Option<String>,
     /// Show compose's own progress (by default only on a terminal, or when compose fails)
     #[arg(long, short = 'v')]
     pub(crate) verbose: bool,

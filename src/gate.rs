@@ -14,6 +14,9 @@ use crate::pool::{Count, GateCheck};
 /// What the gate checks, for one slot.
 pub(crate) struct Target<'a> {
     pub(crate) engine: &'a Engine,
+    /// The host the slot's published ports answer on: `127.0.0.1` for the
+    /// local engine, the engine's address for another.
+    pub(crate) host: &'a str,
     pub(crate) project: &'a str,
     pub(crate) ports: &'a std::collections::BTreeMap<String, u16>,
     pub(crate) workers: u32,
@@ -503,6 +506,16 @@ fn publishers(target: &Target<'_>, port: u16) -> Vec<String> {
         .collect()
 }
 
+/// Where a published port of the slot is reached: the engine's host.
+fn published(target: &Target<'_>, port: u16) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    (target.host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 fn check(target: &Target<'_>, check: &GateCheck) -> Poll {
     const IO: Duration = Duration::from_secs(3);
     let port_of = |name: &str| target.ports.get(name).copied().unwrap_or_default();
@@ -510,7 +523,7 @@ fn check(target: &Target<'_>, check: &GateCheck) -> Poll {
         GateCheck::Tcp { port } => tcp(target, port_of(port), IO),
         GateCheck::Http { port, path, status } => {
             let p = port_of(port);
-            match http::get_local(p, path, IO) {
+            match http::get(published(target, p), path, IO) {
                 Ok(r) if r.status == *status => Poll::Pass(format!("{}", r.status)),
                 Ok(r) => Poll::Wait(format!("returned {}", r.status), Blame::Port(p)),
                 Err(e) => Poll::Wait(format!("{e:#}"), Blame::Port(p)),
@@ -522,7 +535,7 @@ fn check(target: &Target<'_>, check: &GateCheck) -> Poll {
                 Count::Workers => target.workers as usize,
                 Count::Fixed(n) => *n as usize,
             };
-            match http::get_local(p, path, IO) {
+            match http::get(published(target, p), path, IO) {
                 Ok(r) if r.status == 200 => match list_len(&r.body) {
                     Some(n) if n >= need => Poll::Pass(format!("{n} of {need}")),
                     Some(n) => Poll::Wait(format!("expected {need}, found {n}"), Blame::Port(p)),
@@ -569,7 +582,7 @@ const HOLD: Duration = Duration::from_secs(1);
 /// few milliseconds between its listen and its "ready") needs a healthcheck
 /// for that, which the containers step waits for.
 fn tcp(target: &Target<'_>, port: u16, io: Duration) -> Poll {
-    let stream = match std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), io) {
+    let stream = match std::net::TcpStream::connect_timeout(&published(target, port), io) {
         Ok(s) => s,
         Err(e) => return Poll::Wait(format!("connect: {e}"), Blame::Port(port)),
     };

@@ -51,12 +51,21 @@ fn parse(raw: Vec<u8>) -> Result<Response> {
 }
 
 /// GET `http://127.0.0.1:<port><path>` with a timeout on connect and on I/O.
+#[cfg(test)]
 pub(crate) fn get_local(port: u16, path: &str, timeout: Duration) -> Result<Response> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    get(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        path,
+        timeout,
+    )
+}
+
+/// GET `http://<addr><path>` with a timeout on connect and on I/O.
+pub(crate) fn get(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> Result<Response> {
     let stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    request(stream, "GET", &format!("127.0.0.1:{port}"), path)
+    request(stream, "GET", &addr.to_string(), path)
 }
 
 #[cfg(test)]

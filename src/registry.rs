@@ -53,6 +53,10 @@ pub(crate) struct SlotRecord {
     pub(crate) claimed_at: Option<DateTime<Utc>>,
     /// A hint (`stopped`, `running`): what runs is asked of the engine.
     pub(crate) status: String,
+    /// The engine the claim runs on; absent for the local one (and in
+    /// registries written before engines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) engine: Option<String>,
 }
 
 impl SlotRecord {
@@ -81,6 +85,20 @@ impl Registry {
             self.id = Some(new_id()?);
         }
         Ok(self.id.clone().expect("just set"))
+    }
+
+    /// How many claims each engine holds, by name (`local` for records
+    /// without one).
+    pub(crate) fn claims_per_engine(&self) -> BTreeMap<String, u32> {
+        let mut counts = BTreeMap::new();
+        for rec in self.slots.values().filter(|r| r.claimed_by.is_some()) {
+            let name = rec
+                .engine
+                .clone()
+                .unwrap_or_else(|| crate::engine::LOCAL.to_owned());
+            *counts.entry(name).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// The slot `worktree` holds, if any.
@@ -363,6 +381,7 @@ mod tests {
             claimed_by: None,
             claimed_at: None,
             status: "stopped".into(),
+            engine: None,
         }
     }
 

@@ -436,6 +436,7 @@ fn new_record(pool: &Pool, slot: u32, dir: &Path, ports: &SlotPorts) -> SlotReco
         claimed_by: None,
         claimed_at: None,
         status: "stopped".to_owned(),
+        engine: None,
     }
 }
 

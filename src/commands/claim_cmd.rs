@@ -23,6 +23,9 @@ pub(crate) struct ClaimJson {
     /// A new claim; false when the worktree held the slot already.
     pub(crate) fresh: bool,
     pub(crate) ports: std::collections::BTreeMap<String, u16>,
+    /// The engine the slot runs on, and the host its ports answer on.
+    pub(crate) engine: String,
+    pub(crate) host: String,
     /// What the slot's project holds that is not this registry's, and so was
     /// not cleared (only when there is some).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -30,7 +33,7 @@ pub(crate) struct ClaimJson {
 }
 
 impl ClaimJson {
-    pub(crate) fn new(pool: &Pool, c: &Claimed, worktree: &Path) -> ClaimJson {
+    pub(crate) fn new(pool: &Pool, c: &Claimed, worktree: &Path, host: &str) -> ClaimJson {
         ClaimJson {
             slot: c.slot,
             profile: c.record.profile,
@@ -39,13 +42,19 @@ impl ClaimJson {
             env_file: worktree.join(ENV_FILE),
             fresh: c.fresh,
             ports: c.record.ports.clone(),
+            engine: c
+                .record
+                .engine
+                .clone()
+                .unwrap_or_else(|| crate::engine::LOCAL.to_owned()),
+            host: host.to_owned(),
             left_alone: c.cleaned.left_alone.clone(),
         }
     }
 }
 
 /// The lines people read after a claim.
-pub(crate) fn print_claim(pool: &Pool, c: &Claimed, worktree: &Path) {
+pub(crate) fn print_claim(pool: &Pool, c: &Claimed, worktree: &Path, route: &super::Route) {
     if c.fresh {
         output::line(&format!(
             "Claimed slot {} ({}) for `{}`",
@@ -68,7 +77,13 @@ pub(crate) fn print_claim(pool: &Pool, c: &Claimed, worktree: &Path) {
             c.slot, c.record.profile
         ));
     }
-    for (name, addr) in addresses(pool, &c.record.ports) {
+    if !route.spec.is_local() {
+        output::line(&format!(
+            "  on engine `{}` ({})",
+            route.spec.name, route.host
+        ));
+    }
+    for (name, addr) in addresses(pool, &c.record.ports, &route.host) {
         output::line(&format!("  {name:<18} {addr}"));
     }
     output::line(&format!("Env file: {}", worktree.join(ENV_FILE).display()));
@@ -78,11 +93,19 @@ pub(crate) fn exec(
     ctx: &Ctx,
     profile: Option<Profile>,
     slot: Option<u32>,
+    engine: Option<&str>,
     format: Format,
 ) -> Result<u8> {
     let worktree = ctx.worktree()?;
     let pool = ctx.pool()?;
-    claim_and_report(ctx, &pool, &worktree, Want { profile, slot }, format)?;
+    claim_and_report(
+        ctx,
+        &pool,
+        &worktree,
+        Want { profile, slot },
+        engine,
+        format,
+    )?;
     if format != Format::Json {
         output::note(&format!("Next: `{} up` starts the stack", ctx.cmd_name()));
     }
@@ -95,17 +118,26 @@ pub(crate) fn claim_and_report(
     pool: &Pool,
     worktree: &Path,
     want: Want,
+    engine: Option<&str>,
     format: Format,
 ) -> Result<()> {
     let store = ctx.store(pool);
-    let engine = ctx.engine();
-    engine.ping()?;
+    super::ping_for_claim(ctx, pool, &store, worktree, engine)?;
     super::provision::on_first_use(pool, &store)?;
-    let c = claim::claim(pool, &store, &engine, worktree, want, &ctx.cmd_name())?;
+    let c = claim::claim(
+        pool,
+        &store,
+        &ctx.docker(),
+        engine,
+        worktree,
+        want,
+        &ctx.cmd_name(),
+    )?;
+    let route = ctx.route(pool, c.record.engine.as_deref())?;
     if format == Format::Json {
-        output::json(&ClaimJson::new(pool, &c, worktree));
+        output::json(&ClaimJson::new(pool, &c, worktree, &route.host));
     } else {
-        print_claim(pool, &c, worktree);
+        print_claim(pool, &c, worktree, &route);
     }
     Ok(())
 }

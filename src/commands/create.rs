@@ -48,6 +48,7 @@ impl Serialize for Shared {
 pub(crate) struct Options {
     pub(crate) name: String,
     pub(crate) branch: Option<String>,
+    pub(crate) engine: Option<String>,
     pub(crate) profile: Option<Profile>,
     pub(crate) slot: Option<u32>,
     pub(crate) up: bool,
@@ -58,8 +59,10 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let (main, path) = new_worktree_path(ctx, &opts.name)?;
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
-    let engine = ctx.engine();
-    engine.ping()?;
+    let docker = ctx.docker();
+    if pool.engines.len() == 1 || opts.engine.is_some() {
+        ctx.route(&pool, opts.engine.as_deref())?.engine.ping()?;
+    }
     let cmd = ctx.cmd_name();
     let want = Want {
         profile: opts.profile,
@@ -67,13 +70,21 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     };
     // Nothing is created when no slot could be had. Seed 003 gives `create`
     // one code, 1, for "no slot" and "port conflict".
-    claim::check_available(&pool, &store, &engine, want, &cmd)
+    claim::check_available(&pool, &store, &docker, opts.engine.as_deref(), want, &cmd)
         .map_err(|e| with_code(e, code::FAILURE))?;
 
     let branch = opts.branch.clone().unwrap_or_else(|| opts.name.clone());
     let new_branch = !worktree::branch_exists(&main, &branch);
     let path = add_worktree(&main, path, &branch, new_branch)?;
-    let claimed = match claim::claim(&pool, &store, &engine, &path, want, &cmd) {
+    let claimed = match claim::claim(
+        &pool,
+        &store,
+        &docker,
+        opts.engine.as_deref(),
+        &path,
+        want,
+        &cmd,
+    ) {
         Ok(c) => c,
         Err(e) => {
             // Undo the worktree, so a failed create leaves nothing behind.
@@ -85,11 +96,12 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             return Err(with_code(e, code::FAILURE));
         }
     };
+    let route = ctx.route(&pool, claimed.record.engine.as_deref())?;
     let created = CreateJson {
         worktree: path.clone(),
         branch: branch.clone(),
         new_branch,
-        claim: ClaimJson::new(&pool, &claimed, &path),
+        claim: ClaimJson::new(&pool, &claimed, &path, &route.host),
     };
     if opts.format == Format::Json && !opts.up {
         output::json(&created);
@@ -99,7 +111,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
             "Created worktree `{}` on {how} `{branch}`",
             path.display()
         ));
-        print_claim(&pool, &claimed, &path);
+        print_claim(&pool, &claimed, &path, &route);
     }
     if !opts.up {
         if opts.format != Format::Json {
@@ -165,6 +177,7 @@ fn up_there(ctx: &Ctx, opts: &Options, created: CreateJson) -> Result<u8> {
             wait: true,
             timeout: None,
             profile: opts.profile,
+            engine: None,
             format: opts.format,
             verbose: false,
             // One object: what was created, and how it was started.

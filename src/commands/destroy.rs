@@ -72,7 +72,7 @@ pub(crate) fn exec(ctx: &Ctx, keep_worktree: bool, force: bool, format: Format) 
     }
     let mut removed = None;
     if let Some(slot) = slot {
-        let cleared = release_slot(ctx, &pool, &store, &engine, slot, &here)?;
+        let cleared = release_slot(ctx, &pool, &store, slot, &here)?;
         if text {
             output::line(&format!(
                 "Released slot {slot}: removed {}",

@@ -269,7 +269,7 @@ fn ports_check(pool: &Pool, reg: &Registry, engine: &Engine) -> Check {
         .slots
         .values()
         .flat_map(|r| {
-            busy_ports(pool, r, &containers)
+            busy_ports(pool, r, &containers, &crate::claim::Taken::Local)
                 .into_iter()
                 .map(move |b| (r.slot_id, b))
         })
@@ -518,11 +518,21 @@ fn show(checks: &[Check], failed: bool, format: Format) {
 /// Slots whose files changed under their running stack, retired slots, and
 /// claims that keep ports the pool no longer gives.
 fn drift_check(ctx: &Ctx, pool: &Pool, reg: &Registry, engine: Option<&Engine>) -> Check {
-    let live = engine.and_then(|e| e.containers(None).ok());
+    let live = engine
+        .and_then(|e| e.containers(None).ok())
+        .map(|containers| crate::commands::Live {
+            containers,
+            down: pool
+                .engines
+                .iter()
+                .filter(|e| !e.is_local())
+                .map(|e| e.name.clone())
+                .collect(),
+        });
     let renderer = template::Renderer::for_fingerprints(pool).ok();
     let mut found = Vec::new();
     for rec in reg.slots.values() {
-        let state = crate::commands::status::slot_state(ctx, pool, live.as_deref(), rec);
+        let state = crate::commands::status::slot_state(ctx, pool, live.as_ref(), rec);
         let d = crate::commands::slots::drift(pool, renderer.as_ref(), reg, rec, &state);
         let id = rec.slot_id;
         if d.restart_to_apply {

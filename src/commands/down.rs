@@ -23,8 +23,9 @@ struct DownJson {
 pub(crate) fn exec(ctx: &Ctx, volumes: bool, format: Format) -> Result<u8> {
     let held = held(ctx)?;
     // Without an engine compose fails with its own words; ours say what to do.
-    ctx.engine().ping()?;
-    let compose = ctx.compose()?;
+    let route = ctx.route(&held.pool, held.record.engine.as_deref())?;
+    route.engine.ping()?;
+    let compose = &ctx.compose_on(&route)?;
     let _lock = held.store.slot_lock(&held.pool.slot_dir(held.slot()))?;
     let project = held.project();
     let mut args = vec!["down", "--remove-orphans"];

@@ -63,30 +63,50 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, format: Format) -> Result<u8> {
     };
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
-    let engine = ctx.engine();
-    engine.ping()?;
+    // Each engine on its own: one that does not answer is skipped with a
+    // warning (the only one, the local engine alone, stops `gc`).
+    let mut routes = Vec::new();
+    for spec in &pool.engines {
+        let route = ctx.route(&pool, Some(&spec.name))?;
+        match route.engine.ping() {
+            Ok(()) => routes.push(route),
+            Err(e) if pool.engines.len() > 1 => output::note(&format!(
+                "warning: engine `{}` does not answer, nothing of it is cleaned: {}",
+                spec.name,
+                crate::error::user(&e).map_or_else(|| format!("{e:#}"), |u| u.message.clone())
+            )),
+            Err(e) => return Err(e),
+        }
+    }
     let registry = store.read()?;
     let mut report = GcJson {
         dry_run,
         ..GcJson::default()
     };
-    report.freed = free_orphans(ctx, &pool, &store, &engine, &registry, dry_run, &say)?;
-    report.retired = free_retired(&pool, &store, &engine, dry_run, &say)?;
-    // Projects named like this pool's slots that no live claim owns, decided
-    // and removed under the registry lock: a claim made meanwhile waits, and
-    // one made before is seen as owned.
-    let sweep = Sweep {
-        pool: &pool,
-        engine: &engine,
-        freed: report.freed.iter().map(|f| pool.project(f.slot)).collect(),
-        dry_run,
-        say: &say,
-    };
-    (report.removed_projects, report.left_alone) = if dry_run {
-        sweep.run(&registry)?
-    } else {
-        store.update(|reg| sweep.run(reg))?
-    };
+    report.freed = free_orphans(ctx, &pool, &store, &registry, dry_run, &say)?;
+    for route in &routes {
+        let engine = &route.engine;
+        report
+            .retired
+            .extend(free_retired(&pool, &store, engine, dry_run, &say)?);
+        // Projects named like this pool's slots that no live claim owns,
+        // decided and removed under the registry lock: a claim made
+        // meanwhile waits, and one made before is seen as owned.
+        let sweep = Sweep {
+            pool: &pool,
+            engine,
+            freed: report.freed.iter().map(|f| pool.project(f.slot)).collect(),
+            dry_run,
+            say: &say,
+        };
+        let (removed, left) = if dry_run {
+            sweep.run(&registry)?
+        } else {
+            store.update(|reg| sweep.run(reg))?
+        };
+        report.removed_projects.extend(removed);
+        report.left_alone.extend(left);
+    }
     if json {
         output::json(&report);
     } else if report.freed.is_empty()
@@ -104,7 +124,6 @@ fn free_orphans(
     ctx: &Ctx,
     pool: &Pool,
     store: &Store,
-    engine: &Engine,
     registry: &Registry,
     dry_run: bool,
     say: &dyn Fn(String),
@@ -128,7 +147,7 @@ fn free_orphans(
             say(gone);
             (None, Vec::new())
         } else {
-            let cleared = release_slot(ctx, pool, store, engine, rec.slot_id, &holder)?;
+            let cleared = release_slot(ctx, pool, store, rec.slot_id, &holder)?;
             say(format!("{gone}: removed {}", cleared.removed));
             if let Some(text) = describe_left_alone(&pool.project(rec.slot_id), &cleared.left_alone)
             {

@@ -36,6 +36,6 @@ pub(crate) fn exec(
         ))
         .into());
     }
-    claim_and_report(ctx, &pool, &worktree, Want { profile, slot }, format)?;
+    claim_and_report(ctx, &pool, &worktree, Want { profile, slot }, None, format)?;
     Ok(0)
 }

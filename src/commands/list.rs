@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::commands::status::{short_name, slot_state, state_tone};
 use crate::commands::{Ctx, addresses};
-use crate::engine::Container;
 use crate::output::{self, Tone};
 use crate::pool::{Pool, Profile};
 use crate::registry::Registry;
@@ -45,10 +44,27 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let registry = ctx.store(&pool).read()?;
     let found = worktrees(ctx, &registry);
-    let live = live_containers(ctx, &registry);
+    let live = registry
+        .slots
+        .values()
+        .any(|r| r.claimed_by.is_some())
+        .then(|| {
+            super::ask_engines(ctx, &pool, &|e| {
+                // The registry's last known state may be long stale: say so
+                // rather than show it as live.
+                output::note(&format!(
+                    "warning: the slots' state is unknown: {}",
+                    format!("{e:#}").lines().next().unwrap_or_default()
+                ));
+                if let Some(hint) = crate::error::user(e).and_then(|u| u.hint.as_ref()) {
+                    output::note(&format!("hint: {hint}"));
+                }
+            })
+        })
+        .flatten();
     let rows: Vec<Row> = found
         .into_iter()
-        .map(|(path, branch)| row(ctx, &pool, &registry, live.as_deref(), path, branch))
+        .map(|(path, branch)| row(ctx, &pool, &registry, live.as_ref(), path, branch))
         .collect();
     if format == Format::Json {
         output::json(&ListJson {
@@ -87,40 +103,17 @@ fn worktrees(ctx: &Ctx, registry: &Registry) -> Vec<(PathBuf, Option<String>)> {
     found
 }
 
-/// The engine's containers, asked only when a slot is claimed; `None` when
-/// the engine did not answer.
-fn live_containers(ctx: &Ctx, registry: &Registry) -> Option<Vec<Container>> {
-    if !registry.slots.values().any(|r| r.claimed_by.is_some()) {
-        return Some(Vec::new());
-    }
-    match ctx.engine().containers(None) {
-        Ok(list) => Some(list),
-        Err(e) => {
-            // The registry's last known state may be long stale: say so
-            // rather than show it as live.
-            output::note(&format!(
-                "warning: the slots' state is unknown: {}",
-                format!("{e:#}").lines().next().unwrap_or_default()
-            ));
-            if let Some(hint) = crate::error::user(&e).and_then(|u| u.hint.as_ref()) {
-                output::note(&format!("hint: {hint}"));
-            }
-            None
-        }
-    }
-}
-
 fn row(
     ctx: &Ctx,
     pool: &Pool,
     registry: &Registry,
-    live: Option<&[Container]>,
+    live: Option<&super::Live>,
     path: PathBuf,
     branch: Option<String>,
 ) -> Row {
     let rec = registry.claim_of(&path).map(|id| &registry.slots[&id]);
     let status = rec.map(|r| match live {
-        Some(list) => slot_state(ctx, pool, Some(list), r),
+        Some(live) => slot_state(ctx, pool, Some(live), r),
         None => UNKNOWN.to_owned(),
     });
     Row {
@@ -130,7 +123,11 @@ fn row(
         profile: rec.map(|r| r.profile),
         project: rec.map(|r| pool.project(r.slot_id)),
         urls: rec
-            .map(|r| addresses(pool, &r.ports).into_iter().collect())
+            .map(|r| {
+                addresses(pool, &r.ports, &super::host_of(ctx, pool, r))
+                    .into_iter()
+                    .collect()
+            })
             .unwrap_or_default(),
         status,
         claimed_at: rec.and_then(|r| r.claimed_at),

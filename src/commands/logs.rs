@@ -17,8 +17,9 @@ pub(crate) fn exec(
 ) -> Result<u8> {
     let held = held(ctx)?;
     // Without an engine compose fails with its own words; ours say what to do.
-    ctx.engine().ping()?;
-    let compose = ctx.compose()?;
+    let route = ctx.route(&held.pool, held.record.engine.as_deref())?;
+    route.engine.ping()?;
+    let compose = &ctx.compose_on(&route)?;
     let tail = tail.map(|n| format!("--tail={n}"));
     let mut args = vec!["logs"];
     // Compose v1 colours its logs even into a pipe.

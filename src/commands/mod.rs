@@ -40,6 +40,15 @@ mod status;
 mod up;
 mod version;
 
+/// One engine of the pool and how to reach it.
+pub(crate) struct Route {
+    pub(crate) spec: crate::engine::EngineSpec,
+    pub(crate) docker: Docker,
+    pub(crate) engine: Engine,
+    /// Where its published ports answer.
+    pub(crate) host: String,
+}
+
 /// What every command may need, loaded only when asked for.
 pub(crate) struct Ctx {
     pub(crate) invocation: Invocation,
@@ -100,6 +109,26 @@ impl Ctx {
         }
         let found = Compose::discover(&self.docker())?;
         Ok(self.compose.get_or_init(|| found))
+    }
+
+    /// How to reach engine `name` of the pool (`None`: the local one).
+    pub(crate) fn route(&self, pool: &Pool, name: Option<&str>) -> Result<Route> {
+        let spec = crate::engine::placement::find(&pool.engines, name)?.clone();
+        let docker = spec.docker(&self.docker());
+        Ok(Route {
+            engine: Engine::new(&docker),
+            host: spec.host(&self.docker()),
+            spec,
+            docker,
+        })
+    }
+
+    /// Compose, run against `route`'s engine.
+    pub(crate) fn compose_on(&self, route: &Route) -> Result<Compose> {
+        Ok(Compose {
+            docker: route.docker.clone(),
+            ..self.compose()?.clone()
+        })
     }
 
     pub(crate) fn worktree(&self) -> Result<PathBuf> {
@@ -212,7 +241,11 @@ pub(crate) fn mark(store: &Store, slot: u32, status: &str) -> Result<()> {
 
 /// Where to reach each named port: an `http://` URL for web ports (those the
 /// gate checks over HTTP, and the usual UI names), `127.0.0.1:port` otherwise.
-pub(crate) fn addresses(pool: &Pool, ports: &BTreeMap<String, u16>) -> Vec<(String, String)> {
+pub(crate) fn addresses(
+    pool: &Pool,
+    ports: &BTreeMap<String, u16>,
+    host: &str,
+) -> Vec<(String, String)> {
     let http_checked = |name: &str| {
         pool.gate.iter().any(|g| match g {
             GateCheck::Http { port, .. } | GateCheck::HttpCount { port, .. } => port == name,
@@ -229,9 +262,9 @@ pub(crate) fn addresses(pool: &Pool, ports: &BTreeMap<String, u16>) -> Vec<(Stri
         .filter_map(|(name, _)| ports.get(name).map(|p| (name, *p)))
         .map(|(name, port)| {
             let addr = if http_checked(name) || webby(name) {
-                format!("http://127.0.0.1:{port}")
+                format!("http://{host}:{port}")
             } else {
-                format!("127.0.0.1:{port}")
+                format!("{host}:{port}")
             };
             (name.clone(), addr)
         })
@@ -285,6 +318,107 @@ pub(crate) fn refuse_subnet_conflicts(pool: &Pool, conflicts: &[String], what: &
     ))
 }
 
+/// Fails at once when the engine a claim will use does not answer: the one
+/// the worktree's claim is on, else the one asked for, else the local one
+/// when it is the pool's only engine. A new claim among several engines
+/// passes over one that does not answer.
+pub(crate) fn ping_for_claim(
+    ctx: &Ctx,
+    pool: &Pool,
+    store: &Store,
+    worktree: &Path,
+    requested: Option<&str>,
+) -> Result<()> {
+    let registry = store.read()?;
+    let held = registry
+        .claim_of(worktree)
+        .map(|id| registry.slots[&id].engine.clone());
+    let name = match (held, requested) {
+        (Some(on), _) => on,
+        (None, Some(r)) => Some(r.to_owned()),
+        (None, None) if pool.engines.len() == 1 => None,
+        (None, None) => return Ok(()),
+    };
+    match ctx.route(pool, name.as_deref()) {
+        Ok(route) => route.engine.ping(),
+        // An unknown engine is said by the claim, with the pool's engines.
+        Err(_) => Ok(()),
+    }
+}
+
+/// The containers of every engine of the pool, each asked once, all at the
+/// same time; the engines that did not answer are named (and warned of).
+pub(crate) struct Live {
+    pub(crate) containers: Vec<crate::engine::Container>,
+    pub(crate) down: std::collections::BTreeSet<String>,
+}
+
+impl Live {
+    /// The state of a slot whose engine did not answer is unknown.
+    pub(crate) fn reached(&self, rec: &SlotRecord) -> bool {
+        !self
+            .down
+            .contains(rec.engine.as_deref().unwrap_or(crate::engine::LOCAL))
+    }
+}
+
+/// Asks each engine of `pool` for its containers; `None` when none answers.
+/// With the local engine alone, `alone` says its failure.
+pub(crate) fn ask_engines(ctx: &Ctx, pool: &Pool, alone: &dyn Fn(&anyhow::Error)) -> Option<Live> {
+    let routes: Vec<(String, Engine)> = pool
+        .engines
+        .iter()
+        .map(|spec| (spec.name.clone(), Engine::new(&spec.docker(&ctx.docker()))))
+        .collect();
+    let answers: Vec<(String, Result<Vec<crate::engine::Container>>)> = std::thread::scope(|s| {
+        let asks: Vec<_> = routes
+            .iter()
+            .map(|(name, engine)| (name, s.spawn(|| engine.containers(None))))
+            .collect();
+        asks.into_iter()
+            .map(|(name, h)| {
+                let answer = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the query panicked")));
+                (name.clone(), answer)
+            })
+            .collect()
+    });
+    let mut live = Live {
+        containers: Vec::new(),
+        down: std::collections::BTreeSet::new(),
+    };
+    let several = answers.len() > 1;
+    for (name, answer) in answers {
+        match answer {
+            Ok(list) => live.containers.extend(list),
+            Err(e) => {
+                let why = format!("{e:#}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if several {
+                    output::note(&format!(
+                        "warning: engine `{name}` does not answer, its slots' state is unknown: {why}"
+                    ));
+                } else {
+                    alone(&e);
+                }
+                live.down.insert(name);
+            }
+        }
+    }
+    (live.down.len() < pool.engines.len()).then_some(live)
+}
+
+/// The host a slot's ports answer on, by its engine: the engine's address,
+/// else the host of its context, else this machine.
+pub(crate) fn host_of(ctx: &Ctx, pool: &Pool, rec: &SlotRecord) -> String {
+    crate::engine::placement::find(&pool.engines, rec.engine.as_deref())
+        .map_or_else(|_| "127.0.0.1".to_owned(), |spec| spec.host(&ctx.docker()))
+}
+
 /// Says why a command seems to hang: another one holds the lock it needs.
 fn show_lock_wait(lock: &Path) {
     output::note(&format!("waiting for lock on `{}`...", lock.display()));
@@ -323,9 +457,13 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
     match cli.command {
         Command::Provision(args) => provision::exec(&ctx, args.dry_run, args.force, args.format),
         Command::Slots(args) => slots::exec(&ctx, args.format),
-        Command::Claim(args) => {
-            claim_cmd::exec(&ctx, profile(args.profile), args.slot, args.format)
-        }
+        Command::Claim(args) => claim_cmd::exec(
+            &ctx,
+            profile(args.profile),
+            args.slot,
+            args.engine.as_deref(),
+            args.format,
+        ),
         Command::Up(args) => up::exec(
             &ctx,
             up::Options {
@@ -333,6 +471,7 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
                 wait: !args.no_wait,
                 timeout: args.timeout,
                 profile: profile(args.profile),
+                engine: args.engine,
                 format: args.format,
                 verbose: args.verbose,
                 print_json: None,
@@ -350,6 +489,7 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
                 branch: args.branch,
                 profile: profile(args.profile),
                 slot: args.slot,
+                engine: args.engine,
                 up: args.up,
                 format: args.format,
             },

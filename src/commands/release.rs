@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::claim;
 use crate::cli::Format;
 use crate::commands::{Ctx, project};
-use crate::engine::{Cleared, Engine, Removed};
+use crate::engine::{Cleared, Removed};
 use crate::output;
 use crate::owner::{LeftAlone, describe_left_alone};
 
@@ -70,9 +70,9 @@ pub(crate) fn exec(ctx: &Ctx, slot: Option<u32>, force: bool, format: Format) ->
             format!("Slot {slot} is not claimed: nothing to release"),
         );
     };
-    let engine = ctx.engine();
-    engine.ping()?;
-    let cleared = release_slot(ctx, &pool, &store, &engine, slot, &holder)?;
+    let on = registry.slots.get(&slot).and_then(|r| r.engine.clone());
+    ctx.route(&pool, on.as_deref())?.engine.ping()?;
+    let cleared = release_slot(ctx, &pool, &store, slot, &holder)?;
     if format == Format::Json {
         output::json(&ReleaseJson {
             slot: Some(slot),
@@ -100,13 +100,15 @@ pub(crate) fn release_slot(
     ctx: &Ctx,
     pool: &crate::pool::Pool,
     store: &crate::registry::Store,
-    engine: &Engine,
     slot: u32,
     holder: &std::path::Path,
 ) -> Result<Cleared> {
     let _lock = store.slot_lock(&pool.slot_dir(slot))?;
-    let owner = claim::owner(pool, &store.read()?, slot);
-    let cleared = stop_and_remove(ctx, pool, engine, slot, holder, &owner)?;
+    let registry = store.read()?;
+    let owner = claim::owner(pool, &registry, slot);
+    let on = registry.slots.get(&slot).and_then(|r| r.engine.clone());
+    let route = ctx.route(pool, on.as_deref())?;
+    let cleared = stop_and_remove(ctx, pool, &route, slot, holder, &owner)?;
     claim::finish_release(store, slot, holder)?;
     // Unpinned, the slot takes the ports the pool gives now.
     crate::slot::ensure(pool, store, slot, crate::slot::Password::Keep)?;
@@ -119,11 +121,12 @@ pub(crate) fn release_slot(
 fn stop_and_remove(
     ctx: &Ctx,
     pool: &crate::pool::Pool,
-    engine: &Engine,
+    route: &crate::commands::Route,
     slot: u32,
     holder: &std::path::Path,
     owner: &crate::owner::Owner,
 ) -> Result<Cleared> {
+    let engine = &route.engine;
     let name = pool.project(slot);
     let survey = engine.survey(&name, owner)?;
     if survey.is_empty() {
@@ -137,7 +140,7 @@ fn stop_and_remove(
     };
     let project = project(pool, slot, &dir);
     if survey.foreign.is_empty() && project.file.is_file() && project.env_file.is_file() {
-        crate::commands::up::compose_down(ctx.compose()?, &project);
+        crate::commands::up::compose_down(&ctx.compose_on(route)?, &project);
     }
     let cleared = engine.remove_project(&name, owner)?;
     Ok(Cleared {

@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::commands::Ctx;
 use crate::commands::status::{short_name, slot_state, state_tone};
-use crate::engine::Container;
 use crate::output::{self, Tone};
 use crate::pool::{Pool, Profile, WorkerCounts};
 use crate::registry::{Registry, SlotRecord};
@@ -38,6 +37,8 @@ struct SlotJson<'a> {
     workers: &'a WorkerCounts,
     claimed_by: Option<&'a PathBuf>,
     claimed_at: Option<DateTime<Utc>>,
+    /// The engine its claim runs on (`local` unless the pool names others).
+    engine: &'a str,
     orphaned: bool,
     status: String,
     /// `[slots]` no longer lists it: `gc` frees it once unclaimed.
@@ -80,13 +81,21 @@ pub(crate) fn show_ports(ports: &std::collections::BTreeMap<String, u16>) -> Str
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let pool = ctx.pool()?;
     let registry = ctx.store(&pool).read()?;
-    let live = live_containers(ctx, &registry);
+    let live = (!registry.slots.is_empty())
+        .then(|| {
+            super::ask_engines(ctx, &pool, &|e| {
+                output::note(&format!(
+                    "warning: status is the registry's last known state: {e:#}"
+                ));
+            })
+        })
+        .flatten();
     let renderer = Renderer::for_fingerprints(&pool).ok();
     let slots = Slots {
         ctx,
         pool: &pool,
         registry: &registry,
-        live: live.as_deref(),
+        live: live.as_ref(),
         renderer: renderer.as_ref(),
     };
     if format == Format::Json {
@@ -105,28 +114,12 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     Ok(0)
 }
 
-/// One engine query for the whole pool; without an engine, the registry's hint.
-fn live_containers(ctx: &Ctx, registry: &Registry) -> Option<Vec<Container>> {
-    if registry.slots.is_empty() {
-        return None;
-    }
-    match ctx.engine().containers(None) {
-        Ok(list) => Some(list),
-        Err(e) => {
-            output::note(&format!(
-                "warning: status is the registry's last known state: {e:#}"
-            ));
-            None
-        }
-    }
-}
-
 /// The registry's slots and what is known of each.
 struct Slots<'a> {
     ctx: &'a Ctx,
     pool: &'a Pool,
     registry: &'a Registry,
-    live: Option<&'a [Container]>,
+    live: Option<&'a super::Live>,
     renderer: Option<&'a Renderer>,
 }
 
@@ -169,6 +162,7 @@ impl Slots<'_> {
                         workers: &s.workers,
                         claimed_by: s.claimed_by.as_ref(),
                         claimed_at: s.claimed_at,
+                        engine: s.engine.as_deref().unwrap_or(crate::engine::LOCAL),
                         orphaned: s.is_orphaned(),
                         status,
                         retired: d.retired,
@@ -194,10 +188,11 @@ impl Slots<'_> {
             .values()
             .map(|s| self.row(s, main_port, &mut notes))
             .collect();
-        output::table(
-            &["Slot", "Profile", &port_header, "Claimed By", "Status"],
-            rows,
-        );
+        let mut headers = vec!["Slot", "Profile", &port_header, "Claimed By", "Status"];
+        if self.pool.engines.len() > 1 {
+            headers.insert(4, "Engine");
+        }
+        output::table(&headers, rows);
         notes.print(&self.ctx.cmd_name());
     }
 
@@ -230,7 +225,7 @@ impl Slots<'_> {
                 show_ports(&d.pending_ports)
             ));
         }
-        vec![
+        let mut row = vec![
             (s.slot_id.to_string(), Tone::Plain),
             (s.profile.to_string(), Tone::Plain),
             (
@@ -241,7 +236,15 @@ impl Slots<'_> {
             ),
             claim,
             (status, status_tone),
-        ]
+        ];
+        if self.pool.engines.len() > 1 {
+            let engine = match (&s.claimed_by, &s.engine) {
+                (None, _) => "-",
+                (Some(_), e) => e.as_deref().unwrap_or(crate::engine::LOCAL),
+            };
+            row.insert(4, (engine.to_owned(), Tone::Plain));
+        }
+        row
     }
 }
 

@@ -75,12 +75,16 @@ pub(crate) fn summarise<'a>(
 pub(crate) fn slot_state(
     ctx: &Ctx,
     pool: &Pool,
-    live: Option<&[Container]>,
+    live: Option<&super::Live>,
     rec: &SlotRecord,
 ) -> String {
-    let Some(list) = live else {
+    let Some(live) = live else {
         return rec.status.clone();
     };
+    if !live.reached(rec) {
+        return "unknown".to_owned();
+    }
+    let list = &live.containers;
     let name = pool.project(rec.slot_id);
     let own: Vec<&Container> = list.iter().filter(|c| c.project == name).collect();
     // Without a running container the model changes nothing: skip it.
@@ -188,18 +192,32 @@ pub(crate) fn short_name(path: &Path) -> String {
 
 pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let held = held(ctx)?;
-    let engine = ctx.engine();
+    let route = ctx.route(&held.pool, held.record.engine.as_deref())?;
     let project = held.pool.project(held.slot());
-    let mut containers = engine.containers(Some(&project))?;
+    let reached = route.engine.containers(Some(&project));
+    if let Err(e) = &reached {
+        output::note(&format!(
+            "warning: engine `{}` does not answer, slot {}'s state is unknown: {}",
+            route.spec.name,
+            held.slot(),
+            crate::error::user(e).map_or_else(|| format!("{e:#}"), |u| u.message.clone())
+        ));
+    }
+    let unknown = reached.is_err();
+    let mut containers = reached.unwrap_or_default();
     containers.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
     let services = if containers.is_empty() {
         None
     } else {
         model_services(ctx, &held.project(), &held.pool.slot_dir(held.slot()))
     };
-    let state = summarise(&containers, services.as_deref());
+    let state = if unknown {
+        "unknown"
+    } else {
+        summarise(&containers, services.as_deref())
+    };
     let missing = missing(&containers, services.as_deref());
-    let urls = addresses(&held.pool, &held.record.ports);
+    let urls = addresses(&held.pool, &held.record.ports, &route.host);
     let drift = {
         let registry = held.store.read()?;
         let renderer = crate::template::Renderer::for_fingerprints(&held.pool).ok();

@@ -38,6 +38,8 @@ pub(crate) struct Options {
     pub(crate) wait: bool,
     pub(crate) timeout: Option<u64>,
     pub(crate) profile: Option<Profile>,
+    /// When claiming: the engine asked for.
+    pub(crate) engine: Option<String>,
     pub(crate) format: Format,
     /// Show compose's own progress even off a terminal.
     pub(crate) verbose: bool,
@@ -106,12 +108,13 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let worktree = ctx.worktree()?;
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
-    let engine = ctx.engine();
-    engine.ping()?;
+    super::ping_for_claim(ctx, &pool, &store, &worktree, opts.engine.as_deref())?;
     super::provision::on_first_use(&pool, &store)?;
     let cmd = ctx.cmd_name();
-    let claimed = claim_slot(ctx, &pool, &store, &engine, &worktree, opts.profile, &cmd)?;
+    let claimed = claim_slot(ctx, &pool, &store, &opts, &worktree, &cmd)?;
     let slot = claimed.slot;
+    let route = ctx.route(&pool, claimed.record.engine.as_deref())?;
+    let engine = &route.engine;
     // One `up`, `down` or `release` at a time per slot: a second `up` of the
     // same worktree waits, then finds the stack up.
     let _lock = store.slot_lock(&pool.slot_dir(slot))?;
@@ -121,7 +124,8 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         start,
         pool: &pool,
         store: &store,
-        engine: &engine,
+        engine,
+        route: &route,
         worktree: &worktree,
         cmd: &cmd,
         slot,
@@ -142,9 +146,8 @@ fn claim_slot(
     ctx: &Ctx,
     pool: &Pool,
     store: &Store,
-    engine: &Engine,
+    opts: &Options,
     worktree: &Path,
-    profile: Option<Profile>,
     cmd: &str,
 ) -> Result<Claimed> {
     // Compose is found before a new claim, so that a missing compose changes
@@ -156,10 +159,11 @@ fn claim_slot(
     let claimed = claim::claim(
         pool,
         store,
-        engine,
+        &ctx.docker(),
+        opts.engine.as_deref(),
         worktree,
         Want {
-            profile,
+            profile: opts.profile,
             slot: None,
         },
         cmd,
@@ -191,6 +195,7 @@ struct Up<'a> {
     pool: &'a Pool,
     store: &'a Store,
     engine: &'a Engine,
+    route: &'a super::Route,
     worktree: &'a Path,
     cmd: &'a str,
     slot: u32,
@@ -204,6 +209,7 @@ impl Up<'_> {
         let record = &self.claimed.record;
         gate::Target {
             engine: self.engine,
+            host: &self.route.host,
             project: &self.project.name,
             ports: &record.ports,
             workers: record.workers.values().sum(),
@@ -223,7 +229,8 @@ impl Up<'_> {
         {
             return Err(e);
         }
-        let busy = claim::busy_ports(self.pool, &self.claimed.record, containers);
+        let taken = claim::Taken::of(&self.route.spec, &self.route.docker, containers)?;
+        let busy = claim::busy_ports(self.pool, &self.claimed.record, containers, &taken);
         if !busy.is_empty() {
             return Err(with_slot(claim::port_conflict(slot, &busy), slot));
         }
@@ -265,7 +272,7 @@ impl Up<'_> {
     fn finish(&self, result: &'static str, checks: &[CheckResult]) -> Result<u8> {
         let (slot, record) = (self.slot, &self.claimed.record);
         mark(self.store, slot, "running")?;
-        let urls = addresses(self.pool, &record.ports);
+        let urls = addresses(self.pool, &record.ports, &self.route.host);
         if self.opts.format == Format::Json {
             let up = UpJson {
                 slot,
@@ -305,8 +312,14 @@ impl Up<'_> {
     /// the first thing started on, a failure or a signal takes down what
     /// this `up` made.
     fn start_stack(&self) -> Result<u8> {
-        let compose = self.ctx.compose()?;
+        let compose = &self.ctx.compose_on(self.route)?;
         let model = self.slot_model(compose);
+        if let Some(e) = model
+            .as_ref()
+            .and_then(|m| claim::unseen_binds(m, &self.route.spec, self.worktree))
+        {
+            return Err(with_slot(e, self.slot));
+        }
         self.check_binds(model.as_ref())?;
         self.check_after_up_services(model.as_ref())?;
         // The template mounts the shared folders; made here, they belong to the

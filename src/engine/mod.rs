@@ -23,6 +23,9 @@ use crate::error::fail;
 use crate::http;
 use crate::owner::{LeftAlone, Owner, Survey};
 
+pub(crate) mod placement;
+pub(crate) use placement::{EngineSpec, LOCAL};
+
 pub(crate) const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub(crate) const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Compose's own label on containers: the compose files, comma-separated.

@@ -34,6 +34,7 @@ struct RawFile {
     env: Option<toml::Table>,
     secrets: Option<RawSecrets>,
     isolation: Option<RawIsolation>,
+    engines: Option<BTreeMap<String, crate::engine::placement::RawEngine>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +132,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
     let secrets = secrets(raw.secrets, embedded, adopted, &extra_env, &bad)?;
     let state_dir = state_dir(raw_pool.state_dir, &name, env, &base, adopted)?;
     let subnets = subnets(raw_pool.subnets, env, &slots, &bad)?;
+    let engines = crate::engine::placement::from_raw(raw.engines, &bad)?;
 
     let pool = Pool {
         name,
@@ -153,6 +155,7 @@ pub(crate) fn from_toml(text: &str, source: Option<&Path>, env: &Environment) ->
         warnings: Vec::new(),
         model_error: None,
         model_top: None,
+        engines,
     };
     ports::check_pool(&pool).map_err(|e| bad(e.to_string()))?;
     Ok(pool)

@@ -179,6 +179,8 @@ pub(crate) struct Pool {
     pub(crate) model_error: Option<std::sync::Arc<anyhow::Error>>,
     /// The worktree `model` (or `model_error`) is of.
     pub(crate) model_top: Option<PathBuf>,
+    /// `local` first, then the `[engines.NAME]` of the project file by name.
+    pub(crate) engines: Vec<crate::engine::EngineSpec>,
 }
 
 impl Pool {

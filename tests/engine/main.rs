@@ -37,6 +37,7 @@ mod identity;
 mod ktrdr;
 mod lifecycle;
 mod messages;
+mod multi_engine;
 mod no_engine;
 mod ports;
 mod scale;

@@ -107,6 +107,7 @@ fn claims_and_orphans_are_shown() {
         "workers",
         "claimed_by",
         "claimed_at",
+        "engine",
         "orphaned",
         "status",
         "retired",
