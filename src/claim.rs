@@ -252,6 +252,15 @@ fn claim_on(
     let containers = engine.containers(None)?;
     let taken = Taken::of(spec, &docker, &containers)?;
     let (slot, fresh, owner) = store.update(|reg| {
+        // Room is counted again under the lock: claims made at the same
+        // time each see the others.
+        if reg.claim_of(worktree).is_none() {
+            placement::candidates(
+                std::slice::from_ref(spec),
+                Some(&spec.name),
+                &reg.claims_per_engine(),
+            )?;
+        }
         let picked = take_slot(pool, reg, worktree, want, &containers, &taken, cmd)?;
         if picked.1 {
             let rec = reg.slots.get_mut(&picked.0).expect("picked slot exists");

@@ -151,6 +151,12 @@ impl Compose {
             Program::Standalone(bin) => {
                 let mut c = Command::new(bin);
                 self.globals_as_env(&mut c);
+                // The legacy v1 reads no DOCKER_CONTEXT: it takes the flag.
+                if self.version.starts_with("1.")
+                    && let Some(context) = self.docker.global(&["-c", "--context"])
+                {
+                    c.arg("--context").arg(context);
+                }
                 c
             }
         };
@@ -346,6 +352,18 @@ mod tests {
         // The env file's own keys are taken out of the inherited environment.
         assert!(host.contains(&("KTRDR_API_PORT".into(), None)));
         assert!(host.contains(&("DB_PASSWORD".into(), None)));
+        let v1 = Compose {
+            version: "1.29.2".into(),
+            ..compose(
+                Program::Standalone("/usr/bin/docker-compose".into()),
+                &["--context=c"],
+            )
+        };
+        let cmd = v1.command(&project(dir.path()), &["down"]);
+        assert_eq!(
+            argv(&cmd)[..4],
+            ["/usr/bin/docker-compose", "--context", "c", "-p"]
+        );
         let context = envs(&["--context=c"]);
         assert!(context.contains(&("DOCKER_CONTEXT".into(), Some("c".into()))));
         assert!(

@@ -44,6 +44,38 @@ impl Engines {
         cmd
     }
 
+    /// The environment the plugin needs for these contexts: their config
+    /// folder, and the `ssh` that finds the key first on PATH.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        vec![
+            ("DOCKER_CONFIG".into(), self.config.display().to_string()),
+            ("PATH".into(), path),
+        ]
+    }
+
+    /// Held by a test that uses the extra engines, so that none runs while
+    /// another stops one (`alone`).
+    pub fn shared(&self) -> std::sync::RwLockReadGuard<'static, ()> {
+        USE.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held by a test that stops an engine: no other test uses them meanwhile.
+    pub fn alone(&self) -> std::sync::RwLockWriteGuard<'static, ()> {
+        USE.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops engine `n`'s dockerd until the guard is dropped (a failing
+    /// test included), which starts it again.
+    pub fn stopped(&self, n: u8) -> Stopped {
+        script(&["stop", &n.to_string()]);
+        Stopped(n)
+    }
+
     /// What `docker --context <context> args...` printed; a failure fails the test.
     pub fn docker_ok(&self, context: &str, args: &[&str]) -> String {
         let out = self.docker(context, args).output().unwrap();
@@ -55,6 +87,35 @@ impl Engines {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
+}
+
+static USE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// An extra engine stopped by `Engines::stopped`.
+pub struct Stopped(u8);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        script(&["start", &self.0.to_string()]);
+    }
+}
+
+fn script(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/engines.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`bash tests/engine/engines.sh {}` failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Both extra engines, started by the first test that needs them (a running
@@ -93,6 +154,7 @@ fn extra_engines_are_hosts_of_their_own() {
     preflight();
     claim_number(88);
     let e = engines();
+    let _shared = e.shared();
     let port = base_port(88);
     for n in [1u8, 2] {
         let name = format!("dse{n}");

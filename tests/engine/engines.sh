@@ -105,6 +105,17 @@ dockerd_stop() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# Stops engine N's sshd: its /run/docker.sock is a bind of the socket file
+# that dockerd made, which a restarted dockerd replaces.
+sshd_stop() {
+  local n=$1 dir pid i; dir=$RUN/$(name_of "$n")
+  [ -s "$dir/sshd.pid" ] || return 0
+  pid=$(cat "$dir/sshd.pid")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$dir/sshd.pid"
+}
+
 # An sshd in engine N's namespace whose /run/docker.sock is that engine's,
 # for the `ssh://` context.
 sshd_start() {
@@ -269,6 +280,11 @@ case "${1:-}" in
     log "down"
     ;;
   stop) dockerd_stop "${2:?engine number}" ;;
-  start) dockerd_start "${2:?engine number}" ;;
+  start)
+    # The sshd starts again too, binding the new dockerd's socket.
+    dockerd_start "${2:?engine number}"
+    sshd_stop "$2"
+    sshd_start "$2"
+    ;;
   *) die "usage: engines.sh up|down|stop N|start N" ;;
 esac

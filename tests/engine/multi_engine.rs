@@ -1,7 +1,9 @@
 //! Slots across several engines (`[engines.NAME]`): claims placed on the
 //! local engine and on the two extra ones of `engines.sh`, each stack
 //! answering on its own engine's address, and `release` leaving nothing on
-//! any of them. Number 30.
+//! any of them; a port a foreign process holds on another engine's host is
+//! seen as taken there; an engine that stops makes its slots unknown and
+//! blocks nothing on the others. Numbers 30 to 32.
 
 use crate::engines::{Engines, engines};
 use crate::support::*;
@@ -27,16 +29,36 @@ context = "dse2-ssh"
 max_slots = 1
 "#;
 
-fn env(e: &Engines) -> Vec<(String, String)> {
-    let path = format!(
-        "{}:{}",
-        e.bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    vec![
-        ("DOCKER_CONFIG".into(), e.config.display().to_string()),
-        ("PATH".into(), path),
-    ]
+fn env_of(e: &Engines) -> Vec<(String, String)> {
+    e.env()
+}
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Removes from the extra engines what an earlier, failed run of test `n`
+/// left there (the world cleans the local engine).
+fn clean_extra(e: &Engines, n: u32) {
+    for context in ["dse1", "dse2"] {
+        for id in 1..=SLOTS {
+            let label = format!("label=com.docker.compose.project=e2e{n}-slot-{id}");
+            for (list, rm) in [
+                ("ps -aq", "rm -f -v"),
+                ("volume ls -q", "volume rm -f"),
+                ("network ls -q", "network rm"),
+            ] {
+                let mut args: Vec<&str> = list.split(' ').collect();
+                args.extend(["--filter", &label]);
+                let found = e.docker_ok(context, &args);
+                for item in found.lines().filter(|l| !l.is_empty()) {
+                    let mut args: Vec<&str> = rm.split(' ').collect();
+                    args.push(item);
+                    e.docker_ok(context, &args);
+                }
+            }
+        }
+    }
 }
 
 /// What of project `project` engine `context` still has.
@@ -57,12 +79,19 @@ fn left_on(e: &Engines, context: &str, project: &str) -> String {
 #[test]
 fn claims_land_on_every_engine_and_answer_on_its_address() {
     let e = engines();
+    let _shared = e.shared();
     let w = World::with_pool_stack(30, Compose::V2, "e2e30", "templates-engines", ENGINES);
-    let env = env(e);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    clean_extra(e, 30);
+    let env = env_of(e);
+    let env = pairs(&env);
     let trees: Vec<_> = (1..=3).map(|i| w.worktree(&format!("m{i}"))).collect();
-    for wt in &trees {
-        w.run_with(wt, &["up"], &env)
+    // All at once: each claim takes the registry's lock and finds room.
+    let ups: Vec<_> = trees
+        .iter()
+        .map(|wt| w.spawn_with(wt, &["up"], &env))
+        .collect();
+    for up in ups {
+        up.wait()
             .success()
             .assert_stdout_contains("is up and ready");
     }
@@ -114,5 +143,120 @@ fn claims_land_on_every_engine_and_answer_on_its_address() {
             "",
             "left on {engine}"
         );
+    }
+}
+
+/// A process of another engine's host (a container there in the host's
+/// network namespace) holds slot 1's port: a claim there sees it, though a
+/// bind on this machine would find the port free.
+#[test]
+fn a_port_taken_on_another_engines_host_is_seen_as_taken() {
+    let e = engines();
+    let tables = format!(
+        "{}\n[engines.local]\nmax_slots = 0\n\n[engines.dse1]\ncontext = \"dse1-tcp\"\n",
+        &ENGINES[..ENGINES.find("[engines.local]").unwrap()]
+    );
+    let _shared = e.shared();
+    let w = World::with_pool_stack(31, Compose::V2, "e2e31", "templates-engines", &tables);
+    clean_extra(e, 31);
+    let env = env_of(e);
+    let env = pairs(&env);
+    let port = w.port(1, "api");
+    let holder = "e2e31-foreign";
+    let _ = e.docker("dse1", &["rm", "-f", holder]).output();
+    e.docker_ok(
+        "dse1",
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--name",
+            holder,
+            "--network",
+            "host",
+            "docker-sandbox-test/busybox:1",
+            "nc",
+            "-ll",
+            "-p",
+            &port.to_string(),
+            "-e",
+            "true",
+        ],
+    );
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port {port} is free on this machine"
+    );
+    let wt = w.worktree("held");
+    w.run_with(&wt, &["claim", "--slot", "1"], &env)
+        .code(3)
+        .assert_stderr_contains(&format!("port {port} of slot 1 is in use"));
+    // Without --slot the claim passes over slot 1.
+    let got = w
+        .run_with(&wt, &["claim", "--format", "json"], &env)
+        .success()
+        .json();
+    assert_eq!(got["engine"], "dse1", "{got}");
+    assert_eq!(got["host"], "10.231.1.2", "{got}");
+    assert_ne!(got["slot"], 1, "{got}");
+    w.run_with(&wt, &["release"], &env).success();
+    e.docker_ok("dse1", &["rm", "-f", holder]);
+}
+
+/// With one extra engine stopped, its slot is `unknown` (exit 0, a
+/// warning), and `slots`, `claim`, `up` and `release` on the other engines
+/// go on; started again, its slot is released and `gc` leaves nothing on
+/// any engine. Compose 1.29 here, through DOCKER_CONTEXT.
+#[test]
+fn a_stopped_engine_makes_its_slots_unknown_and_blocks_nothing_else() {
+    let e = engines();
+    let tables = format!(
+        "{}\n[engines.local]\nmax_slots = 1\n\n[engines.dse1]\ncontext = \"dse1\"\naddress = \"10.231.1.2\"\nmax_slots = 1\n\n[engines.dse2]\ncontext = \"dse2\"\naddress = \"10.231.2.2\"\nmax_slots = 1\n",
+        &ENGINES[..ENGINES.find("[engines.local]").unwrap()]
+    );
+    let _alone = e.alone();
+    let w = World::with_pool_stack(32, Compose::V1, "e2e32", "templates-engines", &tables);
+    clean_extra(e, 32);
+    let env = env_of(e);
+    let env = pairs(&env);
+    let (a, b, c) = (w.worktree("a"), w.worktree("b"), w.worktree("c"));
+    w.run_with(&a, &["up", "--engine", "dse2"], &env).success();
+    w.run_with(&b, &["up"], &env).success();
+    let on_dse2 = w.slot_of(&a).unwrap();
+    let local = w.slot_of(&b).unwrap();
+    {
+        let _stopped = e.stopped(2);
+        let slots = w
+            .run_with(&w.repo, &["slots", "--format", "json"], &env)
+            .success();
+        slots.assert_stderr_contains("warning: engine `dse2` does not answer");
+        let json = slots.json();
+        let status = |id: u32| json["slots"][(id - 1) as usize]["status"].clone();
+        assert_eq!(status(on_dse2), "unknown", "{json}");
+        assert_eq!(status(local), "running", "{json}");
+        w.run_with(&a, &["status"], &env)
+            .success()
+            .assert_stderr_contains("engine `dse2` does not answer");
+        // The third claim goes to dse1, the one engine with room that answers.
+        let up = w
+            .run_with(&c, &["up", "--format", "json"], &env)
+            .success()
+            .json();
+        let id = up["slot"].as_u64().unwrap() as u32;
+        let (status, body) = http_get_at(Engines::address(1), w.port(id, "api"), "/slot").unwrap();
+        assert_eq!((status, body.trim()), (200, id.to_string().as_str()));
+        w.run_with(&b, &["release"], &env).success();
+        w.run_with(&c, &["release"], &env).success();
+    }
+    w.run_with(&a, &["release"], &env).success();
+    w.run_with(&w.repo, &["gc"], &env).success();
+    for context in ["default", "dse1", "dse2"] {
+        for id in 1..=3 {
+            assert_eq!(
+                left_on(e, context, &w.project(id)),
+                "",
+                "slot {id} left on {context}"
+            );
+        }
     }
 }

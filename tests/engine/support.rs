@@ -589,8 +589,14 @@ gate_timeout = {gate_timeout}
     }
 
     pub fn spawn(&self, dir: &Path, args: &[&str]) -> Running {
+        self.spawn_with(dir, args, &[])
+    }
+
+    /// `spawn` with more environment variables.
+    pub fn spawn_with(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
         let child = self
             .cmd(dir, args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -598,7 +604,7 @@ gate_timeout = {gate_timeout}
         Running {
             child,
             start: Instant::now(),
-            what: self.describe(dir, args, &[]),
+            what: self.describe(dir, args, env),
         }
     }
 
