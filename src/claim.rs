@@ -870,3 +870,64 @@ pub(crate) fn finish_release(store: &Store, slot: u32, holder: &Path) -> Result<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Dialect, Model, Mount, MountType, Service};
+
+    fn model(binds: &[&str]) -> Model {
+        let volumes = binds
+            .iter()
+            .map(|b| Mount {
+                kind: MountType::Bind,
+                source: Some((*b).to_owned()),
+                target: "/app".into(),
+                outside_project: false,
+            })
+            .collect();
+        let web = Service {
+            name: "web".into(),
+            volumes,
+            ..Service::default()
+        };
+        Model {
+            project: "p-slot-1".into(),
+            services: [("web".to_owned(), web)].into(),
+            volumes: Default::default(),
+            networks: Default::default(),
+            dialect: Dialect::Json,
+            raw: serde_json::Value::Null,
+            compose_version: "2.29.7".into(),
+        }
+    }
+
+    fn engine(path_map: &[(&str, &str)]) -> EngineSpec {
+        EngineSpec {
+            name: "far".into(),
+            context: Some("far".into()),
+            path_map: path_map
+                .iter()
+                .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
+                .collect(),
+            ..EngineSpec::local()
+        }
+    }
+
+    #[test]
+    fn a_bind_of_the_worktree_is_refused_where_the_engine_does_not_see_it() {
+        let wt = Path::new("/src/app--feat");
+        let binds = model(&["/src/app--feat/code", "/etc/hosts"]);
+        let err = unseen_binds(&binds, &engine(&[]), wt).expect("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("engine `far` does not see the worktree `/src/app--feat`")
+                && text.contains("service `web` bind-mounts `/src/app--feat/code`"),
+            "{text}"
+        );
+        assert!(unseen_binds(&binds, &engine(&[("/src", "/mnt/src")]), wt).is_none());
+        assert!(unseen_binds(&binds, &EngineSpec::local(), wt).is_none());
+        // A stack without binds of the worktree (built from it) runs anywhere.
+        assert!(unseen_binds(&model(&["/etc/hosts"]), &engine(&[]), wt).is_none());
+    }
+}

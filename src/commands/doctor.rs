@@ -63,6 +63,9 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     checks.push(loaded);
     if let Some(pool) = &pool {
         checks.push(state_check(pool));
+        if pool.engines.len() > 1 {
+            checks.push(engines_check(ctx, pool));
+        }
         checks.extend(registry_checks(ctx, pool, live, &cmd));
         let first = pool
             .adopted()
@@ -260,6 +263,72 @@ fn registry_checks(ctx: &Ctx, pool: &Pool, live: Option<&Engine>, cmd: &str) -> 
     }
     checks.push(orphans_check(&reg, cmd));
     checks
+}
+
+/// The pool's other engines, each asked once, all at the same time, with
+/// the slots claimed on each; one that does not answer is a warning (its
+/// slots are unknown, and claims go elsewhere).
+fn engines_check(ctx: &Ctx, pool: &Pool) -> Check {
+    let claims = ctx
+        .store(pool)
+        .read()
+        .map(|r| r.claims_per_engine())
+        .unwrap_or_default();
+    let answers: Vec<(String, Result<()>)> = std::thread::scope(|s| {
+        let asks: Vec<_> = pool
+            .engines
+            .iter()
+            .map(|spec| {
+                let engine = Engine::new(&spec.docker(&ctx.docker()));
+                (spec.name.clone(), s.spawn(move || engine.ping()))
+            })
+            .collect();
+        asks.into_iter()
+            .map(|(name, h)| {
+                let answer = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the query panicked")));
+                (name, answer)
+            })
+            .collect()
+    });
+    let down: Vec<&str> = answers
+        .iter()
+        .filter(|(_, a)| a.is_err())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let detail = answers
+        .iter()
+        .map(|(name, a)| {
+            let n = claims.get(name).copied().unwrap_or(0);
+            let state = if a.is_ok() {
+                "answers"
+            } else {
+                "does not answer"
+            };
+            format!("`{name}` {state} ({n} claim(s))")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if down.is_empty() {
+        check("engines", Level::Ok, detail, None)
+    } else {
+        check(
+            "engines",
+            Level::Warn,
+            detail,
+            Some(format!(
+                "the slots on {} show as unknown and new claims go to the other engines; check it with `docker {}version`",
+                down.join(", "),
+                pool.engines
+                    .iter()
+                    .find(|e| e.name == down[0])
+                    .and_then(|e| e.context.as_ref())
+                    .map(|c| format!("--context {c} "))
+                    .unwrap_or_default()
+            )),
+        )
+    }
 }
 
 /// Ports of a slot that something other than the slot's stack holds.

@@ -234,6 +234,24 @@ fn a_stopped_engine_makes_its_slots_unknown_and_blocks_nothing_else() {
         let status = |id: u32| json["slots"][(id - 1) as usize]["status"].clone();
         assert_eq!(status(on_dse2), "unknown", "{json}");
         assert_eq!(status(local), "running", "{json}");
+        let doctor = w
+            .run_with(&w.repo, &["doctor", "--format", "json"], &env)
+            .json();
+        let engines = doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "engines")
+            .cloned()
+            .unwrap_or_else(|| panic!("no engines check: {doctor}"));
+        assert_eq!(engines["level"], "warn", "{engines}");
+        assert!(
+            engines["detail"]
+                .as_str()
+                .unwrap()
+                .contains("`dse2` does not answer (1 claim(s))"),
+            "{engines}"
+        );
         w.run_with(&a, &["status"], &env)
             .success()
             .assert_stderr_contains("engine `dse2` does not answer");
