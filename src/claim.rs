@@ -746,8 +746,15 @@ pub(crate) fn write_env(
     {
         // Another host's ports must be published on its own interfaces: a
         // template binds them with `${SANDBOX_HOST_IP:-127.0.0.1}`.
+        // The contexts are docker's own (its config folder), read with no
+        // global flags.
+        let docker = Docker {
+            bin: crate::plugin::docker_binary(),
+            globals: Vec::new(),
+        };
         text.push_str(&format!(
-            "# This claim's engine\nSANDBOX_ENGINE={name}\nSANDBOX_HOST_IP={}\n",
+            "# This claim's engine\nSANDBOX_ENGINE={name}\nSANDBOX_HOST={}\nSANDBOX_HOST_IP={}\n",
+            quote_env(&spec.host(&docker)),
             spec.bind_ip()
         ));
     }

@@ -115,7 +115,7 @@ impl Step<'_> {
     fn label(self, target: &Target<'_>) -> String {
         match self {
             Step::Containers => "containers are running and healthy".to_owned(),
-            Step::Check(c) => c.label(target.ports),
+            Step::Check(c) => c.label(target.ports, target.host),
             Step::Service(s) => format!("`{s}` is running and healthy"),
         }
     }
@@ -124,7 +124,7 @@ impl Step<'_> {
     fn failed_label(self, target: &Target<'_>) -> String {
         match self {
             Step::Containers => "not every container is running and healthy".to_owned(),
-            Step::Check(c) => c.failed_label(target.ports),
+            Step::Check(c) => c.failed_label(target.ports, target.host),
             Step::Service(s) => format!("`{s}` is not running and healthy"),
         }
     }
@@ -143,15 +143,19 @@ fn steps<'a>(target: &Target<'a>) -> impl Iterator<Item = Step<'a>> + use<'a> {
 }
 
 impl GateCheck {
-    pub(crate) fn label(&self, ports: &std::collections::BTreeMap<String, u16>) -> String {
+    pub(crate) fn label(
+        &self,
+        ports: &std::collections::BTreeMap<String, u16>,
+        host: &str,
+    ) -> String {
         let port = |n: &str| ports.get(n).copied().unwrap_or_default();
         match self {
-            GateCheck::Tcp { port: p } => format!("{p} accepts TCP on 127.0.0.1:{}", port(p)),
+            GateCheck::Tcp { port: p } => format!("{p} accepts TCP on {host}:{}", port(p)),
             GateCheck::Http {
                 port: p,
                 path,
                 status,
-            } => format!("GET http://127.0.0.1:{}{path} answers {status}", port(p)),
+            } => format!("GET http://{host}:{}{path} answers {status}", port(p)),
             GateCheck::HttpCount {
                 port: p,
                 path,
@@ -161,25 +165,25 @@ impl GateCheck {
                     Count::Workers => "the slot's workers".to_owned(),
                     Count::Fixed(n) => format!("{n} entries"),
                 };
-                format!("GET http://127.0.0.1:{}{path} lists {what}", port(p))
+                format!("GET http://{host}:{}{path} lists {what}", port(p))
             }
         }
     }
 }
 
 impl GateCheck {
-    fn failed_label(&self, ports: &std::collections::BTreeMap<String, u16>) -> String {
+    fn failed_label(&self, ports: &std::collections::BTreeMap<String, u16>, host: &str) -> String {
         let port = |n: &str| ports.get(n).copied().unwrap_or_default();
         match self {
             GateCheck::Tcp { port: p } => {
-                format!("{p} does not accept connections on 127.0.0.1:{}", port(p))
+                format!("{p} does not accept connections on {host}:{}", port(p))
             }
             GateCheck::Http {
                 port: p,
                 path,
                 status,
             } => format!(
-                "GET http://127.0.0.1:{}{path} does not answer {status}",
+                "GET http://{host}:{}{path} does not answer {status}",
                 port(p)
             ),
             GateCheck::HttpCount {
@@ -191,10 +195,7 @@ impl GateCheck {
                     Count::Workers => "the slot's workers".to_owned(),
                     Count::Fixed(n) => format!("{n} entries"),
                 };
-                format!(
-                    "GET http://127.0.0.1:{}{path} does not list {what}",
-                    port(p)
-                )
+                format!("GET http://{host}:{}{path} does not list {what}", port(p))
             }
         }
     }

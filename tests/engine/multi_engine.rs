@@ -9,7 +9,7 @@ use crate::engines::{Engines, engines};
 use crate::support::*;
 
 /// The pool's three engines, one slot each: the first extra engine through
-/// its unix socket (so its address is given), the second through ssh.
+/// ssh, the second through its unix socket (so its address is given).
 const ENGINES: &str = r#"
 [[gate]]
 http = "api"
@@ -20,12 +20,12 @@ status = 200
 max_slots = 1
 
 [engines.dse1]
-context = "dse1"
-address = "10.231.1.2"
+context = "dse1-ssh"
 max_slots = 1
 
 [engines.dse2]
-context = "dse2-ssh"
+context = "dse2"
+address = "10.231.2.2"
 max_slots = 1
 "#;
 
@@ -114,6 +114,16 @@ fn claims_land_on_every_engine_and_answer_on_its_address() {
     );
     for (engine, slot) in &on {
         let port = w.port(*slot, "api");
+        let wt = trees.iter().find(|t| w.slot_of(t) == Some(*slot)).unwrap();
+        let env_file = std::fs::read_to_string(wt.join(".env.sandbox")).unwrap();
+        let host = match engine.as_str() {
+            "local" => None,
+            other => Some(format!("SANDBOX_HOST=10.231.{}.2\n", &other[3..])),
+        };
+        assert!(
+            host.as_deref().is_none_or(|h| env_file.contains(h)),
+            "{engine}: {env_file}"
+        );
         let answer = match engine.as_str() {
             "local" => http_get(port, "/slot"),
             other => {
