@@ -8,8 +8,9 @@
 use crate::engines::{Engines, engines};
 use crate::support::*;
 
-/// The pool's three engines, one slot each: the first extra engine through
-/// ssh, the second through its unix socket (so its address is given).
+/// The pool's three engines, two slots each in the six-slot pool of test 30
+/// (one in the three-slot pools of the others): the first extra engine
+/// through ssh, the second through its unix socket (so its address is given).
 const ENGINES: &str = r#"
 [[gate]]
 http = "api"
@@ -37,11 +38,25 @@ fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// Six slots instead of the world's three.
+fn six_slots(w: &World) {
+    let file = w.repo.join("docker-sandbox.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let more: String = (SLOTS + 1..=6)
+        .map(|s| format!("{s} = \"light\"\n"))
+        .collect();
+    let last = format!("{SLOTS} = \"light\"\n");
+    std::fs::write(&file, text.replacen(&last, &(last.clone() + &more), 1)).unwrap();
+    w.git(&w.repo, &["commit", "-q", "-am", "six slots"]);
+    w.run(&w.repo, &["provision"]).success();
+    assert_eq!(w.slots()["slots"].as_array().unwrap().len(), 6);
+}
+
 /// Removes from the extra engines what an earlier, failed run of test `n`
 /// left there (the world cleans the local engine).
 fn clean_extra(e: &Engines, n: u32) {
     for context in ["dse1", "dse2"] {
-        for id in 1..=SLOTS {
+        for id in 1..=6 {
             let label = format!("label=com.docker.compose.project=e2e{n}-slot-{id}");
             for (list, rm) in [
                 ("ps -aq", "rm -f -v"),
@@ -80,36 +95,42 @@ fn left_on(e: &Engines, context: &str, project: &str) -> String {
 fn claims_land_on_every_engine_and_answer_on_its_address() {
     let e = engines();
     let _shared = e.shared();
-    let w = World::with_pool_stack(30, Compose::V2, "e2e30", "templates-engines", ENGINES);
+    let tables = ENGINES.replace("max_slots = 1", "max_slots = 2");
+    let w = World::with_pool_stack(30, Compose::V2, "e2e30", "templates-engines", &tables);
+    six_slots(&w);
     clean_extra(e, 30);
     let env = env_of(e);
     let env = pairs(&env);
-    let trees: Vec<_> = (1..=3).map(|i| w.worktree(&format!("m{i}"))).collect();
-    // All at once: each claim takes the registry's lock and finds room.
-    let ups: Vec<_> = trees
-        .iter()
-        .map(|wt| w.spawn_with(wt, &["up"], &env))
-        .collect();
-    for up in ups {
-        up.wait()
-            .success()
-            .assert_stdout_contains("is up and ready");
+    let trees: Vec<_> = (1..=6).map(|i| w.worktree(&format!("m{i}"))).collect();
+    // Three at a time: each claim takes the registry's lock and finds room.
+    for batch in trees.chunks(3) {
+        let ups: Vec<_> = batch
+            .iter()
+            .map(|wt| w.spawn_with(wt, &["up"], &env))
+            .collect();
+        for up in ups {
+            up.wait()
+                .success()
+                .assert_stdout_contains("is up and ready");
+        }
     }
     let slots = w
         .run_with(&w.repo, &["slots", "--format", "json"], &env)
         .success()
         .json();
-    let mut on = std::collections::BTreeMap::new();
+    let mut on = Vec::new();
     for s in slots["slots"].as_array().unwrap() {
-        on.insert(
+        on.push((
             s["engine"].as_str().unwrap().to_owned(),
             s["slot"].as_u64().unwrap() as u32,
-        );
-        assert_eq!(s["status"], "running", "{s}");
+        ));
+        assert_eq!(s["status"], "running", "{slots}");
     }
+    let mut engines: Vec<&str> = on.iter().map(|(e, _)| e.as_str()).collect();
+    engines.sort();
     assert_eq!(
-        on.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["dse1", "dse2", "local"],
+        engines,
+        ["dse1", "dse1", "dse2", "dse2", "local", "local"],
         "{slots}"
     );
     for (engine, slot) in &on {
@@ -138,8 +159,8 @@ fn claims_land_on_every_engine_and_answer_on_its_address() {
         let (status, body) = answer.unwrap_or_else(|err| panic!("slot {slot} on {engine}: {err}"));
         assert_eq!((status, body.trim()), (200, slot.to_string().as_str()));
     }
-    // A fourth claim finds every engine full.
-    let more = w.worktree("m4");
+    // A seventh claim finds every engine full.
+    let more = w.worktree("m7");
     w.run_with(&more, &["claim"], &env)
         .code(1)
         .assert_stderr_contains("every engine of the pool is full");
