@@ -3,7 +3,8 @@
 //! answering on its own engine's address, and `release` leaving nothing on
 //! any of them; a port a foreign process holds on another engine's host is
 //! seen as taken there; an engine that stops makes its slots unknown and
-//! blocks nothing on the others. Numbers 30 to 32.
+//! blocks nothing on the others; `gc` frees a claim there; a bind of the
+//! worktree is refused where the engine does not see it. Numbers 30 to 34.
 
 use crate::engines::{Engines, engines};
 use crate::support::*;
@@ -308,4 +309,62 @@ fn a_stopped_engine_makes_its_slots_unknown_and_blocks_nothing_else() {
             );
         }
     }
+}
+
+/// A claim on another engine whose worktree is gone is freed by `gc`,
+/// which takes its stack down on that engine and leaves nothing there.
+#[test]
+fn gc_frees_an_orphaned_claim_on_another_engine() {
+    let e = engines();
+    let _shared = e.shared();
+    let w = World::with_pool_stack(33, Compose::V2, "e2e33", "templates-engines", ENGINES);
+    clean_extra(e, 33);
+    let env = env_of(e);
+    let env = pairs(&env);
+    let wt = w.worktree("gone");
+    w.run_with(&wt, &["up", "--engine", "dse2"], &env).success();
+    let slot = w.slot_of(&wt).unwrap();
+    assert_ne!(
+        left_on(e, "dse2", &w.project(slot)),
+        "",
+        "the stack runs on dse2"
+    );
+    std::fs::remove_dir_all(&wt).unwrap();
+    let gc = w
+        .run_with(&w.repo, &["gc", "--format", "json"], &env)
+        .success()
+        .json();
+    assert_eq!(gc["freed"][0]["slot"], slot, "{gc}");
+    assert_eq!(left_on(e, "dse2", &w.project(slot)), "", "left on dse2");
+    assert_eq!(w.slot(slot)["claimed_by"], serde_json::Value::Null);
+}
+
+/// A stack that bind-mounts the worktree is refused on an engine that does
+/// not see it, naming the mount, before anything starts there; the same
+/// stack runs on the local engine.
+#[test]
+fn a_bind_of_the_worktree_is_refused_on_an_engine_that_does_not_see_it() {
+    let e = engines();
+    let _shared = e.shared();
+    let w = World::with_pool_stack(34, Compose::V2, "e2e34", "templates-engines-bind", ENGINES);
+    clean_extra(e, 34);
+    let env = env_of(e);
+    let env = pairs(&env);
+    let far = w.worktree("far");
+    let up = w.run_with(&far, &["up", "--engine", "dse1"], &env).code(1);
+    up.assert_stderr_contains(&format!(
+        "engine `dse1` does not see the worktree `{}`, and service `web` bind-mounts `{}`",
+        far.display(),
+        far.display()
+    ));
+    let slot = w.slot_of(&far).unwrap();
+    assert_eq!(
+        left_on(e, "dse1", &w.project(slot)),
+        "",
+        "nothing started on dse1"
+    );
+    w.run_with(&far, &["release"], &env).success();
+    let near = w.worktree("near");
+    w.run_with(&near, &["up"], &env).success();
+    w.run_with(&near, &["release"], &env).success();
 }
