@@ -60,6 +60,11 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
     let pool = ctx.pool()?;
     let store = ctx.store(&pool);
     let docker = ctx.docker();
+    if let Some(r) = opts.engine.as_deref()
+        && !pool.engines.iter().any(|e| e.name == r)
+    {
+        crate::engine::placement::candidates(&pool.engines, Some(r), &Default::default())?;
+    }
     if pool.engines.len() == 1 || opts.engine.is_some() {
         ctx.route(&pool, opts.engine.as_deref())?.engine.ping()?;
     }

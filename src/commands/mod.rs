@@ -329,6 +329,12 @@ pub(crate) fn ping_for_claim(
     worktree: &Path,
     requested: Option<&str>,
 ) -> Result<()> {
+    // An engine the pool does not name is refused before anything is made.
+    if let Some(r) = requested
+        && !pool.engines.iter().any(|e| e.name == r)
+    {
+        crate::engine::placement::candidates(&pool.engines, requested, &BTreeMap::new())?;
+    }
     let registry = store.read()?;
     let held = registry
         .claim_of(worktree)

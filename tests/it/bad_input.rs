@@ -337,3 +337,51 @@ fn outside_a_git_worktree() {
         );
     }
 }
+
+/// `--engine` naming no engine of the pool, and `[engines.NAME]` tables that
+/// do not read: a clear error naming them, exit 1, nothing on disk changed
+/// (not even the first use's provisioning).
+#[test]
+fn unknown_engines_and_bad_engine_tables_are_refused() {
+    let ctx = TestContext::new();
+    let file = project_file(&ctx);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n[engines.far]\ncontext = \"far\"\n")).unwrap();
+    commit(&ctx);
+    let engine = FakeEngine::start(&ctx.root);
+    let before = tree(&ctx.root);
+    for args in [
+        &["claim", "--engine", "nope"][..],
+        &["up", "--engine", "nope"],
+        &["create", "x", "--engine", "nope"],
+    ] {
+        let run = run_in(&ctx, &engine, &ctx.cwd, args).code(1);
+        assert!(
+            run.stderr
+                .contains("--engine `nope` is not one of the pool's engines: `local`, `far`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(tree(&ctx.root), before, "nothing may change");
+    for (table, why) in [
+        (
+            "[engines.far]\naddress = \"h\"\n",
+            "[engines.far] needs `context`",
+        ),
+        ("[engines.local]\ncontext = \"c\"\n", "takes no `context`"),
+        (
+            "[engines.far]\ncontext = \"far\"\nmax_slots = -2\n",
+            "0 or more",
+        ),
+    ] {
+        std::fs::write(&file, format!("{text}\n{table}")).unwrap();
+        let run = run_in(&ctx, &engine, &ctx.cwd, &["slots"]).code(1);
+        assert!(run.stderr.contains(why), "{table}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("invalid project file"),
+            "{}",
+            run.stderr
+        );
+    }
+}
