@@ -385,6 +385,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_slot_keeps_its_engine_and_older_records_read_as_local() {
+        let mut r = registry(&[
+            (1, Profile::Light),
+            (2, Profile::Light),
+            (3, Profile::Light),
+        ]);
+        for (id, engine) in [(1, None), (2, Some("far")), (3, Some("far"))] {
+            let rec = r.slots.get_mut(&id).unwrap();
+            rec.claimed_by = Some(format!("/w{id}").into());
+            rec.engine = engine.map(str::to_owned);
+        }
+        let text = serde_json::to_string(&r).unwrap();
+        // The local engine's records are written as before engines.
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert!(json["slots"]["1"].get("engine").is_none(), "{json}");
+        assert_eq!(json["slots"]["2"]["engine"], "far");
+        let back: Registry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(
+            back.claims_per_engine(),
+            BTreeMap::from([("local".to_owned(), 1), ("far".to_owned(), 2)])
+        );
+    }
+
     fn registry(profiles: &[(u32, Profile)]) -> Registry {
         let mut r = Registry::empty("ktrdr");
         for &(id, p) in profiles {
