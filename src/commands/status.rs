@@ -194,7 +194,12 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
     let held = held(ctx)?;
     let route = ctx.route(&held.pool, held.record.engine.as_deref())?;
     let project = held.pool.project(held.slot());
-    let reached = route.engine.containers(Some(&project));
+    // A pool with one engine needs it to answer; among several, one that
+    // does not makes its slot unknown.
+    let reached = match route.engine.containers(Some(&project)) {
+        Err(e) if held.pool.engines.len() == 1 => return Err(e),
+        r => r,
+    };
     if let Err(e) = &reached {
         output::note(&format!(
             "warning: engine `{}` does not answer, slot {}'s state is unknown: {}",
