@@ -274,24 +274,7 @@ fn engines_check(ctx: &Ctx, pool: &Pool) -> Check {
         .read()
         .map(|r| r.claims_per_engine())
         .unwrap_or_default();
-    let answers: Vec<(String, Result<()>)> = std::thread::scope(|s| {
-        let asks: Vec<_> = pool
-            .engines
-            .iter()
-            .map(|spec| {
-                let engine = Engine::new(&spec.docker(&ctx.docker()));
-                (spec.name.clone(), s.spawn(move || engine.ping()))
-            })
-            .collect();
-        asks.into_iter()
-            .map(|(name, h)| {
-                let answer = h
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the query panicked")));
-                (name, answer)
-            })
-            .collect()
-    });
+    let answers = super::each_engine(ctx, pool, Engine::ping);
     let down: Vec<&str> = answers
         .iter()
         .filter(|(_, a)| a.is_err())

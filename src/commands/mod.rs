@@ -368,18 +368,22 @@ impl Live {
     }
 }
 
-/// Asks each engine of `pool` for its containers; `None` when none answers.
-/// With the local engine alone, `alone` says its failure.
-pub(crate) fn ask_engines(ctx: &Ctx, pool: &Pool, alone: &dyn Fn(&anyhow::Error)) -> Option<Live> {
+/// `ask` of every engine of `pool`, all at the same time: each engine's name
+/// and answer, in the pool's order.
+pub(crate) fn each_engine<T: Send>(
+    ctx: &Ctx,
+    pool: &Pool,
+    ask: impl Fn(&Engine) -> Result<T> + Sync,
+) -> Vec<(String, Result<T>)> {
     let routes: Vec<(String, Engine)> = pool
         .engines
         .iter()
         .map(|spec| (spec.name.clone(), Engine::new(&spec.docker(&ctx.docker()))))
         .collect();
-    let answers: Vec<(String, Result<Vec<crate::engine::Container>>)> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let asks: Vec<_> = routes
             .iter()
-            .map(|(name, engine)| (name, s.spawn(|| engine.containers(None))))
+            .map(|(name, engine)| (name, s.spawn(|| ask(engine))))
             .collect();
         asks.into_iter()
             .map(|(name, h)| {
@@ -389,7 +393,13 @@ pub(crate) fn ask_engines(ctx: &Ctx, pool: &Pool, alone: &dyn Fn(&anyhow::Error)
                 (name.clone(), answer)
             })
             .collect()
-    });
+    })
+}
+
+/// Asks each engine of `pool` for its containers; `None` when none answers.
+/// With the local engine alone, `alone` says its failure.
+pub(crate) fn ask_engines(ctx: &Ctx, pool: &Pool, alone: &dyn Fn(&anyhow::Error)) -> Option<Live> {
+    let answers = each_engine(ctx, pool, |engine| engine.containers(None));
     let mut live = Live {
         containers: Vec::new(),
         down: std::collections::BTreeSet::new(),
