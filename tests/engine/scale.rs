@@ -6,7 +6,7 @@
 //! and shows the engine's pools running out without the pool's own range.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -15,43 +15,10 @@ use crate::support::*;
 /// `up`s at a time: enough to overlap compose's waits, few enough for 2 cores.
 const AT_ONCE: usize = 4;
 
-/// A web server on a `front` network and a `back` one, and a database-like
-/// listener on `back` only: two tiny services and two networks per slot.
-const COMPOSE: &str = r#"x-labels: &labels
-{{#each labels}}
-  {{@key}}: "{{this}}"
-{{/each}}
-x-service: &service
-  image: docker-sandbox-test/busybox:1
-  labels: *labels
-  init: true
-  stop_grace_period: 1s
-services:
-  web:
-    <<: *service
-    command: ["sh", "-c", "mkdir -p /www && echo {{slot}} > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports:
-      - "127.0.0.1:${ {{~prefix}}_WEB_PORT}:8080"
-    networks: [front, back]
-  store:
-    <<: *service
-    command: ["sleep", "100000"]
-    networks: [back]
-networks:
-  front:
-    labels: *labels
-  back:
-    labels: *labels
-"#;
-
-const ENV: &str = "COMPOSE_PROJECT_NAME={{project}}\n{{prefix}}_WEB_PORT={{ports.web}}\n";
-
-/// The pool: `slots` light slots, one port each, the gate a TCP check of it.
+/// The pool: `slots` light slots of `fixtures/templates-scale` (two tiny
+/// services and two networks each), one port each, the gate a TCP check of it.
 fn scale_pool(w: &World, slots: u32) -> PathBuf {
-    let dir = w.root.join("scale-templates");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("docker-compose.yml.hbs"), COMPOSE).unwrap();
-    std::fs::write(dir.join("env.sandbox.hbs"), ENV).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/fixtures/templates-scale");
     let count = slots;
     let slots: String = (1..=count).map(|s| format!("{s} = \"light\"\n")).collect();
     let text = format!(
