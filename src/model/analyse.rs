@@ -362,7 +362,10 @@ fn slot_top_level(out: &mut Vec<Finding>, model: &Model) {
                 Subject::ExternalNetwork(shown.to_owned()),
                 format!("network `{key}` is external (`{shown}`): every slot shares it"),
             );
-        } else if let Some(name) = &n.fixed_name {
+            // Compose makes no external network: its `ipam` is never used.
+            continue;
+        }
+        if let Some(name) = &n.fixed_name {
             warn(
                 Subject::FixedNetworkName {
                     network: key.clone(),
@@ -457,7 +460,7 @@ fn warn_top_level(out: &mut Vec<Finding>, model: &Model, external: External) {
                     subnet: subnet.clone(),
                 },
                 format!(
-                    "network `{key}`: its fixed subnet {subnet} is reset: two slots cannot hold one subnet; the engine picks one per slot"
+                    "network `{key}`: its fixed subnet {subnet} is replaced: two slots cannot hold one subnet; each slot gets its own"
                 ),
             );
         }
