@@ -125,7 +125,7 @@ pub(crate) fn analyse(model: &Model, external: External, ports: Option<&DerivedP
     for s in model.services.values() {
         warn_service(&mut a.warnings, s, external, ports);
     }
-    warn_top_level(&mut a.warnings, model, external);
+    top_level(&mut a.warnings, model, Reading::Adopted(external));
     a
 }
 
@@ -235,7 +235,7 @@ pub(crate) fn check_slot(
     for s in model.services.values() {
         slot_service(&mut a.warnings, s, ports, own);
     }
-    slot_top_level(&mut a.warnings, model);
+    top_level(&mut a.warnings, model, Reading::Rendered);
     a
 }
 
@@ -330,62 +330,6 @@ fn slot_service(
     }
 }
 
-fn slot_top_level(out: &mut Vec<Finding>, model: &Model) {
-    let mut warn = |subject, message: String| {
-        out.push(Finding {
-            service: None,
-            subject,
-            message,
-        });
-    };
-    for (key, v) in &model.volumes {
-        let shown = v.fixed_name.as_deref().unwrap_or(key);
-        if v.external {
-            warn(
-                Subject::ExternalVolume(shown.to_owned()),
-                format!("volume `{key}` is external (`{shown}`): every slot shares it"),
-            );
-        } else if let Some(name) = &v.fixed_name {
-            warn(
-                Subject::FixedVolumeName {
-                    volume: key.clone(),
-                    name: name.clone(),
-                },
-                format!("volume `{key}`: the fixed name `{name}` is one volume for every slot"),
-            );
-        }
-    }
-    for (key, n) in &model.networks {
-        let shown = n.fixed_name.as_deref().unwrap_or(key);
-        if n.external {
-            warn(
-                Subject::ExternalNetwork(shown.to_owned()),
-                format!("network `{key}` is external (`{shown}`): every slot shares it"),
-            );
-            // Compose makes no external network: its `ipam` is never used.
-            continue;
-        }
-        if let Some(name) = &n.fixed_name {
-            warn(
-                Subject::FixedNetworkName {
-                    network: key.clone(),
-                    name: name.clone(),
-                },
-                format!("network `{key}`: the fixed name `{name}` is one network for every slot"),
-            );
-        }
-        for subnet in &n.subnets {
-            warn(
-                Subject::Subnet {
-                    network: key.clone(),
-                    subnet: subnet.clone(),
-                },
-                format!("network `{key}`: the fixed subnet {subnet} collides between slots"),
-            );
-        }
-    }
-}
-
 /// The ports of `localhost:<port>` and `127.0.0.1:<port>` in `value`.
 fn loopback_ports(value: &str) -> Vec<u16> {
     let mut found = Vec::new();
@@ -402,7 +346,51 @@ fn loopback_ports(value: &str) -> Vec<u16> {
     found
 }
 
-fn warn_top_level(out: &mut Vec<Finding>, model: &Model, external: External) {
+/// Whose file the top-level findings are about, which says what becomes of
+/// each: an adopted project's (the slot file changes it) or a rendered
+/// template's (it runs as it is).
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    Adopted(External),
+    Rendered,
+}
+
+impl Reading {
+    /// What becomes of an external volume or network.
+    fn external_fate(self) -> &'static str {
+        match self {
+            Reading::Adopted(External::Shared) => {
+                "every slot shares it ([isolation] external = \"shared\")"
+            }
+            Reading::Adopted(External::PerSlot) => {
+                "each slot gets its own, empty ([isolation] external = \"per-slot\")"
+            }
+            Reading::Rendered => "every slot shares it",
+        }
+    }
+
+    /// What becomes of a fixed `name` of a volume or network (`kind`).
+    fn fixed_name(self, kind: &str, name: &str) -> String {
+        match self {
+            Reading::Adopted(_) => {
+                format!("its fixed name `{name}` is reset so each slot has its own")
+            }
+            Reading::Rendered => format!("the fixed name `{name}` is one {kind} for every slot"),
+        }
+    }
+
+    fn subnet(self, subnet: &str) -> String {
+        match self {
+            Reading::Adopted(_) => format!(
+                "its fixed subnet {subnet} is replaced: two slots cannot hold one subnet; each slot gets its own"
+            ),
+            Reading::Rendered => format!("the fixed subnet {subnet} collides between slots"),
+        }
+    }
+}
+
+/// External volumes and networks, fixed names and fixed subnets.
+fn top_level(out: &mut Vec<Finding>, model: &Model, reading: Reading) {
     let mut warn = |subject, message: String| {
         out.push(Finding {
             service: None,
@@ -410,10 +398,7 @@ fn warn_top_level(out: &mut Vec<Finding>, model: &Model, external: External) {
             message,
         });
     };
-    let fate = match external {
-        External::Shared => "every slot shares it ([isolation] external = \"shared\")",
-        External::PerSlot => "each slot gets its own, empty ([isolation] external = \"per-slot\")",
-    };
+    let fate = reading.external_fate();
     for (key, v) in &model.volumes {
         let shown = v.fixed_name.as_deref().unwrap_or(key);
         if v.external {
@@ -427,9 +412,7 @@ fn warn_top_level(out: &mut Vec<Finding>, model: &Model, external: External) {
                     volume: key.clone(),
                     name: name.clone(),
                 },
-                format!(
-                    "volume `{key}`: its fixed name `{name}` is reset so each slot has its own"
-                ),
+                format!("volume `{key}`: {}", reading.fixed_name("volume", name)),
             );
         }
     }
@@ -440,6 +423,7 @@ fn warn_top_level(out: &mut Vec<Finding>, model: &Model, external: External) {
                 Subject::ExternalNetwork(shown.to_owned()),
                 format!("network `{key}` is external (`{shown}`): {fate}"),
             );
+            // Compose makes no external network: its `ipam` is never used.
             continue;
         }
         if let Some(name) = &n.fixed_name {
@@ -448,9 +432,7 @@ fn warn_top_level(out: &mut Vec<Finding>, model: &Model, external: External) {
                     network: key.clone(),
                     name: name.clone(),
                 },
-                format!(
-                    "network `{key}`: its fixed name `{name}` is reset so each slot has its own"
-                ),
+                format!("network `{key}`: {}", reading.fixed_name("network", name)),
             );
         }
         for subnet in &n.subnets {
@@ -459,9 +441,7 @@ fn warn_top_level(out: &mut Vec<Finding>, model: &Model, external: External) {
                     network: key.clone(),
                     subnet: subnet.clone(),
                 },
-                format!(
-                    "network `{key}`: its fixed subnet {subnet} is replaced: two slots cannot hold one subnet; each slot gets its own"
-                ),
+                format!("network `{key}`: {}", reading.subnet(subnet)),
             );
         }
     }
