@@ -138,7 +138,11 @@ impl Compose {
     /// Variables the env file defines are removed from the child's environment:
     /// compose lets the shell override `--env-file`, and a shell that ran
     /// `eval "$(docker sandbox env)"` in another worktree would otherwise give
-    /// this stack the other slot's ports. The pool's passed-through secrets
+    /// this stack the other slot's ports. The claim's engine variables
+    /// (`SANDBOX_HOST_IP` and the others) never come from the shell either: a
+    /// shell that ran it for a claim on another engine holds
+    /// `SANDBOX_HOST_IP=0.0.0.0`, which would publish a local slot's ports on
+    /// every interface. The pool's passed-through secrets
     /// reach compose this way only: from the user's environment to the
     /// child's, never through a file.
     pub(crate) fn command(&self, project: &Project, args: &[&str]) -> Command {
@@ -180,6 +184,9 @@ impl Compose {
         }
         cmd.args(args);
         for key in env_keys(&project.env_file) {
+            cmd.env_remove(key);
+        }
+        for key in ENGINE_KEYS {
             cmd.env_remove(key);
         }
         cmd.env_remove("COMPOSE_PROJECT_NAME")
@@ -224,6 +231,10 @@ impl Compose {
         }
     }
 }
+
+/// The variables a claim's env file sets for its engine: only that file
+/// gives them.
+const ENGINE_KEYS: [&str; 3] = ["SANDBOX_ENGINE", "SANDBOX_HOST", "SANDBOX_HOST_IP"];
 
 /// The keys an env file defines.
 pub(crate) fn env_keys(path: &Path) -> BTreeSet<String> {
@@ -352,6 +363,9 @@ mod tests {
         // The env file's own keys are taken out of the inherited environment.
         assert!(host.contains(&("KTRDR_API_PORT".into(), None)));
         assert!(host.contains(&("DB_PASSWORD".into(), None)));
+        // So are the claim's engine variables, which the file of a local
+        // claim does not set.
+        assert!(host.contains(&("SANDBOX_HOST_IP".into(), None)));
         let v1 = Compose {
             version: "1.29.2".into(),
             ..compose(

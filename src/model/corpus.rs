@@ -121,12 +121,27 @@ fn slot_config(
     slot_file: &Path,
     project: &str,
 ) -> Model {
+    slot_config_with(compose, work, files, slot_file, project, None)
+}
+
+/// `slot_config` with `--env-file env`, as a claim's worktree gives it.
+fn slot_config_with(
+    compose: &Compose,
+    work: &Path,
+    files: &[PathBuf],
+    slot_file: &Path,
+    project: &str,
+    env: Option<&Path>,
+) -> Model {
     let dialect = Dialect::of(compose);
     let mut cmd = super::read::base_command(compose);
     let flavour = super::flavour(compose);
     cmd.current_dir(work)
         .args(["-p", project, "--project-directory"])
         .arg(work);
+    if let Some(env) = env {
+        cmd.arg("--env-file").arg(env);
+    }
     if flavour == Flavour::Override {
         for f in files {
             cmd.arg("-f").arg(f);
@@ -487,6 +502,47 @@ networks:
       config:
         - subnet: 10.5.0.0/24
 "#;
+
+/// A claim on another engine publishes the slot's ports on every interface
+/// of that host: its worktree's env file says `SANDBOX_HOST_IP=0.0.0.0`,
+/// which every kind of slot file takes; without it they stay on 127.0.0.1.
+#[test]
+fn ports_follow_the_claims_host_ip_with_each_kind_of_slot_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, compose) in [compose_v2(), compose_v2_as_older(), compose_legacy()]
+        .iter()
+        .enumerate()
+    {
+        let work = tmp.path().join(i.to_string());
+        std::fs::create_dir_all(&work).unwrap();
+        let file = work.join("compose.yaml");
+        std::fs::write(
+            &file,
+            "services:\n  web:\n    image: x\n    ports: [\"8080:80\", \"9000/udp\"]\n",
+        )
+        .unwrap();
+        let c = &compose.version;
+        let a = adopt(compose, "hostip", &work, &file, External::Shared)
+            .unwrap_or_else(|o| panic!("{c}: {o:?}"));
+        check_isolated(compose, "hostip", &a, &[]);
+        let env = work.join("claim.env");
+        std::fs::write(&env, "SANDBOX_HOST_IP=0.0.0.0\n").unwrap();
+        let seen = slot_config_with(
+            compose,
+            &work,
+            std::slice::from_ref(&file),
+            &work.join(".state/slot-1/docker-compose.yml"),
+            "hostip-slot-1",
+            Some(&env),
+        );
+        let ips: Vec<Option<&str>> = seen.services["web"]
+            .ports
+            .iter()
+            .map(|p| p.host_ip.as_deref())
+            .collect();
+        assert_eq!(ips, [Some("0.0.0.0"), Some("0.0.0.0")], "{c}");
+    }
+}
 
 #[test]
 fn fixed_names_and_externals_are_isolated_by_each_kind_of_slot_file() {

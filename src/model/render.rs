@@ -2,13 +2,18 @@
 //!
 //! With compose v2 2.24.4 or later it is an override, rendered with handlebars
 //! and used as `-f <worktree files...> -f <slot>/docker-compose.yml`: ports
-//! replaced (`!override`) on 127.0.0.1, `container_name` reset with an alias of
+//! replaced (`!override`) on `HOST_IP`, `container_name` reset with an alias of
 //! the old name, fixed names of volumes and networks, static addresses and
 //! subnets reset, and our labels. Older compose (legacy 1.29, v2 before 2.24.4)
 //! knows neither `!reset` nor `!override`: the slot file is then a materialised
 //! copy of compose's own model with the same changes, run alone with the
 //! project directory of the original. Every value taken from the user's file
 //! is written JSON-quoted, which YAML reads as the same string.
+//!
+//! Ports are published on `${SANDBOX_HOST_IP:-127.0.0.1}`, which compose
+//! interpolates from the worktree's env file: the slot file is rendered
+//! before any claim says which engine the slot runs on, and one file serves
+//! every engine (a claim on another host sets `SANDBOX_HOST_IP=0.0.0.0`).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +30,10 @@ use crate::compose::Compose;
 use crate::engine::{POOL_LABEL, REGISTRY_LABEL, SLOT_LABEL};
 #[cfg(test)]
 use crate::template::fnv1a;
+
+/// The address a slot's ports are published on: the claim's engine's
+/// (`SANDBOX_HOST_IP` of the worktree's env file), else the loopback.
+pub(crate) const HOST_IP: &str = "${SANDBOX_HOST_IP:-127.0.0.1}";
 
 /// The shape of the slot file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +340,7 @@ fn service_context(
         .enumerate()
         .map(|(i, p)| {
             let mut long =
-                json!({"target": p.target, "host_ip": "127.0.0.1", "protocol": p.protocol});
+                json!({"target": p.target, "host_ip": HOST_IP, "protocol": p.protocol});
             if let Some(n) = slot_port(inputs, s, i) {
                 long["published"] = Value::from(n.to_string());
             }
@@ -475,7 +484,7 @@ fn materialise_service(
             .enumerate()
             .map(|(i, p)| {
                 let published = slot_port(inputs, s, i).map_or(String::new(), |n| n.to_string());
-                Value::from(format!("127.0.0.1:{published}:{}/{}", p.target, p.protocol))
+                Value::from(format!("{HOST_IP}:{published}:{}/{}", p.target, p.protocol))
             })
             .collect();
         sv.insert("ports".into(), Value::Array(short));
@@ -616,8 +625,8 @@ mod tests {
 services:
   "dns":
     ports: !override
-      - {"host_ip":"127.0.0.1","protocol":"udp","published":"55","target":53}
-      - {"host_ip":"127.0.0.1","protocol":"tcp","target":80}
+      - {"host_ip":"${SANDBOX_HOST_IP:-127.0.0.1}","protocol":"udp","published":"55","target":53}
+      - {"host_ip":"${SANDBOX_HOST_IP:-127.0.0.1}","protocol":"tcp","target":80}
     container_name: !reset null
     networks:
       "dns-net":
@@ -681,7 +690,10 @@ networks:
         let dns = &v["services"]["dns"];
         assert_eq!(
             dns["ports"],
-            json!(["127.0.0.1:55:53/udp", "127.0.0.1::80/tcp"])
+            json!([
+                "${SANDBOX_HOST_IP:-127.0.0.1}:55:53/udp",
+                "${SANDBOX_HOST_IP:-127.0.0.1}::80/tcp"
+            ])
         );
         assert!(dns.get("container_name").is_none());
         assert_eq!(
