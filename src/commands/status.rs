@@ -27,7 +27,12 @@ struct StatusJson<'a> {
     project: &'a str,
     worktree: &'a std::path::Path,
     claimed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `running` (every container runs), `partial`, or `stopped`.
+    /// The engine the slot runs on (`local` unless the pool names others),
+    /// and the host its ports answer on, as `urls` use it.
+    engine: &'a str,
+    host: &'a str,
+    /// `running` (every container runs), `partial`, `stopped`, or `unknown`
+    /// (its engine does not answer).
     status: &'static str,
     ports: &'a std::collections::BTreeMap<String, u16>,
     urls: std::collections::BTreeMap<String, String>,
@@ -242,6 +247,8 @@ pub(crate) fn exec(ctx: &Ctx, format: Format) -> Result<u8> {
             project: &project,
             worktree: &held.worktree,
             claimed_at: held.record.claimed_at,
+            engine: &route.spec.name,
+            host: &route.host,
             status: state,
             ports: &held.record.ports,
             urls: urls.into_iter().collect(),

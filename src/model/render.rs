@@ -339,8 +339,7 @@ fn service_context(
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let mut long =
-                json!({"target": p.target, "host_ip": HOST_IP, "protocol": p.protocol});
+            let mut long = json!({"target": p.target, "host_ip": HOST_IP, "protocol": p.protocol});
             if let Some(n) = slot_port(inputs, s, i) {
                 long["published"] = Value::from(n.to_string());
             }

@@ -1683,6 +1683,71 @@ fn status_asks_the_engine_about_this_slot_only() {
     );
 }
 
+/// `status --format json` says which engine the slot runs on and the host
+/// its URLs use: the local one, then (the registry's record moved) the one
+/// of `[engines.far]`, which the engine query goes to.
+#[test]
+fn status_json_names_the_slots_engine_and_host() {
+    let sb = Sandbox::new();
+    let file = sb.project_file();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{text}\n[engines.far]\ncontext = \"far\"\naddress = \"10.9.9.9\"\n"),
+    )
+    .unwrap();
+    sb.run(&["claim"]).success();
+    let status = |engine: &str, host: &str| {
+        let run = sb.run(&["status", "--format", "json"]).success();
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(
+            (&v["engine"], &v["host"]),
+            (&engine.into(), &host.into()),
+            "{v}"
+        );
+        assert_eq!(
+            v["urls"]["api"],
+            format!("http://{host}:{}", sb.api_port(1)),
+            "{v}"
+        );
+        let keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from([
+                "pool",
+                "slot",
+                "profile",
+                "project",
+                "worktree",
+                "claimed_at",
+                "engine",
+                "host",
+                "status",
+                "ports",
+                "urls",
+                "containers",
+                "missing",
+                "restart_to_apply",
+                "pending_ports"
+            ]),
+            "exactly the documented fields"
+        );
+    };
+    status("local", "127.0.0.1");
+    let path = sb.ctx.registry_path();
+    let mut reg = sb.ctx.registry();
+    reg["slots"]["1"]["engine"] = "far".into();
+    std::fs::write(&path, reg.to_string()).unwrap();
+    sb.fake.clear();
+    status("far", "10.9.9.9");
+    assert!(
+        sb.calls()
+            .iter()
+            .any(|c| c.windows(3).any(|w| w == ["--context", "far", "ps"])),
+        "the engine query goes to `far`"
+    );
+}
+
 #[test]
 fn the_current_docker_context_sends_engine_queries_through_the_cli() {
     let sb = Sandbox::new();
