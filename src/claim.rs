@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::Utc;
 
-use std::collections::BTreeSet;
-
 use crate::engine::placement;
 use crate::engine::{Cleared, Container, Docker, Engine, EngineSpec};
 use crate::envfile::{parse_env, quote_env};
@@ -287,10 +285,10 @@ fn claim_on(
 
 /// The ports in use where a slot runs: the local engine's host is probed
 /// with a bind; another host is asked (its listeners and its containers'
-/// published ports).
+/// published ports), and the same look gives its routes.
 pub(crate) enum Taken {
     Local,
-    Remote(BTreeSet<u16>),
+    Remote(placement::HostProbe),
 }
 
 impl Taken {
@@ -302,7 +300,7 @@ impl Taken {
         if spec.is_local() {
             return Ok(Taken::Local);
         }
-        placement::taken_ports(docker, containers)
+        placement::probe_host(docker, containers)
             .map(Taken::Remote)
             .map_err(|e| {
                 e.context(format!(
@@ -315,7 +313,27 @@ impl Taken {
     fn is_free(&self, name: &str, port: u16) -> bool {
         match self {
             Taken::Local => crate::pool::is_free_as(name, port),
-            Taken::Remote(taken) => !taken.contains(&port),
+            Taken::Remote(probe) => !probe.ports.contains(&port),
+        }
+    }
+
+    /// The routes of the engine's host: this machine's table for the local
+    /// engine (`DOCKER_SANDBOX_ROUTES`, else `/proc/net/route`; none where
+    /// there is no such file), the probe's for another.
+    pub(crate) fn routes(&self) -> Vec<crate::pool::subnets::Route> {
+        match self {
+            Taken::Local => {
+                let path = std::env::var_os("DOCKER_SANDBOX_ROUTES")
+                    .filter(|v| !v.is_empty())
+                    .map_or_else(
+                        || std::path::PathBuf::from("/proc/net/route"),
+                        std::path::PathBuf::from,
+                    );
+                std::fs::read_to_string(&path)
+                    .map(|t| crate::pool::subnets::parse_routes(&t))
+                    .unwrap_or_default()
+            }
+            Taken::Remote(probe) => probe.routes.clone(),
         }
     }
 }

@@ -188,7 +188,7 @@ fn subnets_check(ctx: &Ctx, pool: &Pool, live: Option<&Engine>) -> Check {
         .and_then(|r| r.id)
         .unwrap_or_default();
     let slots: Vec<u32> = pool.slots.keys().copied().collect();
-    match super::subnet_conflicts(pool, engine, &registry, &slots) {
+    match super::subnet_conflicts(pool, engine, &crate::claim::Taken::Local, &registry, &slots) {
         Ok(found) if found.is_empty() => check(
             "subnets",
             Level::Ok,

@@ -271,11 +271,14 @@ pub(crate) fn addresses(
         .collect()
 }
 
-/// What on the engine or in the host's routing table overlaps the blocks of
-/// `slots` in `[pool] subnets`, other than this registry's own networks.
+/// What on the engine or in its host's routing table (`host`: this
+/// machine's, or what a probe of another engine's host saw) overlaps the
+/// blocks of `slots` in `[pool] subnets`, other than this registry's own
+/// networks.
 pub(crate) fn subnet_conflicts(
     pool: &Pool,
     engine: &Engine,
+    host: &crate::claim::Taken,
     registry_id: &str,
     slots: &[u32],
 ) -> Result<Vec<String>> {
@@ -284,17 +287,10 @@ pub(crate) fn subnet_conflicts(
         return Ok(Vec::new());
     }
     let networks = engine.all_networks()?;
-    let routes = std::env::var_os("DOCKER_SANDBOX_ROUTES")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("/proc/net/route"), PathBuf::from);
-    // A host without the file (not Linux) has no routes we can read.
-    let routes = std::fs::read_to_string(&routes)
-        .map(|t| pool::subnets::parse_routes(&t))
-        .unwrap_or_default();
     Ok(pool::subnets::conflicts(
         &blocks,
         &networks,
-        &routes,
+        &host.routes(),
         registry_id,
     ))
 }

@@ -123,7 +123,13 @@ pub(crate) fn exec(ctx: &Ctx, dry_run: bool, force: bool, format: Format) -> Res
 fn refuse_taken_subnets(ctx: &Ctx, pool: &Pool, store: &Store) -> Result<()> {
     let registry = store.read()?.id.unwrap_or_default();
     let slots: Vec<u32> = pool.slots.keys().copied().collect();
-    match super::subnet_conflicts(pool, &ctx.engine(), &registry, &slots) {
+    match super::subnet_conflicts(
+        pool,
+        &ctx.engine(),
+        &crate::claim::Taken::Local,
+        &registry,
+        &slots,
+    ) {
         Ok(conflicts) => super::refuse_subnet_conflicts(pool, &conflicts, "the slots' blocks"),
         Err(_) => Ok(()),
     }

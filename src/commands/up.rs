@@ -133,11 +133,11 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         project: project(&pool, slot, &worktree),
     };
     let containers = engine.containers(None)?;
-    up.check_slot_is_free(&containers)?;
+    let host = up.check_slot_is_free(&containers)?;
     if let Some(report) = up.already_up(&containers) {
         return up.finish("already-up", &report.results);
     }
-    up.start_stack()
+    up.start_stack(&host)
 }
 
 /// Claims a slot for the worktree, or finds the one it holds, and says what
@@ -221,8 +221,9 @@ impl Up<'_> {
     }
 
     /// Another registry's stack on the slot, or a port of it that something
-    /// else holds, stops `up` before it starts anything.
-    fn check_slot_is_free(&self, containers: &[Container]) -> Result<()> {
+    /// else holds, stops `up` before it starts anything. What was found
+    /// taken on the engine's host (and, on another host, its routes).
+    fn check_slot_is_free(&self, containers: &[Container]) -> Result<claim::Taken> {
         let slot = self.slot;
         if let Some(e) =
             claim::foreign_stack(self.pool, &self.claimed.owner, slot, containers, self.cmd)
@@ -234,7 +235,7 @@ impl Up<'_> {
         if !busy.is_empty() {
             return Err(with_slot(claim::port_conflict(slot, &busy), slot));
         }
-        Ok(())
+        Ok(taken)
     }
 
     /// A running, healthy stack that passes every check at once is left as it
@@ -310,8 +311,9 @@ impl Up<'_> {
     /// Starts the stack, runs the `after_up` steps and, unless `--no-wait`,
     /// waits for the gate, the steps and the gate within one deadline. From
     /// the first thing started on, a failure or a signal takes down what
-    /// this `up` made.
-    fn start_stack(&self) -> Result<u8> {
+    /// this `up` made. `host` is what `check_slot_is_free` saw of the
+    /// engine's host.
+    fn start_stack(&self, host: &claim::Taken) -> Result<u8> {
         let compose = &self.ctx.compose_on(self.route)?;
         let model = self.slot_model(compose);
         if let Some(e) = model
@@ -332,8 +334,14 @@ impl Up<'_> {
         let before = self.engine.volume_names()?;
         if self.project.networks.is_some() {
             let registry = self.claimed.owner.registry.as_deref().unwrap_or_default();
-            let conflicts =
-                super::subnet_conflicts(self.pool, self.engine, registry, &[self.slot])?;
+            let mut conflicts =
+                super::subnet_conflicts(self.pool, self.engine, host, registry, &[self.slot])?;
+            let spec = &self.route.spec;
+            if !spec.is_local() {
+                for c in &mut conflicts {
+                    c.push_str(&format!(" (engine `{}`)", spec.name));
+                }
+            }
             super::refuse_subnet_conflicts(
                 self.pool,
                 &conflicts,

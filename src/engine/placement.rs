@@ -5,7 +5,8 @@
 //! the first with room in this order: `local`, then the others by name.
 //! Each engine is reached with its own `docker --context NAME`, and a port
 //! of a slot on another engine is checked by asking that engine: its
-//! containers' published ports and the listeners of its host.
+//! containers' published ports and the listeners of its host (whose routes
+//! the same look reads, for the overlap check of the pool's subnets).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use anyhow::{Context, Result};
 
 use super::{Container, Docker};
 use crate::error::fail;
+use crate::pool::subnets::{Route, parse_routes};
 
 /// The name of docker's own engine.
 pub(crate) const LOCAL: &str = "local";
@@ -318,11 +320,23 @@ pub(crate) fn endpoint_host(endpoint: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// The TCP and UDP ports something listens on at the engine's host, seen by
-/// a throwaway container in the host's network namespace, and those its
+/// What a throwaway container in the host's network namespace sees of an
+/// engine's host: the ports taken there and its routing table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HostProbe {
+    /// Those something listens on or is bound to, and those the engine's
+    /// containers publish.
+    pub(crate) ports: BTreeSet<u16>,
+    /// `/proc/net/route` of that host, for the overlap check of the pool's
+    /// subnets.
+    pub(crate) routes: Vec<Route>,
+}
+
+/// The engine's host as one throwaway container in its network namespace
+/// sees it (its TCP and UDP listeners and its routes), and the ports its
 /// containers publish. The image is one the engine has (nothing is pulled).
-pub(crate) fn taken_ports(docker: &Docker, containers: &[Container]) -> Result<BTreeSet<u16>> {
-    let mut taken: BTreeSet<u16> = containers
+pub(crate) fn probe_host(docker: &Docker, containers: &[Container]) -> Result<HostProbe> {
+    let mut ports: BTreeSet<u16> = containers
         .iter()
         .flat_map(|c| c.ports.iter().map(|p| p.public))
         .collect();
@@ -332,6 +346,7 @@ pub(crate) fn taken_ports(docker: &Docker, containers: &[Container]) -> Result<B
         .args(["run", "--rm", "--network", "host", "--entrypoint", "cat"])
         .args(["--label", "org.docker-sandbox.probe=1", &image])
         .args([
+            "/proc/net/route",
             "/proc/net/tcp",
             "/proc/net/tcp6",
             "/proc/net/udp",
@@ -343,14 +358,32 @@ pub(crate) fn taken_ports(docker: &Docker, containers: &[Container]) -> Result<B
     if !out.status.success() {
         return Err(fail(
             format!(
-                "cannot see the listeners of the engine's host: `docker run --network host {image} cat /proc/net/tcp` failed: {}",
+                "cannot see the listeners and routes of the engine's host: `docker run --network host {image} cat /proc/net/route /proc/net/tcp ...` failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
             "the engine must be able to run a container with `--network host`",
         ));
     }
-    taken.extend(listening(&String::from_utf8_lossy(&out.stdout)));
-    Ok(taken)
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (routes, sockets) = split_probe(&text);
+    ports.extend(listening(sockets));
+    Ok(HostProbe {
+        ports,
+        routes: parse_routes(routes),
+    })
+}
+
+/// The probe's output cut in two: `/proc/net/route`, then the socket tables,
+/// the first of which starts with its `sl local_address ...` header.
+fn split_probe(text: &str) -> (&str, &str) {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with("sl ") {
+            return text.split_at(at);
+        }
+        at += line.len();
+    }
+    (text, "")
 }
 
 /// An image of the engine's own with a `cat`: a small one by name if it has
@@ -524,6 +557,26 @@ mod tests {
             Some("127.0.0.1")
         );
         assert_eq!(endpoint_host("nonsense"), None);
+    }
+
+    #[test]
+    fn the_probe_gives_the_hosts_routes_and_listeners() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t0101E70A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+lo\t00008B0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+  sl  local_address rem_address   st tx_queue rx_queue\n\
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000\n\
+  sl  local_address rem_address   st\n\
+   0: 00000000000000000000000000000000:1F91 00000000000000000000000000000000:0000 0A\n";
+        let (routes, sockets) = split_probe(text);
+        let shown: Vec<String> = parse_routes(routes)
+            .iter()
+            .map(|r| format!("{} {}", r.iface, r.net))
+            .collect();
+        assert_eq!(shown, ["eth0 0.0.0.0/0", "lo 10.139.0.0/16"]);
+        assert_eq!(listening(sockets), BTreeSet::from([8080, 8081]));
+        assert!(listening(routes).is_empty(), "no route reads as a listener");
+        assert_eq!(split_probe("no tables\n"), ("no tables\n", ""));
     }
 
     #[test]
