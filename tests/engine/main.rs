@@ -18,8 +18,9 @@
 //! corpus: 82, 83 (bare worlds adopting real projects' compose files); ktrdr:
 //! 84, 85 (the embedded default pool in a KTRDR-shaped checkout); after_up:
 //! 86, 87 (pools `afterup<N>`); engines: 88 (the extra engines of
-//! `engines.sh`, other hosts in network namespaces); multi_engine: 30-34
-//! (pools over the local engine and those extra ones); scale: 89, 90 (40 slots
+//! `engines.sh`, other hosts in network namespaces); multi_engine: 30-34,
+//! 37-39 (pools over the local engine and those extra ones; `remote<N>` for
+//! 37-39); scale: 89, 90 (40 slots
 //! up at once). Test N's pools take their subnets from 10.(100+N).0.0/16
 //! (`DOCKER_SANDBOX_SUBNETS`).
 

@@ -4,7 +4,10 @@
 //! any of them; a port a foreign process holds on another engine's host is
 //! seen as taken there; an engine that stops makes its slots unknown and
 //! blocks nothing on the others; `gc` frees a claim there; a bind of the
-//! worktree is refused where the engine does not see it. Numbers 30 to 34.
+//! worktree is refused where the engine does not see it; an adopted pool's
+//! slot answers on its engine's address; a route of another engine's host
+//! refuses a range that overlaps it there only. Numbers 30 to 34, and 37 to
+//! 39 (pools `remote<N>`).
 
 use crate::engines::{Engines, engines};
 use crate::support::*;
@@ -56,9 +59,14 @@ fn six_slots(w: &World) {
 /// Removes from the extra engines what an earlier, failed run of test `n`
 /// left there (the world cleans the local engine).
 fn clean_extra(e: &Engines, n: u32) {
+    clean_pool(e, &format!("e2e{n}"));
+}
+
+/// `clean_extra` for the slots of pool `pool`.
+fn clean_pool(e: &Engines, pool: &str) {
     for context in ["dse1", "dse2"] {
         for id in 1..=6 {
-            let label = format!("label=com.docker.compose.project=e2e{n}-slot-{id}");
+            let label = format!("label=com.docker.compose.project={pool}-slot-{id}");
             for (list, rm) in [
                 ("ps -aq", "rm -f -v"),
                 ("volume ls -q", "volume rm -f"),
@@ -367,4 +375,228 @@ fn a_bind_of_the_worktree_is_refused_on_an_engine_that_does_not_see_it() {
     let near = w.worktree("near");
     w.run_with(&near, &["up"], &env).success();
     w.run_with(&near, &["release"], &env).success();
+}
+
+/// A web server on a published port, and a worker with none: a project's
+/// own compose file, adopted.
+fn adopted_compose_file(base: u16) -> String {
+    format!(
+        r#"services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports:
+      - "{base}:8080"
+  worker:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+"#
+    )
+}
+
+/// The host addresses `project`'s web container publishes on, on engine
+/// `context` (`default`: this machine's).
+fn published_on(e: &Engines, context: &str, project: &str) -> Vec<String> {
+    let label = format!("label=com.docker.compose.project={project}");
+    let id = e.docker_ok(
+        context,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &label,
+            "--filter",
+            "label=com.docker.compose.service=web",
+        ],
+    );
+    assert!(
+        !id.is_empty() && !id.contains('\n'),
+        "{project} on {context}: {id:?}"
+    );
+    e.docker_ok(context, &["port", &id])
+        .lines()
+        .map(|l| {
+            l.split_once(" -> ")
+                .unwrap()
+                .1
+                .rsplit_once(':')
+                .unwrap()
+                .0
+                .to_owned()
+        })
+        .collect()
+}
+
+/// An adopted pool (the repository's own compose file, no templates) with a
+/// slot on another engine: its slot file publishes on every interface of
+/// that host, so the stack answers on the engine's address (and not on this
+/// host's loopback), `status` says where; a slot on the local engine stays
+/// on 127.0.0.1, even from a shell that holds the other claim's
+/// `SANDBOX_HOST_IP`; `release` leaves nothing on either engine.
+#[test]
+fn an_adopted_pools_slot_on_another_engine_answers_on_its_address() {
+    let e = engines();
+    let _shared = e.shared();
+    let mut w = World::bare(37, Compose::V2);
+    w.pool = "remote37".to_owned();
+    w.state = w.home.join(".local/state/docker-sandbox/remote37");
+    w.cleanup();
+    clean_pool(e, &w.pool);
+    let b = w.base;
+    std::fs::write(w.repo.join("compose.yaml"), adopted_compose_file(b)).unwrap();
+    let slots: String = (1..=SLOTS).map(|s| format!("{s} = \"light\"\n")).collect();
+    std::fs::write(
+        w.repo.join("docker-sandbox.toml"),
+        format!(
+            "[pool]\nname = \"remote37\"\ncompose = [\"compose.yaml\"]\ngate_timeout = 60\n\n\
+             [slots]\n{slots}\n[engines.dse1]\ncontext = \"dse1\"\naddress = \"10.231.1.2\"\n"
+        ),
+    )
+    .unwrap();
+    w.git(&w.repo, &["add", "-A"]);
+    w.git(&w.repo, &["commit", "-q", "-m", "the project"]);
+    let env = env_of(e);
+    let env = pairs(&env);
+
+    let far = w.worktree("far");
+    w.run_with(&far, &["up", "--engine", "dse1"], &env)
+        .success()
+        .assert_stdout_contains("is up and ready");
+    let slot = w.slot_of(&far).unwrap();
+    let port = w.port(slot, "web");
+    let project = w.project(slot);
+    assert_eq!(published_on(e, "dse1", &project), ["0.0.0.0"]);
+    let (status, body) = http_get_at(Engines::address(1), port, "/")
+        .unwrap_or_else(|err| panic!("slot {slot} on dse1: {err}"));
+    assert_eq!((status, body.trim()), (200, "hello"));
+    assert!(
+        http_get(port, "/").is_err(),
+        "slot {slot} on dse1 answers on 127.0.0.1:{port}"
+    );
+    let status = w
+        .run_with(&far, &["status", "--format", "json"], &env)
+        .success()
+        .json();
+    assert_eq!(
+        (&status["engine"], &status["host"]),
+        (&"dse1".into(), &"10.231.1.2".into()),
+        "{status}"
+    );
+    assert_eq!(status["status"], "running", "{status}");
+    assert_eq!(
+        status["urls"]["web"],
+        format!("http://10.231.1.2:{port}"),
+        "{status}"
+    );
+
+    // A shell that ran `env` of the far claim holds its SANDBOX_HOST_IP: a
+    // local slot is published on the loopback all the same.
+    let near = w.worktree("near");
+    let mut leaked = env.clone();
+    leaked.push(("SANDBOX_HOST_IP", "0.0.0.0"));
+    w.run_with(&near, &["up"], &leaked)
+        .success()
+        .assert_stdout_contains("is up and ready");
+    let local = w.slot_of(&near).unwrap();
+    assert_eq!(published_on(e, "default", &w.project(local)), ["127.0.0.1"]);
+    let (status, body) = http_get(w.port(local, "web"), "/").unwrap();
+    assert_eq!((status, body.trim()), (200, "hello"));
+
+    w.run_with(&far, &["release"], &env).success();
+    w.run_with(&near, &["release"], &env).success();
+    assert_eq!(left_on(e, "dse1", &project), "", "left on dse1");
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
+/// A route on engine dse1's host only (`ip route` in its namespace, taken
+/// out again at the end).
+struct RouteOnDse1(&'static str);
+
+impl RouteOnDse1 {
+    fn add(net: &'static str) -> RouteOnDse1 {
+        let ip = |verb: &str| {
+            std::process::Command::new("nsenter")
+                .args([
+                    "--net=/run/netns/dse1",
+                    "ip",
+                    "route",
+                    verb,
+                    net,
+                    "dev",
+                    "lo",
+                ])
+                .output()
+                .unwrap()
+        };
+        let _ = ip("del");
+        let out = ip("add");
+        assert!(
+            out.status.success(),
+            "ip route add {net} in dse1: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        RouteOnDse1(net)
+    }
+}
+
+impl Drop for RouteOnDse1 {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nsenter")
+            .args([
+                "--net=/run/netns/dse1",
+                "ip",
+                "route",
+                "del",
+                self.0,
+                "dev",
+                "lo",
+            ])
+            .output();
+    }
+}
+
+/// A route of dse1's host over the pool's range refuses a slot there, naming
+/// the route and the engine, before anything starts; this machine has no
+/// such route, so the same pool runs locally.
+#[test]
+fn a_route_of_another_engines_host_refuses_an_overlapping_range_there_only() {
+    let e = engines();
+    let _shared = e.shared();
+    let tables = format!(
+        "{}\n[engines.dse1]\ncontext = \"dse1\"\naddress = \"10.231.1.2\"\n",
+        &ENGINES[..ENGINES.find("[engines.local]").unwrap()]
+    );
+    let w = World::with_pool_stack(39, Compose::V2, "remote39", "templates-engines", &tables);
+    clean_pool(e, &w.pool);
+    let env = env_of(e);
+    let env = pairs(&env);
+    let range = subnets(39);
+    assert_eq!(range, "10.139.0.0/16");
+    let route = RouteOnDse1::add("10.139.0.0/16");
+    let far = w.worktree("far");
+    let up = w.run_with(&far, &["up", "--engine", "dse1"], &env).code(1);
+    up.assert_stderr_contains(&format!(
+        "of `[pool] subnets` (`{range}`) overlap route 10.139.0.0/16 on `lo` (engine `dse1`)"
+    ));
+    let slot = w.slot_of(&far).unwrap();
+    assert_eq!(
+        left_on(e, "dse1", &w.project(slot)),
+        "",
+        "nothing started on dse1"
+    );
+    w.run_with(&far, &["release"], &env).success();
+    let near = w.worktree("near");
+    w.run_with(&near, &["up"], &env)
+        .success()
+        .assert_stdout_contains("is up and ready");
+    w.run_with(&near, &["release"], &env).success();
+    drop(route);
+    let routes = std::process::Command::new("nsenter")
+        .args(["--net=/run/netns/dse1", "ip", "route"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&routes.stdout).contains("10.139."),
+        "the route is gone from dse1"
+    );
 }
