@@ -775,6 +775,14 @@ pub(crate) fn write_env(
             quote_env(&spec.host(&docker)),
             spec.bind_ip()
         ));
+        // An adopted pool's slot file binds the worktree from here.
+        if let Some(on) = spec.mapped(worktree) {
+            text.push_str(&format!(
+                "{}={}\n",
+                crate::model::ENGINE_WORKTREE,
+                quote_env(&on.display().to_string())
+            ));
+        }
     }
     text.push_str(&format!(
         "# This worktree's claim\nINSTANCE_ID={}\nSANDBOX_WORKTREE={}\nCREATED_AT={created}\nSANDBOX_VERSION={}\n",

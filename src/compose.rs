@@ -234,7 +234,12 @@ impl Compose {
 
 /// The variables a claim's env file sets for its engine: only that file
 /// gives them.
-const ENGINE_KEYS: [&str; 3] = ["SANDBOX_ENGINE", "SANDBOX_HOST", "SANDBOX_HOST_IP"];
+const ENGINE_KEYS: [&str; 4] = [
+    "SANDBOX_ENGINE",
+    "SANDBOX_HOST",
+    "SANDBOX_HOST_IP",
+    crate::model::ENGINE_WORKTREE,
+];
 
 /// The keys an env file defines.
 pub(crate) fn env_keys(path: &Path) -> BTreeSet<String> {

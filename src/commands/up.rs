@@ -426,7 +426,15 @@ impl Up<'_> {
         let Some(model) = model else {
             return Ok(());
         };
-        let missing = self.pool.missing_binds(model);
+        let mut missing = self.pool.missing_binds(model);
+        // On an engine that sees the worktree elsewhere (`path_map`), a bind
+        // of it names that path: the worktree's own file is the one to find.
+        if let Some(on) = self.route.spec.mapped(self.worktree) {
+            missing.retain(|m| match m.source.strip_prefix(&on) {
+                Ok(rest) => !self.worktree.join(rest).exists(),
+                Err(_) => true,
+            });
+        }
         if missing.is_empty() {
             return Ok(());
         }

@@ -115,7 +115,20 @@ impl EngineSpec {
     /// Whether the engine sees `path`: the local one does, another one
     /// through `path_map`.
     pub(crate) fn sees(&self, path: &Path) -> bool {
-        self.is_local() || self.path_map.iter().any(|(from, _)| path.starts_with(from))
+        self.is_local() || self.mapped(path).is_some()
+    }
+
+    /// Where another engine sees `path`, by the longest `path_map` prefix
+    /// that holds it; `None` on the local engine or without one.
+    pub(crate) fn mapped(&self, path: &Path) -> Option<PathBuf> {
+        if self.is_local() {
+            return None;
+        }
+        self.path_map
+            .iter()
+            .filter(|(from, _)| path.starts_with(from))
+            .max_by_key(|(from, _)| from.components().count())
+            .map(|(from, to)| to.join(path.strip_prefix(from).unwrap_or(path)))
     }
 }
 
@@ -456,6 +469,12 @@ mod tests {
         assert_eq!(e[2].context.as_deref(), Some("b-ssh"));
         assert_eq!(e[2].max_slots, Some(2));
         assert!(e[2].sees(Path::new("/src/app")));
+        assert_eq!(
+            e[2].mapped(Path::new("/src/app")),
+            Some(PathBuf::from("/mnt/src/app"))
+        );
+        assert_eq!(e[2].mapped(Path::new("/srcx")), None);
+        assert_eq!(e[0].mapped(Path::new("/src/app")), None);
         assert!(!e[1].sees(Path::new("/src/app")));
         assert!(e[0].sees(Path::new("/anywhere")));
         let local = raw("[engines.local]\nmax_slots = 1\naddress = \"h\"").unwrap();

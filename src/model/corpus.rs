@@ -228,6 +228,7 @@ fn adopt(
             ports: &ports,
             pinned: None,
             external,
+            worktree: Some(work),
         };
         let text = render_slot(&model, &inputs, flavour).unwrap();
         let dir = state.join(format!("slot-{slot}"));
@@ -504,10 +505,13 @@ networks:
 "#;
 
 /// A claim on another engine publishes the slot's ports on every interface
-/// of that host: its worktree's env file says `SANDBOX_HOST_IP=0.0.0.0`,
-/// which every kind of slot file takes; without it they stay on 127.0.0.1.
+/// of that host, and binds the worktree where that host sees it: its
+/// worktree's env file says `SANDBOX_HOST_IP=0.0.0.0` and
+/// `SANDBOX_ENGINE_WORKTREE=<mapped path>`, which every kind of slot file
+/// takes (a bind's options kept); without them the ports stay on 127.0.0.1
+/// and the binds on the worktree.
 #[test]
-fn ports_follow_the_claims_host_ip_with_each_kind_of_slot_file() {
+fn ports_and_binds_follow_the_claims_engine_with_each_kind_of_slot_file() {
     let tmp = tempfile::tempdir().unwrap();
     for (i, compose) in [compose_v2(), compose_v2_as_older(), compose_legacy()]
         .iter()
@@ -518,15 +522,39 @@ fn ports_follow_the_claims_host_ip_with_each_kind_of_slot_file() {
         let file = work.join("compose.yaml");
         std::fs::write(
             &file,
-            "services:\n  web:\n    image: x\n    ports: [\"8080:80\", \"9000/udp\"]\n",
+            "services:\n  web:\n    image: x\n    ports: [\"8080:80\", \"9000/udp\"]\n    volumes: [\"./www:/www:ro\", \"/srv/other:/other\"]\n",
         )
         .unwrap();
+        std::fs::create_dir_all(work.join("www")).unwrap();
         let c = &compose.version;
         let a = adopt(compose, "hostip", &work, &file, External::Shared)
             .unwrap_or_else(|o| panic!("{c}: {o:?}"));
         check_isolated(compose, "hostip", &a, &[]);
         let env = work.join("claim.env");
-        std::fs::write(&env, "SANDBOX_HOST_IP=0.0.0.0\n").unwrap();
+        let binds = |m: &Model| -> Vec<(String, String)> {
+            let mut b: Vec<(String, String)> = m.services["web"]
+                .volumes
+                .iter()
+                .map(|v| (v.source.clone().unwrap(), v.target.clone()))
+                .collect();
+            b.sort();
+            b
+        };
+        let here = work.join("www").display().to_string();
+        let (_, plain) = &a.slots[0];
+        assert_eq!(
+            binds(plain),
+            [
+                ("/srv/other".to_owned(), "/other".to_owned()),
+                (here, "/www".to_owned())
+            ],
+            "{c}"
+        );
+        std::fs::write(
+            &env,
+            "SANDBOX_HOST_IP=0.0.0.0\nSANDBOX_ENGINE_WORKTREE=/mnt/on-engine\n",
+        )
+        .unwrap();
         let seen = slot_config_with(
             compose,
             &work,
@@ -541,6 +569,25 @@ fn ports_follow_the_claims_host_ip_with_each_kind_of_slot_file() {
             .map(|p| p.host_ip.as_deref())
             .collect();
         assert_eq!(ips, [Some("0.0.0.0"), Some("0.0.0.0")], "{c}");
+        assert_eq!(
+            binds(&seen),
+            [
+                ("/mnt/on-engine/www".to_owned(), "/www".to_owned()),
+                ("/srv/other".to_owned(), "/other".to_owned())
+            ],
+            "{c}"
+        );
+        let www = seen.raw["services"]["web"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["target"] == "/www" || v.as_str().is_some_and(|t| t.contains(":/www")))
+            .cloned()
+            .unwrap();
+        assert!(
+            www["read_only"] == true || www.as_str().is_some_and(|t| t.ends_with(":ro")),
+            "{c}: the bind stays read-only: {www}"
+        );
     }
 }
 

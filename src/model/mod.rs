@@ -25,9 +25,9 @@ pub(crate) use analyse::{Analysis, External, Finding, analyse, check_slot};
 pub(crate) use binds::{Made, MissingBind, active_profiles, missing_binds, shown as shown_source};
 pub(crate) use ports::{DerivedPorts, derive_ports};
 pub(crate) use read::{Dialect, Source, cached, of_project, read, read_lazily};
+pub(crate) use render::{ENGINE_WORKTREE, SlotInputs, flavour_of, is_override, render_body};
 #[cfg(test)]
 pub(crate) use render::{Flavour, flavour, render_slot};
-pub(crate) use render::{SlotInputs, flavour_of, is_override, render_body};
 pub(crate) use yaml::to_json as yaml_to_json;
 
 /// A project's compose model, normalised from compose's own `config` output.

@@ -14,8 +14,12 @@
 //! interpolates from the worktree's env file: the slot file is rendered
 //! before any claim says which engine the slot runs on, and one file serves
 //! every engine (a claim on another host sets `SANDBOX_HOST_IP=0.0.0.0`).
+//! For the same reason a bind of the worktree is written with its worktree
+//! part as `${SANDBOX_ENGINE_WORKTREE:-<worktree>}`: a claim on an engine
+//! that sees the worktree under another path (`path_map`) sets it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use handlebars::Handlebars;
@@ -34,6 +38,10 @@ use crate::template::fnv1a;
 /// The address a slot's ports are published on: the claim's engine's
 /// (`SANDBOX_HOST_IP` of the worktree's env file), else the loopback.
 pub(crate) const HOST_IP: &str = "${SANDBOX_HOST_IP:-127.0.0.1}";
+
+/// The variable of a claim's env file that holds the worktree's path as
+/// the claim's engine sees it; unset, the worktree's own path.
+pub(crate) const ENGINE_WORKTREE: &str = "SANDBOX_ENGINE_WORKTREE";
 
 /// The shape of the slot file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +75,35 @@ pub(crate) struct SlotInputs<'a> {
     /// `ports` derives.
     pub(crate) pinned: Option<&'a BTreeMap<String, u16>>,
     pub(crate) external: External,
+    /// The folder the model was read from (the worktree that holds the
+    /// slot): binds inside it follow `path_map` of the claim's engine.
+    pub(crate) worktree: Option<&'a Path>,
+}
+
+/// A bind source inside `worktree`, written so that compose reads it where
+/// the claim's engine sees the worktree: `${SANDBOX_ENGINE_WORKTREE:-<worktree>}/rest`.
+/// `None` for a source elsewhere, or a path compose would interpolate.
+fn engine_source(source: &str, worktree: Option<&Path>) -> Option<String> {
+    let w = worktree?.to_str()?;
+    let rest = source.strip_prefix(w)?;
+    let inside = rest.is_empty() || rest.starts_with('/');
+    if !inside || w.contains(['$', '}']) || rest.contains('$') {
+        return None;
+    }
+    Some(format!("${{{ENGINE_WORKTREE}:-{w}}}{rest}"))
+}
+
+/// A long-form bind of the worktree, with its source as `engine_source`
+/// writes it: a copy of the entry, which keeps its options.
+fn engine_bind(entry: &Value, worktree: Option<&Path>) -> Option<Value> {
+    let map = entry.as_object()?;
+    if map.get("type").and_then(Value::as_str) != Some("bind") {
+        return None;
+    }
+    let source = engine_source(map.get("source")?.as_str()?, worktree)?;
+    let mut copy = map.clone();
+    copy.insert("source".into(), Value::from(source));
+    Some(Value::Object(copy))
 }
 
 /// The slot file the compose that printed `model` can use.
@@ -373,6 +410,17 @@ fn service_context(
             extra_volumes.push(key);
         }
     }
+    // Compose merges a service's volumes by target: the worktree's binds
+    // again, with their source where the claim's engine sees it.
+    let raw = model.raw.pointer(&format!(
+        "/services/{}/volumes",
+        s.name.replace('~', "~0").replace('/', "~1")
+    ));
+    for entry in raw.and_then(Value::as_array).into_iter().flatten() {
+        if let Some(bind) = engine_bind(entry, inputs.worktree) {
+            volumes.push(bind.to_string());
+        }
+    }
     ServiceContext {
         name: q(&s.name),
         ports,
@@ -517,6 +565,22 @@ fn materialise_service(
         sv.insert("networks".into(), Value::Object(nets));
     }
     if let Some(Value::Array(mounts)) = sv.get_mut("volumes") {
+        for entry in mounts.iter_mut() {
+            let moved = match &*entry {
+                Value::String(short) => short
+                    .split_once(':')
+                    .and_then(|(src, rest)| {
+                        Some(format!("{}:{rest}", engine_source(src, inputs.worktree)?))
+                    })
+                    .map(Value::from),
+                long => engine_bind(long, inputs.worktree),
+            };
+            if let Some(moved) = moved {
+                *entry = moved;
+            }
+        }
+    }
+    if let Some(Value::Array(mounts)) = sv.get_mut("volumes") {
         for (i, m) in s.volumes.iter().enumerate() {
             if !per_slot_bind(
                 inputs.external,
@@ -610,6 +674,7 @@ mod tests {
             ports,
             pinned: None,
             external,
+            worktree: None,
         }
     }
 
@@ -676,6 +741,56 @@ networks:
         assert_eq!(
             parsed["services"]["dns"]["networks"]["dns-net"]["aliases"][0],
             "pi\"hole"
+        );
+    }
+
+    #[test]
+    fn a_bind_of_the_worktree_is_listed_again_where_the_engine_sees_it() {
+        let m = normalise::model(
+            "p",
+            Path::new("/w"),
+            Dialect::Json,
+            json!({"services": {"web": {"volumes": [
+                {"type": "bind", "source": "/w/conf", "target": "/c", "read_only": true},
+                {"type": "bind", "source": "/w", "target": "/src"},
+                {"type": "bind", "source": "/wx", "target": "/x"},
+                {"type": "bind", "source": "/etc/x", "target": "/e"},
+                {"type": "volume", "source": "data", "target": "/d"}
+            ]}}}),
+        )
+        .unwrap();
+        let ports = derive_ports(&m, "DEMO", 4).unwrap();
+        let inputs = SlotInputs {
+            worktree: Some(Path::new("/w")),
+            ..inputs(&ports, External::Shared)
+        };
+        let text = render_slot(&m, &inputs, Flavour::Override).unwrap();
+        let v = super::super::yaml::to_json(&text).unwrap();
+        assert_eq!(
+            v["services"]["web"]["volumes"],
+            json!([
+                {"type": "bind", "source": "${SANDBOX_ENGINE_WORKTREE:-/w}/conf", "target": "/c", "read_only": true},
+                {"type": "bind", "source": "${SANDBOX_ENGINE_WORKTREE:-/w}", "target": "/src"}
+            ]),
+            "{text}"
+        );
+        let text = render_slot(&m, &inputs, Flavour::Materialised).unwrap();
+        let v = super::super::yaml::to_json(&text).unwrap();
+        let sources: Vec<&str> = v["services"]["web"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                "${SANDBOX_ENGINE_WORKTREE:-/w}/conf",
+                "${SANDBOX_ENGINE_WORKTREE:-/w}",
+                "/wx",
+                "/etc/x",
+                "data"
+            ]
         );
     }
 

@@ -164,6 +164,11 @@ pub(crate) fn slot_file(
         .worktree
         .filter(|w| Some(*w) != pool.model_top.as_deref());
     let held = elsewhere.and_then(|w| cached_model(pool, w)).map(Arc::new);
+    let read_in = if held.is_some() {
+        elsewhere
+    } else {
+        pool.model_top.as_deref()
+    };
     if held.is_none()
         && let Some(e) = &pool.model_error
     {
@@ -199,6 +204,7 @@ pub(crate) fn slot_file(
         ports: &derived,
         pinned: Some(&ports),
         external: adopted.external,
+        worktree: read_in,
     };
     // The whole model, not only what the slot file changes, decides whether
     // the stack runs what the worktree's files say: an edit the override

@@ -508,6 +508,92 @@ fn an_adopted_pools_slot_on_another_engine_answers_on_its_address() {
     assert_eq!(w.leftovers(), Vec::<String>::new());
 }
 
+/// An adopted pool whose web server serves a folder of the worktree, bound
+/// in, on dse1 with a `path_map` to another copy of the worktrees (as
+/// another host would hold them): the slot there serves that copy's files,
+/// its env file says where it sees the worktree; a local slot serves the
+/// worktree's own; `release` leaves nothing on either engine.
+#[test]
+fn a_bind_of_the_worktree_follows_the_engines_path_map() {
+    let e = engines();
+    let _shared = e.shared();
+    let mut w = World::bare(38, Compose::V2);
+    w.pool = "remote38".to_owned();
+    w.state = w.home.join(".local/state/docker-sandbox/remote38");
+    w.cleanup();
+    clean_pool(e, &w.pool);
+    let b = w.base;
+    std::fs::write(
+        w.repo.join("compose.yaml"),
+        format!(
+            r#"services:
+  web:
+    image: {IMAGE}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports:
+      - "{b}:8080"
+    volumes:
+      - ./www:/www:ro
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(w.repo.join("www")).unwrap();
+    std::fs::write(w.repo.join("www/index.html"), "the worktree's own\n").unwrap();
+    let mirror = tempfile::Builder::new()
+        .prefix("ds-e2e38-mirror-")
+        .tempdir()
+        .unwrap();
+    let mirror_root = mirror.path().canonicalize().unwrap();
+    let slots: String = (1..=SLOTS).map(|s| format!("{s} = \"light\"\n")).collect();
+    std::fs::write(
+        w.repo.join("docker-sandbox.toml"),
+        format!(
+            "[pool]\nname = \"remote38\"\ncompose = [\"compose.yaml\"]\ngate_timeout = 60\n\n\
+             [slots]\n{slots}\n[engines.dse1]\ncontext = \"dse1\"\naddress = \"10.231.1.2\"\n\
+             path_map = {{ \"{}\" = \"{}\" }}\n",
+            w.root.display(),
+            mirror_root.display()
+        ),
+    )
+    .unwrap();
+    w.git(&w.repo, &["add", "-A"]);
+    w.git(&w.repo, &["commit", "-q", "-m", "the project"]);
+    let env = env_of(e);
+    let env = pairs(&env);
+
+    let far = w.worktree("far");
+    let seen_there = mirror_root.join("repo--far");
+    std::fs::create_dir_all(seen_there.join("www")).unwrap();
+    std::fs::write(seen_there.join("www/index.html"), "the engine's copy\n").unwrap();
+    w.run_with(&far, &["up", "--engine", "dse1"], &env)
+        .success()
+        .assert_stdout_contains("is up and ready");
+    let slot = w.slot_of(&far).unwrap();
+    let env_file = env_file(&far.join(".env.sandbox"));
+    assert_eq!(
+        env_file.get("SANDBOX_ENGINE_WORKTREE").map(String::as_str),
+        Some(seen_there.to_str().unwrap()),
+        "{env_file:?}"
+    );
+    let (status, body) = http_get_at(Engines::address(1), w.port(slot, "web"), "/")
+        .unwrap_or_else(|err| panic!("slot {slot} on dse1: {err}"));
+    assert_eq!((status, body.trim()), (200, "the engine's copy"));
+
+    let near = w.worktree("near");
+    w.run_with(&near, &["up"], &env)
+        .success()
+        .assert_stdout_contains("is up and ready");
+    let local = w.slot_of(&near).unwrap();
+    let (status, body) = http_get(w.port(local, "web"), "/").unwrap();
+    assert_eq!((status, body.trim()), (200, "the worktree's own"));
+
+    w.run_with(&far, &["release"], &env).success();
+    w.run_with(&near, &["release"], &env).success();
+    assert_eq!(left_on(e, "dse1", &w.project(slot)), "", "left on dse1");
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}
+
 /// A route on engine dse1's host only (`ip route` in its namespace, taken
 /// out again at the end).
 struct RouteOnDse1(&'static str);
