@@ -10,6 +10,7 @@
 
 mod analyse;
 mod binds;
+mod images;
 mod normalise;
 mod ports;
 mod read;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use analyse::{Analysis, External, Finding, analyse, check_slot};
 pub(crate) use binds::{Made, MissingBind, active_profiles, missing_binds, shown as shown_source};
+pub(crate) use images::{StackImage, stack_images};
 pub(crate) use ports::{DerivedPorts, derive_ports};
 pub(crate) use read::{Dialect, Source, cached, of_project, read, read_lazily};
 pub(crate) use render::{ENGINE_WORKTREE, SlotInputs, flavour_of, is_override, render_body};
