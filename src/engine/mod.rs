@@ -23,6 +23,7 @@ use crate::error::fail;
 use crate::http;
 use crate::owner::{LeftAlone, Owner, Survey};
 
+pub(crate) mod images;
 pub(crate) mod placement;
 pub(crate) use placement::{EngineSpec, LOCAL};
 
