@@ -93,6 +93,30 @@ Exit codes:
   130  stopped by Ctrl-C (SIGINT), or by a signal to `docker`; 143: by SIGTERM")]
     Up(UpArgs),
 
+    /// Copy the images this worktree's slot needs to its engine, from the local one (no registry needed)
+    #[command(after_help = "\
+Which images: the `image:` of each service of the slot's compose model (after
+interpolation, profiles as COMPOSE_PROFILES enables them). Each is looked up
+on the local engine and on the target by image ID: one the target lacks, or
+has under another ID, is copied with `docker save IMAGE | docker --context
+CTX load`, streamed from one process to the other. An image a service builds
+(`build:`) that the local engine does not have is skipped: compose builds it
+on the engine. The target is the engine of this worktree's claim, or
+--engine NAME, or --all (every engine of the pool but the local one).
+
+JSON output (--format json) is an object: {\"slot\", \"project\", \"engines\":
+[{\"engine\", \"images\": [{\"image\", \"services\", \"result\", \"size\",
+\"seconds\"}]}]}, `result` one of copied, replaced, already-there,
+built-on-engine, missing.
+
+Exit codes:
+  0  every image is on the target (copied or already there), or is built there
+  1  an image is on neither engine (the others are copied); this worktree
+     holds no slot; --engine names no engine of the pool; an engine does not
+     answer; compose cannot read the files; a copy failed
+  64 usage error")]
+    PushImages(PushImagesArgs),
+
     /// Stop this worktree's slot; the claim is kept
     #[command(after_help = "\
 Exit codes:
@@ -292,6 +316,7 @@ impl Command {
             Command::Slots(a) => a.format,
             Command::Claim(a) => a.format,
             Command::Up(a) => a.format,
+            Command::PushImages(a) => a.format,
             Command::Down(a) => a.format,
             Command::Status(a) => a.format,
             Command::Release(a) => a.format,
@@ -573,9 +598,27 @@ pub(crate) struct UpArgs {
     /// `local`); by default the local one, else the first with room
     #[arg(long, value_name = "NAME")]
     pub(crate) engine: Option<String>,
+    /// On an engine other than the local one: first copy the images the stack needs
+    /// that it lacks from the local engine (as `push-images`)
+    #[arg(long)]
+    pub(crate) push_images: bool,
     /// Show compose's own progress (by default only on a terminal, or when compose fails)
     #[arg(long, short = 'v')]
     pub(crate) verbose: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PushImagesArgs {
+    /// The engine to copy to (a name of the pool's `[engines.NAME]`); by
+    /// default the engine of this worktree's claim
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub(crate) engine: Option<String>,
+    /// Copy to every engine of the pool but the local one
+    #[arg(long)]
+    pub(crate) all: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,

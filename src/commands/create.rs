@@ -185,6 +185,7 @@ fn up_there(ctx: &Ctx, opts: &Options, created: CreateJson) -> Result<u8> {
             engine: None,
             format: opts.format,
             verbose: false,
+            push_images: false,
             // One object: what was created, and how it was started.
             print_json: Some(Box::new(move |up| {
                 output::json(&WithUp {

@@ -33,6 +33,7 @@ mod init_shared;
 mod list;
 mod logs;
 mod provision;
+mod push_images;
 mod release;
 mod run;
 mod slots;
@@ -486,7 +487,16 @@ pub(crate) fn dispatch(cli: Cli, invocation: Invocation) -> Result<u8> {
                 engine: args.engine,
                 format: args.format,
                 verbose: args.verbose,
+                push_images: args.push_images,
                 print_json: None,
+            },
+        ),
+        Command::PushImages(args) => push_images::exec(
+            &ctx,
+            push_images::Options {
+                engine: args.engine,
+                all: args.all,
+                format: args.format,
             },
         ),
         Command::Down(args) => down::exec(&ctx, args.volumes, args.format),

@@ -43,6 +43,8 @@ pub(crate) struct Options {
     pub(crate) format: Format,
     /// Show compose's own progress even off a terminal.
     pub(crate) verbose: bool,
+    /// On another engine, copy the images it lacks first (`push-images`).
+    pub(crate) push_images: bool,
     /// With `--format json`, prints the result instead of printing it on its
     /// own (`create --up` puts it in its object).
     pub(crate) print_json: Option<Box<PrintJson>>,
@@ -324,6 +326,16 @@ impl Up<'_> {
         }
         self.check_binds(model.as_ref())?;
         self.check_after_up_services(model.as_ref())?;
+        let stack = model
+            .as_ref()
+            .map(|m| crate::model::stack_images(m, &crate::model::active_profiles()));
+        if self.opts.push_images
+            && !self.route.spec.is_local()
+            && let Some(stack) = &stack
+        {
+            super::push_images::before_up(&self.ctx.docker(), &self.route.spec, stack)
+                .map_err(|e| with_slot(e, self.slot))?;
+        }
         // The template mounts the shared folders; made here, they belong to the
         // user rather than to the root-owned folders docker would create.
         for folder in &self.pool.shared_folders {
@@ -352,7 +364,7 @@ impl Up<'_> {
         // From here on a signal does not leave a half-started stack behind: the
         // first one takes it down, a second one exits at once.
         let interrupt = Interrupt::watch()?;
-        self.compose_up(compose, &before, &interrupt)?;
+        self.compose_up(compose, &before, &interrupt, stack.as_deref())?;
         crate::slot::mark_started(self.pool, self.slot)?;
         let steps = &self.pool.after_up;
         if !self.opts.wait && steps.is_empty() {
@@ -526,6 +538,7 @@ impl Up<'_> {
         compose: &Compose,
         before: &BTreeSet<String>,
         interrupt: &Interrupt,
+        stack: Option<&[crate::model::StackImage]>,
     ) -> Result<()> {
         let slot = self.slot;
         let mut args = vec!["up", "-d", "--remove-orphans"];
@@ -547,6 +560,29 @@ impl Up<'_> {
             return Ok(());
         }
         let taken = self.take_down(compose, before)?;
+        let lacking = match stack {
+            Some(stack) if !self.route.spec.is_local() => {
+                super::push_images::lacking(&self.ctx.docker(), &self.route.spec, stack)
+            }
+            _ => Vec::new(),
+        };
+        let hint = if lacking.is_empty() {
+            format!(
+                "the claim is kept: fix the stack and run `{} up` again. The command was: {}",
+                self.cmd,
+                compose::display(&up)
+            )
+        } else {
+            let names: Vec<String> = lacking.iter().map(|i| format!("`{i}`")).collect();
+            format!(
+                "engine `{engine}` lacks {images} that the local engine has: run `{cmd} push-images` (or `{cmd} up --push-images`) to copy {them} there; the claim is kept. The command was: {line}",
+                them = if names.len() == 1 { "it" } else { "them" },
+                engine = self.route.spec.name,
+                images = names.join(", "),
+                cmd = self.cmd,
+                line = compose::display(&up),
+            )
+        };
         Err(UserError::new(
             code::FAILURE,
             format!(
@@ -554,11 +590,7 @@ impl Up<'_> {
                 taken.containers()
             ),
         )
-        .hint(format!(
-            "the claim is kept: fix the stack and run `{} up` again. The command was: {}",
-            self.cmd,
-            compose::display(&up)
-        ))
+        .hint(hint)
         .slot(slot)
         .into())
     }

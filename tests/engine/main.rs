@@ -20,7 +20,8 @@
 //! 86, 87 (pools `afterup<N>`); engines: 88 (the extra engines of
 //! `engines.sh`, other hosts in network namespaces); multi_engine: 30-34,
 //! 37-39 (pools over the local engine and those extra ones; `remote<N>` for
-//! 37-39); scale: 89, 90 (40 slots
+//! 37-39); push_images: 35, 36 (pools `push<N>`: images copied to an extra
+//! engine); scale: 89, 90 (40 slots
 //! up at once). Test N's pools take their subnets from 10.(100+N).0.0/16
 //! (`DOCKER_SANDBOX_SUBNETS`).
 
@@ -42,6 +43,7 @@ mod messages;
 mod multi_engine;
 mod no_engine;
 mod ports;
+mod push_images;
 mod scale;
 mod seed004;
 mod signals;

@@ -15,6 +15,7 @@ mod messages;
 mod moved_worktree;
 mod plugin;
 mod provision;
+mod push_images;
 mod registry;
 mod seed002;
 mod signals;
