@@ -11,7 +11,8 @@ use crate::support::*;
 
 const DOCKER: &str = r#"#!/bin/bash
 # A docker whose engines' images are files: $FAKE_IMAGES/<context>/<ref> holds
-# `<id> <size>`; `save` prints the ref and that line, `load` files them.
+# `<id> <size>`; `save` prints the ref and that line, `load` files them. An
+# engine with a file $FAKE_IMAGES/<context>.down does not answer.
 dir="${FAKE_IMAGES:?}"
 ctx=local
 line="$0"
@@ -26,6 +27,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 key() { printf '%s' "$1" | tr '/:' '%+'; }
+if [ -f "$dir/$ctx.down" ] && [ "$1" != compose ]; then
+  echo "Cannot connect to the Docker daemon at tcp://10.0.0.9:2375. Is the docker daemon running?" >&2
+  exit 1
+fi
 case "$1" in
   compose) shift; exec "$REAL_COMPOSE" "$@" ;;
   version) echo 20.10.24 ;;
@@ -327,6 +332,22 @@ fn the_default_target_is_the_claims_engine_and_bad_input_is_refused() {
     let calls = std::fs::read_to_string(p.images.join("calls.log")).unwrap_or_default();
     assert!(!calls.contains("inspect"), "no engine is asked: {calls}");
     assert_eq!(files(), before, "nothing may change");
+
+    // An engine that does not answer is named; nothing is copied.
+    std::fs::write(p.images.join("far.down"), "").unwrap();
+    let run = p.run(&["push-images", "--engine", "far"]).code(1);
+    assert!(
+        run.stderr
+            .contains("cannot ask engine `far` for image `demo/api:2`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Cannot connect to the Docker daemon"),
+        "{}",
+        run.stderr
+    );
+    assert!(p.copies().is_empty(), "{:?}", p.copies());
 
     // A worktree that holds no slot has no stack to copy.
     let other = p.ctx.root.join("other");
