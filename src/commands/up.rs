@@ -329,13 +329,7 @@ impl Up<'_> {
         let stack = model
             .as_ref()
             .map(|m| crate::model::stack_images(m, &crate::model::active_profiles()));
-        if self.opts.push_images
-            && !self.route.spec.is_local()
-            && let Some(stack) = &stack
-        {
-            super::push_images::before_up(&self.ctx.docker(), &self.route.spec, stack)
-                .map_err(|e| with_slot(e, self.slot))?;
-        }
+        self.push_images_first(stack.as_deref())?;
         // The template mounts the shared folders; made here, they belong to the
         // user rather than to the root-owned folders docker would create.
         for folder in &self.pool.shared_folders {
@@ -560,29 +554,7 @@ impl Up<'_> {
             return Ok(());
         }
         let taken = self.take_down(compose, before)?;
-        let lacking = match stack {
-            Some(stack) if !self.route.spec.is_local() => {
-                super::push_images::lacking(&self.ctx.docker(), &self.route.spec, stack)
-            }
-            _ => Vec::new(),
-        };
-        let hint = if lacking.is_empty() {
-            format!(
-                "the claim is kept: fix the stack and run `{} up` again. The command was: {}",
-                self.cmd,
-                compose::display(&up)
-            )
-        } else {
-            let names: Vec<String> = lacking.iter().map(|i| format!("`{i}`")).collect();
-            format!(
-                "engine `{engine}` lacks {images} that the local engine has: run `{cmd} push-images` (or `{cmd} up --push-images`) to copy {them} there; the claim is kept. The command was: {line}",
-                them = if names.len() == 1 { "it" } else { "them" },
-                engine = self.route.spec.name,
-                images = names.join(", "),
-                cmd = self.cmd,
-                line = compose::display(&up),
-            )
-        };
+        let hint = self.compose_failed_hint(&compose::display(&up), stack);
         Err(UserError::new(
             code::FAILURE,
             format!(
@@ -593,6 +565,46 @@ impl Up<'_> {
         .hint(hint)
         .slot(slot)
         .into())
+    }
+
+    /// `--push-images` on another engine: the images of the stack that it
+    /// lacks are copied there from the local engine, before anything starts.
+    fn push_images_first(&self, stack: Option<&[crate::model::StackImage]>) -> Result<()> {
+        match stack {
+            Some(stack) if self.opts.push_images && !self.route.spec.is_local() => {
+                super::push_images::before_up(&self.ctx.docker(), &self.route.spec, stack)
+                    .map_err(|e| with_slot(e, self.slot))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What to do after a failed `compose up` (`line`): on another engine
+    /// that lacks images the local one has, copy them there, the likely cause.
+    fn compose_failed_hint(
+        &self,
+        line: &str,
+        stack: Option<&[crate::model::StackImage]>,
+    ) -> String {
+        let lacking = match stack {
+            Some(stack) if !self.route.spec.is_local() => {
+                super::push_images::lacking(&self.ctx.docker(), &self.route.spec, stack)
+            }
+            _ => Vec::new(),
+        };
+        let cmd = self.cmd;
+        if lacking.is_empty() {
+            return format!(
+                "the claim is kept: fix the stack and run `{cmd} up` again. The command was: {line}"
+            );
+        }
+        let names: Vec<String> = lacking.iter().map(|i| format!("`{i}`")).collect();
+        format!(
+            "engine `{engine}` lacks {images} that the local engine has: run `{cmd} push-images` (or `{cmd} up --push-images`) to copy {them} there; the claim is kept. The command was: {line}",
+            engine = self.route.spec.name,
+            images = names.join(", "),
+            them = if names.len() == 1 { "it" } else { "them" },
+        )
     }
 
     /// Runs the gate until it passes or the deadline passes; a stack that
