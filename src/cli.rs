@@ -107,7 +107,8 @@ on the engine. The target is the engine of this worktree's claim, or
 JSON output (--format json) is an object: {\"slot\", \"project\", \"engines\":
 [{\"engine\", \"images\": [{\"image\", \"services\", \"result\", \"size\",
 \"seconds\"}]}]}, `result` one of copied, replaced, already-there,
-built-on-engine, missing.
+built-on-engine, pinned (named by digest: only a registry gives an engine
+that), missing.
 
 Exit codes:
   0  every image is on the target (copied or already there), or is built there

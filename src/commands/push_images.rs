@@ -61,6 +61,10 @@ enum Outcome {
     /// A service builds it, and it is not on the local engine either:
     /// compose builds it on the engine, from the build context it streams.
     BuiltOnEngine,
+    /// Named by digest (`name@sha256:...`), and not on the engine: `docker
+    /// load` gives an image no digest, so only a registry can (compose pulls
+    /// it there).
+    Pinned,
     /// Neither built by the stack nor on the local engine.
     Missing,
 }
@@ -79,6 +83,9 @@ impl Pushed {
             Outcome::BuiltOnEngine => format!(
                 "skipped: built by compose on `{engine}` ({} has `build:`)",
                 services(&self.services)
+            ),
+            Outcome::Pinned => format!(
+                "skipped: a digest reference, which `docker load` cannot give `{engine}` (compose pulls it there)"
             ),
             Outcome::Missing => "missing on the local engine".to_owned(),
         }
@@ -202,6 +209,7 @@ pub(crate) fn push(
             (None, _) if wanted.built => entry.result = Outcome::BuiltOnEngine,
             (None, _) => entry.result = Outcome::Missing,
             (Some(h), Some(t)) if h.id == t.id => {}
+            (Some(_), _) if by_digest(&wanted.image) => entry.result = Outcome::Pinned,
             (Some(h), there) => {
                 output::note(&format!(
                     "Copying `{}` ({}) to engine `{}`: {}",
@@ -223,6 +231,11 @@ pub(crate) fn push(
         pushed.push(entry);
     }
     Ok(pushed)
+}
+
+/// `name@sha256:...`: an image named by its registry digest.
+fn by_digest(image: &str) -> bool {
+    image.contains('@')
 }
 
 type Found = (Option<Image>, Option<Image>);
@@ -370,9 +383,11 @@ pub(crate) fn lacking(base: &Docker, target: &EngineSpec, stack: &[StackImage]) 
     stack
         .iter()
         .zip(found)
-        .filter(|(_, (here, there))| {
-            here.as_ref()
-                .is_some_and(|h| there.as_ref().is_none_or(|t| t.id != h.id))
+        .filter(|(wanted, (here, there))| {
+            !by_digest(&wanted.image)
+                && here
+                    .as_ref()
+                    .is_some_and(|h| there.as_ref().is_none_or(|t| t.id != h.id))
         })
         .map(|(w, _)| w.image.clone())
         .collect()

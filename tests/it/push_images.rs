@@ -57,6 +57,10 @@ case "$1" in
 esac
 "#;
 
+/// An image named by digest.
+const PIN: &str =
+    "demo/pin@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 const COMPOSE: &str = r#"x-labels: &labels
 {{#each labels}}
   {{@key}}: "{{this}}"
@@ -73,6 +77,9 @@ services:
     labels: *labels
   builder:
     build: .
+    labels: *labels
+  pinned:
+    image: demo/pin@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
     labels: *labels
   debug:
     image: demo/debug:1
@@ -178,6 +185,7 @@ fn images_the_engine_lacks_are_copied_and_the_json_says_what_became_of_each() {
     p.has("local", "demo/web:3", "sha256:web");
     p.has("local", "demo/api:2", "sha256:api");
     p.has("far", "demo/api:2", "sha256:older");
+    p.has("local", PIN, "sha256:pin");
     p.forget_calls();
     let run = p
         .run(&["push-images", "--engine", "far", "--format", "json"])
@@ -193,8 +201,10 @@ fn images_the_engine_lacks_are_copied_and_the_json_says_what_became_of_each() {
                 "images": [
                     {"image": "demo/api:2", "services": ["api", "worker"], "result": "replaced",
                      "size": 4400000, "seconds": json["engines"][0]["images"][0]["seconds"]},
+                    {"image": PIN,
+                     "services": ["pinned"], "result": "pinned", "size": 4400000, "seconds": null},
                     {"image": "demo/web:3", "services": ["web"], "result": "copied",
-                     "size": 4400000, "seconds": json["engines"][0]["images"][1]["seconds"]},
+                     "size": 4400000, "seconds": json["engines"][0]["images"][2]["seconds"]},
                     {"image": "pi-slot-1-builder", "services": ["builder"],
                      "result": "built-on-engine", "size": null, "seconds": null},
                 ]
@@ -203,7 +213,7 @@ fn images_the_engine_lacks_are_copied_and_the_json_says_what_became_of_each() {
         "{}",
         run.stderr
     );
-    assert!(json["engines"][0]["images"][1]["seconds"].is_f64());
+    assert!(json["engines"][0]["images"][2]["seconds"].is_f64());
     // Streamed from the local engine's docker into far's, one image at a
     // time (the two of a pair start together).
     let pairs: Vec<Vec<String>> = p
@@ -235,22 +245,31 @@ fn images_the_engine_lacks_are_copied_and_the_json_says_what_became_of_each() {
     p.forget_calls();
     let run = p.run(&["push-images", "--engine", "far"]).success();
     assert!(p.copies().is_empty(), "{:?}", p.copies());
-    assert!(
-        run.stdout.contains("Engine `far` (context `far`):"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("demo/web:3         already there"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains(
-            "pi-slot-1-builder  skipped: built by compose on `far` (service `builder` has `build:`)"
-        ),
-        "{}",
-        run.stdout
+    let table = |header: &str, rows: &[(&str, &str)]| {
+        let width = rows.iter().map(|(i, _)| i.len()).max().unwrap();
+        let lines: String = rows
+            .iter()
+            .map(|(image, what)| format!("  {image:<width$}  {what}\n"))
+            .collect();
+        format!("{header}\n{lines}")
+    };
+    assert_eq!(
+        run.stdout,
+        table(
+            "Engine `far` (context `far`):",
+            &[
+                ("demo/api:2", "already there"),
+                (
+                    PIN,
+                    "skipped: a digest reference, which `docker load` cannot give `far` (compose pulls it there)"
+                ),
+                ("demo/web:3", "already there"),
+                (
+                    "pi-slot-1-builder",
+                    "skipped: built by compose on `far` (service `builder` has `build:`)"
+                ),
+            ]
+        )
     );
 
     // A profile's service counts once its profile is enabled; `--all` is
@@ -289,12 +308,18 @@ fn the_default_target_is_the_claims_engine_and_bad_input_is_refused() {
     let p = Pool::new();
     p.has("local", "demo/web:3", "sha256:web");
     p.has("local", "demo/api:2", "sha256:api");
+    p.has("local", PIN, "sha256:pin");
     // The claim is on the local engine: nothing to copy, and nothing copied.
     p.forget_calls();
     let run = p.run(&["push-images"]).success();
     assert!(
+        run.stdout.starts_with("Engine `local`:\n  demo/api:2 "),
+        "{}",
         run.stdout
-            .contains("Engine `local`:\n  demo/api:2         already there"),
+    );
+    assert_eq!(
+        run.stdout.matches("already there").count(),
+        3,
         "{}",
         run.stdout
     );
