@@ -1,12 +1,16 @@
 //! The startability gate: after `up`, the stack is ready only when every
 //! service of its compose model has its containers, they run (and are
 //! healthy where they have a healthcheck), and the pool's checks pass: TCP
-//! accept, HTTP status, HTTP JSON list length. One deadline for all; polls
-//! back off; a line per check as it passes.
+//! accept, HTTP status, HTTP JSON list length. One deadline for all; the
+//! containers are looked at again when the engine says one changed (its
+//! events), polls back off where it says nothing; a line per check as it
+//! passes.
 
 use std::time::{Duration, Instant};
 
-use crate::engine::{Container, Engine};
+use anyhow::Result;
+
+use crate::engine::{Container, Engine, Watch};
 use crate::http;
 use crate::interrupt::{self, Interrupt};
 use crate::pool::{Count, GateCheck};
@@ -172,6 +176,15 @@ impl GateCheck {
 }
 
 impl GateCheck {
+    /// The name of the port it checks.
+    fn port(&self) -> &str {
+        match self {
+            GateCheck::Tcp { port }
+            | GateCheck::Http { port, .. }
+            | GateCheck::HttpCount { port, .. } => port,
+        }
+    }
+
     fn failed_label(&self, ports: &std::collections::BTreeMap<String, u16>, host: &str) -> String {
         let port = |n: &str| ports.get(n).copied().unwrap_or_default();
         match self {
@@ -246,43 +259,161 @@ impl Deadline {
     }
 }
 
-/// Runs every check in order until it passes, the deadline passes, or a
-/// container fails for good; after a failure, the remaining checks are polled
-/// once each for the report (none after a signal). `progress` hears of each
-/// pass and each wait.
+/// Runs the checks until every one has passed, the deadline passes, or a
+/// container fails for good; after a failure, those that have not passed
+/// are looked at once more each for the report (none after a signal).
+///
+/// The checks are not waited for one after the other: each round looks at
+/// the containers once, and polls each of the pool's checks whose service
+/// is already running and healthy (the containers that publish its port;
+/// where none does, once every container is), so a check of a service that
+/// was ready early has passed by the time the last container is. Lines are
+/// shown in the order of the checks; `progress` hears of each pass and of
+/// what the first check not passed is waiting for.
 pub(crate) fn run(
     target: &Target<'_>,
     deadline: Deadline,
     mut progress: impl FnMut(Event<'_>),
 ) -> Report {
     let start = Instant::now();
-    let Deadline {
-        at: deadline,
-        timeout,
-    } = deadline;
+    let waits = Waits::new(target, deadline.at, deadline.timeout);
+    let steps: Vec<Step<'_>> = steps(target).collect();
+    let labels: Vec<String> = steps.iter().map(|s| s.label(target)).collect();
+    let mut passed: Vec<Option<String>> = vec![None; steps.len()];
+    // What each check not passed saw last, and whose logs explain it.
+    let mut seen: Vec<Option<(String, Blame)>> = (0..steps.len()).map(|_| None).collect();
+    let mut shown = 0;
+    let mut pause = Duration::ZERO;
+    let end = loop {
+        let list = target.engine.containers(Some(target.project));
+        let mut fatal = None;
+        for (i, step) in steps.iter().enumerate() {
+            if passed[i].is_some() {
+                continue;
+            }
+            let poll = match step {
+                Step::Containers => containers_in(target, &list),
+                Step::Check(c) if ready_behind(c, target, &list, passed[0].is_some()) => {
+                    check(target, c)
+                }
+                _ => continue,
+            };
+            match poll {
+                Poll::Pass(detail) => passed[i] = Some(detail),
+                Poll::Wait(d, b) => seen[i] = Some((d, b)),
+                Poll::Fatal(d, b) => {
+                    fatal = Some(i);
+                    seen[i] = Some((d, b));
+                    break;
+                }
+            }
+        }
+        while shown < steps.len()
+            && let Some(detail) = &passed[shown]
+        {
+            progress(Event::Passed(&format!("  ✓ {} ({detail})", labels[shown])));
+            shown += 1;
+        }
+        if shown == steps.len() {
+            break End::Passed;
+        }
+        if let Some(i) = fatal {
+            break End::Fatal(i);
+        }
+        let first = passed.iter().position(Option::is_none).unwrap_or_default();
+        let waiting = seen[first]
+            .as_ref()
+            .map_or("not looked at yet", |(d, _)| d.as_str());
+        progress(Event::Waiting(&format!("{}: {waiting}", labels[first])));
+        if let Some(sig) = target.interrupt.and_then(Interrupt::signal) {
+            break End::Stopped(first, sig);
+        }
+        if Instant::now() >= waits.deadline {
+            break End::GaveUp(first);
+        }
+        let checking = steps
+            .iter()
+            .enumerate()
+            .any(|(i, s)| passed[i].is_none() && matches!(s, Step::Check(_)) && seen[i].is_some());
+        let (quick, longest) = waits.pauses(checking);
+        if pause.is_zero() {
+            pause = quick;
+        }
+        pause = if waits.rest(pause, target.interrupt) {
+            quick
+        } else {
+            (pause * 2).min(longest)
+        };
+    };
     let mut results = Vec::new();
-    let mut failed = false;
-    for step in steps(target) {
-        let label = step.label(target);
-        if failed {
-            results.push(look_once(step, target, label));
+    for (i, step) in steps.iter().enumerate() {
+        let label = labels[i].clone();
+        if let Some(detail) = passed[i].take() {
+            results.push(CheckResult {
+                label,
+                outcome: Outcome::Passed(detail),
+                services: vec![],
+            });
             continue;
         }
-        match wait_for(step, target, label, deadline, timeout, &mut progress) {
-            Waited::Done(result) => {
-                failed = !matches!(result.outcome, Outcome::Passed(_));
-                results.push(result);
+        let failed = |detail: String, blame: Blame| CheckResult {
+            label: label.clone(),
+            outcome: Outcome::Failed(detail),
+            services: blame.services(target),
+        };
+        let last = seen[i].take();
+        results.push(match (end, last) {
+            (End::Stopped(first, sig), Some((d, b))) if first == i => {
+                failed(format!("{d} (stopped by {})", interrupt::name(sig)), b)
             }
-            Waited::Stopped(result) => {
-                results.push(result);
-                break;
-            }
-        }
+            (End::Stopped(..), _) => break,
+            (End::GaveUp(first), Some((d, b))) if first == i => failed(
+                format!("{d} (gave up after {:.0}s)", waits.timeout.as_secs_f64()),
+                b,
+            ),
+            (End::Fatal(at), Some((d, b))) if at == i => failed(d, b),
+            _ => look_once(*step, target, label),
+        });
     }
     Report {
         results,
         elapsed: start.elapsed(),
     }
+}
+
+/// How a gate's rounds ended; the index is of the check that ended them.
+#[derive(Clone, Copy)]
+enum End {
+    Passed,
+    Fatal(usize),
+    GaveUp(usize),
+    Stopped(usize, i32),
+}
+
+/// Whether a pool's check can be polled this round: the containers that
+/// publish its port run, healthy where they have a healthcheck. A check
+/// whose port no container publishes waits for every container.
+fn ready_behind(
+    check: &GateCheck,
+    target: &Target<'_>,
+    list: &Result<Vec<Container>>,
+    all_ready: bool,
+) -> bool {
+    if all_ready {
+        return true;
+    }
+    let Some(port) = target.ports.get(check.port()).copied() else {
+        return false;
+    };
+    let Ok(list) = list else { return false };
+    let behind: Vec<&Container> = list
+        .iter()
+        .filter(|c| c.ports.iter().any(|p| p.public == port))
+        .collect();
+    !behind.is_empty()
+        && behind
+            .iter()
+            .all(|c| c.state == "running" && matches!(c.health(), None | Some("healthy")))
 }
 
 /// Waits until `service` has its containers, running and healthy where
@@ -296,19 +427,13 @@ pub(crate) fn wait_for_service(
 ) -> Result<String, (String, Vec<String>)> {
     let step = Step::Service(service);
     let label = step.label(target);
-    let waited = wait_for(
-        step,
-        target,
-        label,
-        deadline.at,
-        deadline.timeout,
-        &mut |event| {
-            // The step's own line says it passed.
-            if let Event::Waiting(_) = event {
-                progress(event);
-            }
-        },
-    );
+    let waits = Waits::new(target, deadline.at, deadline.timeout);
+    let waited = wait_for(step, target, label, &waits, &mut |event| {
+        // The step's own line says it passed.
+        if let Event::Waiting(_) = event {
+            progress(event);
+        }
+    });
     let (Waited::Done(result) | Waited::Stopped(result)) = waited;
     match result.outcome {
         Outcome::Passed(detail) => Ok(detail),
@@ -341,17 +466,88 @@ enum Waited {
     Stopped(CheckResult),
 }
 
-/// Polls one check, each pause longer than the last, until it passes, fails
-/// for good, the deadline passes or a signal comes.
+/// How long the checks may be waited for, and what wakes a wait early.
+struct Waits<'t> {
+    deadline: Instant,
+    timeout: Duration,
+    engine: &'t Engine,
+    project: &'t str,
+    /// The engine's events about the project's containers, where it offers
+    /// them: asked for at the first wait (a stack that passes at once needs
+    /// none), from a second before on, so nothing since that look is missed.
+    watch: std::cell::OnceCell<Option<Watch>>,
+}
+
+impl<'t> Waits<'t> {
+    fn new(target: &Target<'t>, deadline: Instant, timeout: Duration) -> Waits<'t> {
+        Waits {
+            deadline,
+            timeout,
+            engine: target.engine,
+            project: target.project,
+            watch: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn watch(&self) -> Option<&Watch> {
+        self.watch
+            .get_or_init(|| self.engine.watch(self.project))
+            .as_ref()
+    }
+
+    /// The pauses between two polls: the first, and the longest; quicker
+    /// while one of the pool's checks is being polled.
+    ///
+    /// Containers change state only with an engine event: with events, a
+    /// poll follows each one at once (and a few more, quickly, in case the
+    /// engine's list lags behind its event), and a slow poll stands in for
+    /// an event missed. Without events, polls back off to 200 ms. The pool's
+    /// checks ask the service itself, which no event announces: a poll of
+    /// one costs well under a millisecond, so they are polled quickly.
+    fn pauses(&self, checking: bool) -> (Duration, Duration) {
+        let ms = Duration::from_millis;
+        match (checking, self.watch()) {
+            (true, _) => (ms(10), ms(100)),
+            (_, Some(_)) => (ms(10), ms(1000)),
+            (_, None) => (ms(50), ms(200)),
+        }
+    }
+
+    /// Rests up to `pause` (never past the deadline), in steps short enough
+    /// to notice a signal; true when an engine event cut it short.
+    fn rest(&self, pause: Duration, interrupt: Option<&Interrupt>) -> bool {
+        const SLICE: Duration = Duration::from_millis(200);
+        let until = (Instant::now() + pause).min(self.deadline);
+        loop {
+            let now = Instant::now();
+            if now >= until || interrupt.and_then(Interrupt::signal).is_some() {
+                return false;
+            }
+            let slice = (until - now).min(SLICE);
+            match self.watch() {
+                Some(w) => {
+                    if w.wait(slice) {
+                        return true;
+                    }
+                }
+                None => std::thread::sleep(slice),
+            }
+        }
+    }
+}
+
+/// Polls one check until it passes, fails for good, the deadline passes or
+/// a signal comes; between polls, waits for the engine's next event or a
+/// pause longer than the last.
 fn wait_for(
     step: Step<'_>,
     target: &Target<'_>,
     label: String,
-    deadline: Instant,
-    timeout: Duration,
+    waits: &Waits<'_>,
     progress: &mut impl FnMut(Event<'_>),
 ) -> Waited {
-    let mut pause = Duration::from_millis(50);
+    // Set at the first wait, when the engine's events are asked for.
+    let mut pause = Duration::ZERO;
     loop {
         match step.poll(target) {
             Poll::Pass(detail) => {
@@ -381,33 +577,45 @@ fn wait_for(
                         services: blame.services(target),
                     });
                 }
-                let now = Instant::now();
-                if now >= deadline {
-                    let detail = format!("{detail} (gave up after {:.0}s)", timeout.as_secs_f64());
+                if Instant::now() >= waits.deadline {
+                    let detail = format!(
+                        "{detail} (gave up after {:.0}s)",
+                        waits.timeout.as_secs_f64()
+                    );
                     return Waited::Done(CheckResult {
                         label,
                         outcome: Outcome::Failed(detail),
                         services: blame.services(target),
                     });
                 }
-                std::thread::sleep(pause.min(deadline - now));
-                // A poll costs about a millisecond; a long pause would only
-                // report readiness late.
-                pause = (pause * 2).min(Duration::from_millis(200));
+                let (first, longest) = waits.pauses(matches!(step, Step::Check(_)));
+                if pause.is_zero() {
+                    pause = first;
+                }
+                pause = if waits.rest(pause, target.interrupt) {
+                    first
+                } else {
+                    (pause * 2).min(longest)
+                };
             }
         }
     }
 }
 
 fn containers(target: &Target<'_>) -> Poll {
-    let list = match target.engine.containers(Some(target.project)) {
+    containers_in(target, &target.engine.containers(Some(target.project)))
+}
+
+/// The containers step, on a list the round has already asked for.
+fn containers_in(target: &Target<'_>, list: &Result<Vec<Container>>) -> Poll {
+    let list = match list {
         Ok(l) => l,
         Err(e) => return Poll::Wait(format!("{e:#}"), Blame::Services(vec![])),
     };
     if list.is_empty() {
         return Poll::Wait("no containers yet".into(), Blame::Services(vec![]));
     }
-    let missing = missing(&list, target.services);
+    let missing = missing(list, target.services);
     if !missing.is_empty() {
         let what: Vec<String> = missing.iter().map(|s| format!("`{s}`")).collect();
         return Poll::Wait(
@@ -416,7 +624,7 @@ fn containers(target: &Target<'_>) -> Poll {
         );
     }
     let mut waiting = Vec::new();
-    for c in &list {
+    for c in list {
         match (c.state.as_str(), c.exit_code(), c.health()) {
             ("running", _, None | Some("healthy")) => {}
             // A one-shot service that finished its job.
@@ -618,7 +826,7 @@ enum Inside {
 
 fn inside(target: &Target<'_>, port: u16) -> Inside {
     // Only a local engine's containers are on this host's networks.
-    if !matches!(target.engine, Engine::Socket(_)) {
+    if !matches!(target.engine, Engine::Api(e) if e.is_unix()) {
         return Inside::Unknown;
     }
     let Ok(list) = target.engine.containers(Some(target.project)) else {

@@ -10,10 +10,8 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -23,8 +21,11 @@ use crate::error::fail;
 use crate::http;
 use crate::owner::{LeftAlone, Owner, Survey};
 
+pub(crate) mod api;
 pub(crate) mod images;
 pub(crate) mod placement;
+
+pub(crate) use api::{Endpoint, Watch};
 pub(crate) use placement::{EngineSpec, LOCAL};
 
 pub(crate) const PROJECT_LABEL: &str = "com.docker.compose.project";
@@ -191,18 +192,19 @@ pub(crate) struct Cleared {
 /// How we reach the engine.
 #[derive(Debug, Clone)]
 pub(crate) enum Engine {
-    /// The engine API on a local unix socket.
-    Socket(PathBuf),
-    /// The docker CLI, with docker's global flags.
+    /// The engine API, asked directly: a unix socket or a plain tcp endpoint.
+    Api(Endpoint),
+    /// The docker CLI, with docker's global flags: ssh, TLS, anything else.
     Cli(Docker),
 }
 
 impl Engine {
     /// Decides how to reach the engine docker would use, with its globals, in
     /// docker's own order: `--context`, then `-H`, then `$DOCKER_HOST`, then
-    /// `$DOCKER_CONTEXT`, then the config's `currentContext`.
+    /// `$DOCKER_CONTEXT`, then the config's `currentContext`. A context is
+    /// looked up in docker's context store: one whose endpoint is a unix
+    /// socket or plain tcp is asked directly, like the default engine.
     pub(crate) fn new(docker: &Docker) -> Engine {
-        let socket = Engine::Socket;
         let cli = || Engine::Cli(docker.clone());
         if docker.has_global(&[
             "--tls",
@@ -213,47 +215,59 @@ impl Engine {
         ]) {
             return cli();
         }
+        let direct = |endpoint: Option<Endpoint>| endpoint.map_or_else(cli, Engine::Api);
+        let in_store = |name: &str| {
+            docker
+                .config_dir()
+                .and_then(|dir| api::context_endpoint(&dir, name))
+        };
         let context_flag = docker.global(&["-c", "--context"]);
-        if context_flag.as_deref().is_some_and(|c| c != "default") {
-            return cli();
+        if let Some(name) = context_flag.as_deref().filter(|c| *c != "default") {
+            return direct(in_store(name));
         }
         let host = docker
             .global(&["-H", "--host"])
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
         if let Some(host) = host {
-            return match host.strip_prefix("unix://") {
-                Some(path) => socket(PathBuf::from(path)),
-                None => cli(),
+            // TLS from the environment belongs to a tcp host.
+            let tls = ["DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+            return match Endpoint::parse(&host) {
+                Some(Endpoint::Tcp(_)) if tls => cli(),
+                endpoint => direct(endpoint),
             };
         }
         if context_flag.is_some() {
-            return socket(PathBuf::from(DEFAULT_SOCKET));
+            return Engine::Api(Endpoint::Unix(PathBuf::from(DEFAULT_SOCKET)));
         }
         let context = std::env::var("DOCKER_CONTEXT")
             .ok()
             .or_else(|| current_context(docker));
         match context.as_deref() {
-            None | Some("" | "default") => socket(PathBuf::from(DEFAULT_SOCKET)),
-            Some(_) => cli(),
+            None | Some("" | "default") => {
+                Engine::Api(Endpoint::Unix(PathBuf::from(DEFAULT_SOCKET)))
+            }
+            Some(name) => direct(in_store(name)),
         }
     }
 
     /// Where queries go, for `doctor`.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Engine::Socket(path) => format!("the engine API at unix://{}", path.display()),
-            Engine::Cli(_) => "the docker CLI (a remote host or another context)".to_owned(),
+            Engine::Api(endpoint) => format!("the engine API at {}", endpoint.shown()),
+            Engine::Cli(_) => "the docker CLI (an ssh or TLS host)".to_owned(),
         }
     }
 
     /// Fails with a clear message when no engine answers.
     pub(crate) fn ping(&self) -> Result<()> {
         match self {
-            Engine::Socket(path) => {
-                let r = api(path, "GET", "/_ping")?;
+            Engine::Api(endpoint) => {
+                let r = api(endpoint, "GET", "/_ping")?;
                 if r.status != 200 {
                     return Err(no_engine(
-                        &format!("unix://{}", path.display()),
+                        &endpoint.shown(),
                         &anyhow::anyhow!("/_ping answered {}", r.status),
                     ));
                 }
@@ -277,11 +291,62 @@ impl Engine {
         }
     }
 
+    /// The engine's events about the containers of `project` from a second
+    /// ago on (so none between a look at them and the watch is missed):
+    /// container created, started, stopped, died, removed, or its health
+    /// changed. `None` when the engine cannot be watched; the caller polls.
+    pub(crate) fn watch(&self, project: &str) -> Option<Watch> {
+        const ACTIONS: [&str; 9] = [
+            "create",
+            "start",
+            "restart",
+            "die",
+            "stop",
+            "kill",
+            "destroy",
+            "oom",
+            "health_status",
+        ];
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64()
+            - 1.0;
+        let label = format!("{PROJECT_LABEL}={project}");
+        match self {
+            Engine::Api(endpoint) => {
+                let filters = serde_json::json!({
+                    "type": ["container"],
+                    "label": [label],
+                    "event": ACTIONS,
+                });
+                endpoint.events(since, &filters).ok()
+            }
+            Engine::Cli(docker) => {
+                let mut cmd = docker.command();
+                cmd.args(["events", "--since", &format!("{since:.3}")])
+                    .args(["--filter", "type=container", "--filter"])
+                    .arg(format!("label={label}"));
+                for a in ACTIONS {
+                    cmd.args(["--filter", &format!("event={a}")]);
+                }
+                let child = cmd
+                    .args(["--format", "{{.Action}}"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .ok()?;
+                Watch::of_child(child).ok()
+            }
+        }
+    }
+
     /// Compose containers, running or not; of one project, or of all.
     pub(crate) fn containers(&self, project: Option<&str>) -> Result<Vec<Container>> {
         let filter = label_filter(project);
         match self {
-            Engine::Socket(socket) => {
+            Engine::Api(socket) => {
                 let v = api_json(
                     socket,
                     &format!(
@@ -313,7 +378,7 @@ impl Engine {
     pub(crate) fn volumes(&self, project: Option<&str>) -> Result<Vec<Resource>> {
         let filter = label_filter(project);
         match self {
-            Engine::Socket(socket) => {
+            Engine::Api(socket) => {
                 let v = api_json(
                     socket,
                     &format!("/volumes?filters={}", encode(&api_filters(&filter))),
@@ -337,7 +402,7 @@ impl Engine {
     pub(crate) fn networks(&self, project: Option<&str>) -> Result<Vec<Resource>> {
         let filter = label_filter(project);
         match self {
-            Engine::Socket(socket) => {
+            Engine::Api(socket) => {
                 let v = api_json(
                     socket,
                     &format!("/networks?filters={}", encode(&api_filters(&filter))),
@@ -365,7 +430,7 @@ impl Engine {
     /// Every network of the engine, compose's or not, with its subnets.
     pub(crate) fn all_networks(&self) -> Result<Vec<crate::pool::subnets::EngineNetwork>> {
         let listed = match self {
-            Engine::Socket(socket) => api_json(socket, "/networks")?,
+            Engine::Api(socket) => api_json(socket, "/networks")?,
             Engine::Cli(docker) => {
                 let out = docker
                     .command()
@@ -403,29 +468,30 @@ impl Engine {
 
     /// The addresses of a container on its networks (`docker inspect`).
     pub(crate) fn addresses(&self, id: &str) -> Result<Vec<Address>> {
-        let networks = match self {
-            Engine::Socket(socket) => api_json(
-                socket,
-                &format!("/containers/{}/json", encode(id)),
-            )?["NetworkSettings"]["Networks"]
-                .take(),
-            Engine::Cli(docker) => {
-                let out = docker
-                    .command()
-                    .args(["inspect", "--type", "container"])
-                    .args(["--format", "{{json .NetworkSettings.Networks}}", id])
-                    .output()
-                    .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
-                if !out.status.success() {
-                    bail!(
-                        "`docker inspect {id}` failed: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    );
+        let networks =
+            match self {
+                Engine::Api(socket) => api_json(
+                    socket,
+                    &format!("/containers/{}/json", encode(id)),
+                )?["NetworkSettings"]["Networks"]
+                    .take(),
+                Engine::Cli(docker) => {
+                    let out = docker
+                        .command()
+                        .args(["inspect", "--type", "container"])
+                        .args(["--format", "{{json .NetworkSettings.Networks}}", id])
+                        .output()
+                        .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+                    if !out.status.success() {
+                        bail!(
+                            "`docker inspect {id}` failed: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        );
+                    }
+                    serde_json::from_slice(&out.stdout)
+                        .with_context(|| format!("`docker inspect {id}` printed invalid JSON"))?
                 }
-                serde_json::from_slice(&out.stdout)
-                    .with_context(|| format!("`docker inspect {id}` printed invalid JSON"))?
-            }
-        };
+            };
         Ok(parse_addresses(&networks))
     }
 
@@ -468,7 +534,7 @@ impl Engine {
     /// The name of every volume the engine has: what existed before an `up`.
     pub(crate) fn volume_names(&self) -> Result<BTreeSet<String>> {
         match self {
-            Engine::Socket(socket) => {
+            Engine::Api(socket) => {
                 let v = api_json(socket, "/volumes")?;
                 Ok(v["Volumes"]
                     .as_array()
@@ -543,7 +609,7 @@ impl Engine {
     fn remove(&self, kind: &str, id: &str) -> Result<()> {
         let noun = kind.trim_end_matches("-only");
         match self {
-            Engine::Socket(socket) => {
+            Engine::Api(socket) => {
                 let path = match kind {
                     "container" => format!("/containers/{id}?force=1&v=1"),
                     "container-only" => format!("/containers/{id}?force=1"),
@@ -583,17 +649,14 @@ impl Engine {
 
 /// A request to the engine API on `socket`; not reaching it at all is "no
 /// engine".
-fn api(socket: &Path, method: &str, path: &str) -> Result<http::Response> {
-    let send = || -> Result<http::Response> {
-        let stream = UnixStream::connect(socket)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        http::request(stream, method, "docker", path)
-    };
-    send().map_err(|e| no_engine(&format!("unix://{}", socket.display()), &e))
+fn api(endpoint: &Endpoint, method: &str, path: &str) -> Result<http::Response> {
+    endpoint
+        .request(method, path)
+        .map_err(|e| no_engine(&endpoint.shown(), &e))
 }
 
 /// A GET of the engine API that answers JSON.
-fn api_json(socket: &Path, path: &str) -> Result<Value> {
+fn api_json(socket: &Endpoint, path: &str) -> Result<Value> {
     let r = api(socket, "GET", path)?;
     if r.status != 200 {
         bail!(
@@ -954,20 +1017,29 @@ mod tests {
     }
 
     #[test]
-    fn a_unix_host_uses_the_socket_and_others_the_cli() {
+    fn sockets_and_plain_tcp_are_asked_directly_and_others_through_the_cli() {
         assert!(
-            matches!(Engine::new(&docker(&["-H", "unix:///tmp/d.sock"])), Engine::Socket(path) if path == Path::new("/tmp/d.sock"))
+            matches!(Engine::new(&docker(&["-H", "unix:///tmp/d.sock"])), Engine::Api(Endpoint::Unix(path)) if path == Path::new("/tmp/d.sock"))
+        );
+        assert!(
+            matches!(Engine::new(&docker(&["-H", "tcp://10.0.0.1:2375"])), Engine::Api(Endpoint::Tcp(a)) if a == "10.0.0.1:2375")
         );
         assert!(matches!(
-            Engine::new(&docker(&["-H", "tcp://10.0.0.1:2375"])),
+            Engine::new(&docker(&["-H", "ssh://me@far"])),
             Engine::Cli(_)
         ));
         assert!(matches!(
             Engine::new(&docker(&["-H", "unix:///s", "--tlsverify"])),
             Engine::Cli(_)
         ));
+        // A context that docker's store does not have is docker's to handle.
         assert!(matches!(
-            Engine::new(&docker(&["--context", "remote"])),
+            Engine::new(&docker(&[
+                "--config",
+                "/nonexistent",
+                "--context",
+                "remote"
+            ])),
             Engine::Cli(_)
         ));
     }

@@ -298,9 +298,16 @@ pub(crate) fn candidates<'e>(
 }
 
 /// The host of a context's tcp or ssh endpoint (`tcp://h:2375`,
-/// `ssh://user@h:22`), as docker's context store says.
+/// `ssh://user@h:22`), as docker's context store says (read directly, else
+/// asked of the docker CLI).
 fn context_host(docker: &Docker) -> Option<String> {
     let context = docker.global(&["-c", "--context"])?;
+    if let Some(host) = docker
+        .config_dir()
+        .and_then(|dir| super::api::context_host(&dir, &context))
+    {
+        return endpoint_host(&host);
+    }
     let out = docker
         .command()
         .args([

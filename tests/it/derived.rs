@@ -64,7 +64,7 @@ impl Pool {
         let mut cmd = self.ctx.cmd();
         self.fake.apply(&mut cmd);
         cmd.current_dir(dir)
-            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+            .env("DOCKER_HOST", "ssh://fake-engine")
             .env(
                 "DOCKER_SANDBOX_CONFIG",
                 self.ctx.cwd.join("docker-sandbox.toml"),

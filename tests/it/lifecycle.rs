@@ -91,13 +91,13 @@ impl Sandbox {
         self.ctx.cwd.join("docker-sandbox.toml")
     }
 
-    /// The plugin run in `dir`; a tcp DOCKER_HOST makes it use the docker CLI
+    /// The plugin run in `dir`; an ssh DOCKER_HOST makes it use the docker CLI
     /// (our fake) for engine queries. Other worktrees share the project file.
     fn cmd_in(&self, dir: &Path, args: &[&str]) -> Command {
         let mut cmd = self.ctx.cmd();
         self.fake.apply(&mut cmd);
         cmd.current_dir(dir)
-            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+            .env("DOCKER_HOST", "ssh://fake-engine")
             .args(args);
         if dir != self.ctx.cwd {
             cmd.env("DOCKER_SANDBOX_CONFIG", self.project_file());
@@ -819,10 +819,10 @@ fn the_docker_that_ran_the_plugin_runs_the_children() {
     // Not on PATH: only DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND names it.
     let other = sb.ctx.root.join("docker-cli/docker");
     write_script(&other);
-    let mut cmd = sb.cmd(&["-H", "tcp://10.9.9.9:2375", "sandbox", "up", "--no-wait"]);
+    let mut cmd = sb.cmd(&["-H", "ssh://me@10.9.9.9", "sandbox", "up", "--no-wait"]);
     cmd.env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", &other);
     TestContext::run_cmd(cmd).success();
-    let l = sb.lines_with(other.to_str().unwrap(), &["-H", "tcp://10.9.9.9:2375"]);
+    let l = sb.lines_with(other.to_str().unwrap(), &["-H", "ssh://me@10.9.9.9"]);
     assert_calls(&sb.calls(), &fresh_up(&l, 1, UP));
 }
 
@@ -855,12 +855,12 @@ fn a_standalone_compose_gets_docker_globals_as_environment() {
     assert_eq!(env.get("DOCKER_HOST"), None);
 
     // `-H` becomes DOCKER_HOST, over the one the plugin inherited.
-    let mut cmd = sb.cmd(&["-H", "tcp://x:1", "sandbox", "down"]);
+    let mut cmd = sb.cmd(&["-H", "ssh://x", "sandbox", "down"]);
     cmd.env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker")
         .env("DOCKER_SANDBOX_COMPOSE", &compose);
     TestContext::run_cmd(cmd).success();
     let l = sb
-        .lines_with(sb.fake.docker.to_str().unwrap(), &["-H", "tcp://x:1"])
+        .lines_with(sb.fake.docker.to_str().unwrap(), &["-H", "ssh://x"])
         .standalone(&compose);
     assert_calls(
         &sb.calls(),
@@ -871,10 +871,7 @@ fn a_standalone_compose_gets_docker_globals_as_environment() {
         ],
     );
     let env = sb.fake.compose_env();
-    assert_eq!(
-        env.get("DOCKER_HOST").map(String::as_str),
-        Some("tcp://x:1")
-    );
+    assert_eq!(env.get("DOCKER_HOST").map(String::as_str), Some("ssh://x"));
     assert_eq!(env.get("DOCKER_CONTEXT"), None);
 }
 

@@ -10,7 +10,7 @@ use crate::lifecycle::{port_block, ports_toml};
 use crate::support::*;
 
 /// A provisioned pool in a git repository with a fake docker on PATH, reached
-/// through the docker CLI (a tcp DOCKER_HOST).
+/// through the docker CLI (an ssh DOCKER_HOST).
 struct Sandbox {
     ctx: TestContext,
     fake: FakeDocker,
@@ -31,7 +31,7 @@ impl Sandbox {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = self.ctx.cmd();
         self.fake.apply(&mut cmd);
-        cmd.env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        cmd.env("DOCKER_HOST", "ssh://fake-engine")
             .env(
                 "DOCKER_SANDBOX_CONFIG",
                 self.ctx.cwd.join("docker-sandbox.toml"),
@@ -452,7 +452,7 @@ fn home_unset_is_fine_when_docker_sandbox_home_is_set() {
         let mut cmd = ctx.cmd();
         cmd.args(args)
             .env_remove("HOME")
-            .env("DOCKER_HOST", "tcp://127.0.0.1:1");
+            .env("DOCKER_HOST", "ssh://fake-engine");
         let run = TestContext::run_cmd(cmd);
         assert!(
             !run.stderr.contains("HOME is not set"),
@@ -586,7 +586,7 @@ fn on_a_terminal(ctx: &TestContext, cols: u16, columns: Option<&str>, args: &str
     };
     cmd.args([
         "-qec",
-        &format!("stty cols {cols} rows 0; {columns}; DOCKER_HOST=tcp://127.0.0.1:1 {BIN} {args}"),
+        &format!("stty cols {cols} rows 0; {columns}; DOCKER_HOST=ssh://fake-engine {BIN} {args}"),
         "/dev/null",
     ]);
     let run = TestContext::run_cmd(cmd).success();
@@ -786,7 +786,7 @@ fn compose_progress_is_shown_on_a_terminal() {
     chatty_compose(&sb);
     let mut cmd = sb.ctx.command("script");
     sb.fake.apply(&mut cmd);
-    cmd.env("DOCKER_HOST", "tcp://127.0.0.1:1")
+    cmd.env("DOCKER_HOST", "ssh://fake-engine")
         .env(
             "DOCKER_SANDBOX_CONFIG",
             sb.ctx.cwd.join("docker-sandbox.toml"),

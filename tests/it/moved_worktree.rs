@@ -52,7 +52,7 @@ impl Moved {
         let mut cmd = self.ctx.cmd();
         self.fake.apply(&mut cmd);
         cmd.current_dir(dir)
-            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+            .env("DOCKER_HOST", "ssh://fake-engine")
             .args(args);
         cmd
     }

@@ -213,7 +213,7 @@ fn a_held_slot_lock_makes_gc_say_it_waits_then_time_out() {
     let mut cmd = ctx.cmd();
     fake.apply(&mut cmd);
     cmd.arg("gc")
-        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .env("DOCKER_HOST", "ssh://fake-engine")
         .env("DOCKER_SANDBOX_LOCK_TIMEOUT", "1");
     let run = TestContext::run_cmd(cmd).code(1);
     holder.kill().unwrap();

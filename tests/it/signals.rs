@@ -63,7 +63,7 @@ impl Claimed {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = self.ctx.cmd();
         self.fake.apply(&mut cmd);
-        cmd.env("DOCKER_HOST", "tcp://127.0.0.1:1").args(args);
+        cmd.env("DOCKER_HOST", "ssh://fake-engine").args(args);
         cmd
     }
 
