@@ -132,7 +132,7 @@ impl Pool {
         cmd.env("FAKE_IMAGES", &self.images)
             .env("REAL_COMPOSE", real_compose_v2())
             // The docker CLI (the fake) for every engine query.
-            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+            .env("DOCKER_HOST", "ssh://fake-engine")
             .env_remove("COMPOSE_PROFILES")
             .args(args);
         cmd
