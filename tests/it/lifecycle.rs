@@ -2794,3 +2794,39 @@ fn a_slot_with_more_networks_than_its_block_holds_is_refused() {
 fn has(text: &str, needle: &str) {
     assert!(text.contains(needle), "`{needle}` is not in:\n{text}");
 }
+
+/// Compose discovery is kept between runs while the programs that answered
+/// are the same: a second `up` asks nothing, a changed docker CLI (or a
+/// different `DOCKER_SANDBOX_COMPOSE`) is asked again.
+#[test]
+fn compose_discovery_is_kept_until_the_programs_change() {
+    let sb = Sandbox::new();
+    let cache = sb.ctx.root.join("cache");
+    let up = |extra: &[(&str, &str)]| {
+        let mut cmd = sb.cmd(&["up", "--no-wait"]);
+        cmd.env_remove("DOCKER_SANDBOX_COMPOSE_CACHE")
+            .env("XDG_CACHE_HOME", &cache);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        TestContext::run_cmd(cmd).success();
+        let l = sb.lines();
+        sb.calls().contains(&l.compose_version())
+    };
+    assert!(up(&[]), "the first run asks compose");
+    let kept = std::fs::read_to_string(cache.join("docker-sandbox/compose.json")).unwrap();
+    assert!(kept.contains("\"version\": \"2.29.7\""), "{kept}");
+    assert!(!up(&[]), "the second run uses what was found");
+    // A docker CLI that changed, as an upgrade changes it.
+    let fake = std::fs::read_to_string(&sb.fake.docker).unwrap();
+    std::fs::write(&sb.fake.docker, format!("{fake}\n# upgraded\n")).unwrap();
+    assert!(up(&[]), "a changed docker CLI is asked again");
+    assert!(!up(&[]));
+    assert!(up(&[("DOCKER_SANDBOX_COMPOSE", "plugin")]));
+    // Off: asked every time.
+    let mut cmd = sb.cmd(&["up", "--no-wait"]);
+    cmd.env("DOCKER_SANDBOX_COMPOSE_CACHE", "0")
+        .env("XDG_CACHE_HOME", &cache);
+    TestContext::run_cmd(cmd).success();
+    assert!(sb.calls().contains(&sb.lines().compose_version()));
+}

@@ -111,6 +111,10 @@ impl TestContext {
             .env_remove("DOCKER_CONTEXT")
             .env_remove("DOCKER_CONFIG")
             .env_remove("DOCKER_SANDBOX_SUBNETS")
+            // The fake docker answers `compose version` as each test says, not
+            // by its files: every command asks it (a test of the cache says
+            // otherwise).
+            .env("DOCKER_SANDBOX_COMPOSE_CACHE", "0")
             // No test meets this machine's engine (its networks would decide
             // whether `provision` accepts the pool's subnets) nor its routes:
             // a test that wants an engine gives its own.

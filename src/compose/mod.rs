@@ -13,6 +13,8 @@ use anyhow::{Context, Result};
 use crate::engine::Docker;
 use crate::error::fail;
 
+mod known;
+
 /// Which compose program runs the verbs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Program {
@@ -52,8 +54,19 @@ pub(crate) struct Project {
 impl Compose {
     /// Finds compose: `DOCKER_SANDBOX_COMPOSE` if set (`plugin` for `docker
     /// compose`, else a standalone binary's name or path), else `docker compose
-    /// version --short`, else `docker-compose`.
+    /// version --short`, else `docker-compose`; what was found before is
+    /// reused while the programs that answered are the same (`known`).
     pub(crate) fn discover(docker: &Docker) -> Result<Compose> {
+        if let Some(known) = known::recall(docker) {
+            return Ok(known);
+        }
+        let found = Self::ask(docker)?;
+        known::keep(&found);
+        Ok(found)
+    }
+
+    /// Discovery itself: asks each candidate its version.
+    fn ask(docker: &Docker) -> Result<Compose> {
         match std::env::var_os("DOCKER_SANDBOX_COMPOSE").filter(|v| !v.is_empty()) {
             Some(choice) if choice == "plugin" => Self::plugin(docker).ok_or_else(|| {
                 fail(
