@@ -111,11 +111,11 @@ impl Endpoint {
             "/events?since={since:.3}&filters={}",
             super::encode(&filters.to_string())
         );
-        write!(
-            writer,
-            "GET {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: docker-sandbox\r\n\r\n"
-        )
-        .context("failed to ask for the engine's events")?;
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: docker-sandbox\r\n\r\n");
+        writer
+            .write_all(request.as_bytes())
+            .context("failed to ask for the engine's events")?;
         stream.set_read_timeout(Some(CONNECT))?;
         let mut reader = BufReader::new(stream);
         let mut status = String::new();
@@ -320,26 +320,17 @@ mod tests {
 
     #[test]
     fn endpoints_parse_as_docker_writes_them() {
-        assert_eq!(
-            Endpoint::parse("unix:///var/run/docker.sock"),
-            Some(Endpoint::Unix("/var/run/docker.sock".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("tcp://10.0.0.2:2375"),
-            Some(Endpoint::Tcp("10.0.0.2:2375".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("tcp://h"),
-            Some(Endpoint::Tcp("h:2375".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("tcp://[::1]:2376/"),
-            Some(Endpoint::Tcp("[::1]:2376".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("tcp://[::1]"),
-            Some(Endpoint::Tcp("[::1]:2375".into()))
-        );
+        let unix = |p: &str| Some(Endpoint::Unix(p.into()));
+        let tcp = |a: &str| Some(Endpoint::Tcp(a.into()));
+        for (host, want) in [
+            ("unix:///var/run/docker.sock", unix("/var/run/docker.sock")),
+            ("tcp://10.0.0.2:2375", tcp("10.0.0.2:2375")),
+            ("tcp://h", tcp("h:2375")),
+            ("tcp://[::1]:2376/", tcp("[::1]:2376")),
+            ("tcp://[::1]", tcp("[::1]:2375")),
+        ] {
+            assert_eq!(Endpoint::parse(host), want, "{host}");
+        }
         for cli in [
             "ssh://root@h",
             "npipe:////./pipe/docker",
@@ -403,9 +394,15 @@ mod tests {
         assert!(watch.wait(Duration::from_secs(60)));
         // The engine closing the stream: waits are plain sleeps from then on.
         drop(say);
-        while watch.wait(Duration::from_millis(10)) {}
+        let since = std::time::Instant::now();
+        while watch.alive.get() {
+            watch.wait(Duration::from_millis(10));
+            assert!(
+                since.elapsed() < Duration::from_secs(60),
+                "the end went unseen"
+            );
+        }
         assert!(!watch.wait(Duration::from_millis(10)));
-        assert!(!watch.alive.get());
     }
 
     #[test]
@@ -415,8 +412,11 @@ mod tests {
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 512];
-            let _ = s.read(&mut buf);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
             let _ = s.write_all(b"HTTP/1.0 404 Not Found\r\n\r\npage not found");
         });
         let err = Endpoint::Unix(path)

@@ -437,11 +437,7 @@ fn published_on(e: &Engines, context: &str, project: &str) -> Vec<String> {
 fn an_adopted_pools_slot_on_another_engine_answers_on_its_address() {
     let e = engines();
     let _shared = e.shared();
-    let mut w = World::bare(37, Compose::V2);
-    w.pool = "remote37".to_owned();
-    w.state = w.home.join(".local/state/docker-sandbox/remote37");
-    w.cleanup();
-    clean_pool(e, &w.pool);
+    let w = adopted_world(e, 37);
     let b = w.base;
     std::fs::write(w.repo.join("compose.yaml"), adopted_compose_file(b)).unwrap();
     let slots: String = (1..=SLOTS).map(|s| format!("{s} = \"light\"\n")).collect();
@@ -517,11 +513,7 @@ fn an_adopted_pools_slot_on_another_engine_answers_on_its_address() {
 fn a_bind_of_the_worktree_follows_the_engines_path_map() {
     let e = engines();
     let _shared = e.shared();
-    let mut w = World::bare(38, Compose::V2);
-    w.pool = "remote38".to_owned();
-    w.state = w.home.join(".local/state/docker-sandbox/remote38");
-    w.cleanup();
-    clean_pool(e, &w.pool);
+    let w = adopted_world(e, 38);
     let b = w.base;
     std::fs::write(
         w.repo.join("compose.yaml"),
@@ -685,4 +677,17 @@ fn a_route_of_another_engines_host_refuses_an_overlapping_range_there_only() {
         !String::from_utf8_lossy(&routes.stdout).contains("10.139."),
         "the route is gone from dse1"
     );
+}
+
+/// A world of test `n` for an adopted pool `remote<n>` (no templates: its
+/// state in the platform's folder), clean on every engine.
+fn adopted_world(e: &Engines, n: u32) -> World {
+    let mut w = World::bare(n, Compose::V2);
+    w.pool = format!("remote{n}");
+    w.state = w
+        .home
+        .join(format!(".local/state/docker-sandbox/remote{n}"));
+    w.cleanup();
+    clean_pool(e, &w.pool);
+    w
 }
