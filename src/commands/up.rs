@@ -135,10 +135,13 @@ pub(crate) fn exec(ctx: &Ctx, opts: Options) -> Result<u8> {
         project: project(&pool, slot, &worktree),
     };
     let containers = engine.containers(None)?;
-    let host = up.check_slot_is_free(&containers)?;
+    up.refuse_a_foreign_stack(&containers)?;
     if let Some(report) = up.already_up(&containers) {
         return up.finish("already-up", &report.results);
     }
+    // Only a stack about to start needs its ports free (on another engine,
+    // asking costs a container there).
+    let host = up.check_ports_are_free(&containers)?;
     up.start_stack(&host)
 }
 
@@ -222,16 +225,26 @@ impl Up<'_> {
         }
     }
 
-    /// Another registry's stack on the slot, or a port of it that something
-    /// else holds, stops `up` before it starts anything. What was found
-    /// taken on the engine's host (and, on another host, its routes).
-    fn check_slot_is_free(&self, containers: &[Container]) -> Result<claim::Taken> {
-        let slot = self.slot;
-        if let Some(e) =
-            claim::foreign_stack(self.pool, &self.claimed.owner, slot, containers, self.cmd)
-        {
-            return Err(e);
+    /// Another registry's stack on the slot stops `up` before it looks at
+    /// anything else.
+    fn refuse_a_foreign_stack(&self, containers: &[Container]) -> Result<()> {
+        match claim::foreign_stack(
+            self.pool,
+            &self.claimed.owner,
+            self.slot,
+            containers,
+            self.cmd,
+        ) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
+    }
+
+    /// A port of the slot that something else holds stops `up` before it
+    /// starts anything. What was found taken on the engine's host (and, on
+    /// another host, its routes).
+    fn check_ports_are_free(&self, containers: &[Container]) -> Result<claim::Taken> {
+        let slot = self.slot;
         let taken = claim::Taken::of(&self.route.spec, &self.route.docker, containers)?;
         let busy = claim::busy_ports(self.pool, &self.claimed.record, containers, &taken);
         if !busy.is_empty() {
