@@ -188,14 +188,28 @@ fn subnets_check(ctx: &Ctx, pool: &Pool, live: Option<&Engine>) -> Check {
         .and_then(|r| r.id)
         .unwrap_or_default();
     let slots: Vec<u32> = pool.slots.keys().copied().collect();
-    match super::subnet_conflicts(pool, engine, &crate::claim::Taken::Local, &registry, &slots) {
-        Ok(found) if found.is_empty() => check(
+    let found = if pool.engines.len() > 1 {
+        every_engines_conflicts(ctx, pool, &registry, &slots)
+    } else {
+        super::subnet_conflicts(pool, engine, &crate::claim::Taken::Local, &registry, &slots)
+            .map(|found| (found, Vec::new()))
+    };
+    let found = found.map(|(found, unasked)| {
+        let unasked = if unasked.is_empty() {
+            String::new()
+        } else {
+            format!(" (not checked on {}: no answer)", unasked.join(", "))
+        };
+        (found, unasked)
+    });
+    match found {
+        Ok((found, unasked)) if found.is_empty() => check(
             "subnets",
             Level::Ok,
-            format!("{layout}; no other network or route overlaps it"),
+            format!("{layout}; no other network or route overlaps it{unasked}"),
             None,
         ),
-        Ok(found) => {
+        Ok((found, _)) => {
             let e = super::refuse_subnet_conflicts(pool, &found, "the slots' blocks")
                 .expect_err("conflicts refuse");
             check(
@@ -207,6 +221,39 @@ fn subnets_check(ctx: &Ctx, pool: &Pool, live: Option<&Engine>) -> Check {
         }
         Err(e) => check("subnets", Level::Warn, format!("{layout}; {e:#}"), None),
     }
+}
+
+/// What overlaps the slots' blocks on each engine of the pool, asked all at
+/// the same time (on another engine, its host's routes are read by a
+/// throwaway container there), each named with its engine; and the engines
+/// that did not answer.
+fn every_engines_conflicts(
+    ctx: &Ctx,
+    pool: &Pool,
+    registry: &str,
+    slots: &[u32],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let answers = super::each_route(ctx, pool, |route| {
+        let Ok(containers) = route.engine.containers(None) else {
+            return Ok(None);
+        };
+        let host = crate::claim::Taken::of(&route.spec, &route.docker, &containers)?;
+        let found = super::subnet_conflicts(pool, &route.engine, &host, registry, slots)?;
+        Ok(Some(
+            found
+                .into_iter()
+                .map(|c| format!("{c} (engine `{}`)", route.spec.name))
+                .collect::<Vec<_>>(),
+        ))
+    });
+    let (mut found, mut unasked) = (Vec::new(), Vec::new());
+    for (name, answer) in answers {
+        match answer? {
+            Some(f) => found.extend(f),
+            None => unasked.push(format!("`{name}`")),
+        }
+    }
+    Ok((found, unasked))
 }
 
 fn state_check(pool: &Pool) -> Check {

@@ -372,15 +372,33 @@ pub(crate) fn each_engine<T: Send>(
     pool: &Pool,
     ask: impl Fn(&Engine) -> Result<T> + Sync,
 ) -> Vec<(String, Result<T>)> {
-    let routes: Vec<(String, Engine)> = pool
+    each_route(ctx, pool, |route| ask(&route.engine))
+}
+
+/// `ask` of the route to every engine of `pool`, all at the same time: each
+/// engine's name and answer, in the pool's order.
+pub(crate) fn each_route<T: Send>(
+    ctx: &Ctx,
+    pool: &Pool,
+    ask: impl Fn(&Route) -> Result<T> + Sync,
+) -> Vec<(String, Result<T>)> {
+    let routes: Vec<(String, Result<Route>)> = pool
         .engines
         .iter()
-        .map(|spec| (spec.name.clone(), Engine::new(&spec.docker(&ctx.docker()))))
+        .map(|spec| (spec.name.clone(), ctx.route(pool, Some(&spec.name))))
         .collect();
     std::thread::scope(|s| {
         let asks: Vec<_> = routes
             .iter()
-            .map(|(name, engine)| (name, s.spawn(|| ask(engine))))
+            .map(|(name, route)| {
+                (
+                    name,
+                    s.spawn(|| match route {
+                        Ok(route) => ask(route),
+                        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+                    }),
+                )
+            })
             .collect();
         asks.into_iter()
             .map(|(name, h)| {
