@@ -192,8 +192,9 @@ machine_line() {
         "$(docker compose version --short 2>/dev/null || echo '?')"
 }
 
-# On exit, failure or Ctrl-C: take the pool down, check that the engine holds
-# nothing of it (exit 1 if it does), remove WORK unless KEEP=1.
+# On exit, failure or Ctrl-C: run the caller's on_exit_hook if it has one, take
+# the pool down, check that the engine holds nothing of it (exit 1 if it does,
+# or if the hook failed), remove WORK unless KEEP=1.
 CLEANED=0
 on_exit() {
     local rc=$? left
@@ -201,7 +202,11 @@ on_exit() {
     trap - INT TERM
     [ "$CLEANED" = 0 ] || exit "$rc"
     CLEANED=1
-    if declare -F on_exit_hook >/dev/null; then on_exit_hook; fi
+    # The caller's own cleanup first; when it fails (it found something left
+    # behind), the exit status is 1.
+    if declare -F on_exit_hook >/dev/null; then
+        on_exit_hook || { [ "$rc" != 0 ] || rc=1; }
+    fi
     if [ "${POOL_OWNED:-0}" != 1 ]; then
         # preflight did not pass: what the engine holds of the pool is not ours.
         rm -rf "$WORK"
