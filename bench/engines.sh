@@ -19,12 +19,13 @@
 #     slot's port on the engine's address) then `down --volumes` of the local
 #     slot and of the dse1 slot (tcp context); medians, phases, and the ratio.
 #
-# Usage: bench/engines.sh [--runs N] [--warmup N] [--ssh-runs N] [--rounds N]
+# Usage: bench/engines.sh [--runs N] [--warmup N] [--slow-runs N] [--rounds N]
 #                         [--pause S] [--target-ms MS] [--pool NAME]
 #                         [--port-base N] [--no-build] [--check] [--keep]
 #   --runs N        hyperfine runs of each `slots` case (default 100)
 #   --warmup N      unmeasured runs first (default 10)
-#   --ssh-runs N    hyperfine runs of the cases through `dse1-ssh` (default 10)
+#   --slow-runs N   hyperfine runs of the slow cases: through `dse1-ssh`, and
+#                   the port probe `up` runs on another engine (default 10)
 #   --rounds N      rounds of part 2; each times one `up` and one `down
 #                   --volumes` on local and on dse1, in ABBA order (default 5)
 #   --pause S       seconds of rest before each timed `up` (default 1)
@@ -47,7 +48,7 @@ set -euo pipefail
 ME=engines.sh
 RUNS=100
 WARMUP=10
-SSH_RUNS=10
+SLOW_RUNS=10
 ROUNDS=5
 PAUSE=1
 TARGET_MS=20
@@ -61,7 +62,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift ;;
         --warmup) WARMUP="$2"; shift ;;
-        --ssh-runs) SSH_RUNS="$2"; shift ;;
+        --slow-runs) SLOW_RUNS="$2"; shift ;;
         --rounds) ROUNDS="$2"; shift ;;
         --pause) PAUSE="$2"; shift ;;
         --target-ms) TARGET_MS="$2"; shift ;;
@@ -75,7 +76,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for v in RUNS SSH_RUNS ROUNDS PORT_BASE; do
+for v in RUNS SLOW_RUNS ROUNDS PORT_BASE; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench/engines.sh: --$(tr 'A-Z_' 'a-z-' <<<"$v") must be a positive number" >&2; exit 2; }
 done
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || { echo "bench/engines.sh: --warmup must be a number" >&2; exit 2; }
@@ -420,8 +421,8 @@ bench "$WORK/repo" "$STATE" three-json "slots --format json, three engines (dse1
 cp "$WORK/pool-ssh.toml" "$WORK/repo/docker-sandbox.toml"
 check_live "$WORK/repo" "$STATE" "$WANT" three-ssh
 strace_case "slots (dse1-ssh)" no slots
-bench "$WORK/repo" "$STATE" three-ssh "slots, three engines (dse1 via ssh)" "$SSH_RUNS" 1 "$Q_BIN slots"
-bench "$WORK/repo" "$STATE" ssh-ps "docker --context dse1-ssh ps -a" "$SSH_RUNS" 1 "docker --context dse1-ssh ps -a"
+bench "$WORK/repo" "$STATE" three-ssh "slots, three engines (dse1 via ssh)" "$SLOW_RUNS" 1 "$Q_BIN slots"
+bench "$WORK/repo" "$STATE" ssh-ps "docker --context dse1-ssh ps -a" "$SLOW_RUNS" 1 "docker --context dse1-ssh ps -a"
 bench "$WORK/repo" "$STATE" tcp-ps "docker --context dse1-tcp ps -a" "$RUNS" "$WARMUP" "docker --context dse1-tcp ps -a"
 cp "$WORK/pool-tcp.toml" "$WORK/repo/docker-sandbox.toml"
 
@@ -462,6 +463,14 @@ run_up() { # round, engine
         "$(ms "$t0" "$compose_at")" "$(ms "$compose_at" "$gate_at")" "$(ms "$gate_at" "$t1")" >>"$OUT/rounds.tsv"
     printf '  round %-3s up on %-6s %8s ms   (down --volumes %s ms)\n' "$r" "$e" "$(ms "$t0" "$t1")" "$(ms "$d0" "$d1")" >&2
 }
+# What `up` runs before compose on another engine (and not locally, where a
+# bind says whether a port is free): the engine's image list, then a
+# throwaway container in its host's network namespace that reads the
+# host's listeners (src/engine/placement.rs, taken_ports).
+bench "$WORK/repo" "$STATE" probe-images "docker --context dse1-tcp image ls (the probe's image)" "$SLOW_RUNS" 1 \
+    "docker --context dse1-tcp image ls --format {{.Repository}}:{{.Tag}}"
+bench "$WORK/repo" "$STATE" probe-run "docker --context dse1-tcp run --rm --network host (the port probe)" "$SLOW_RUNS" 1 \
+    "docker --context dse1-tcp run --rm --network host --entrypoint cat $IMAGE /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6"
 BUSY2="$(cpu_busy)"
 say "CPU busy before the rounds: ${BUSY2}%"
 : >"$OUT/rounds.tsv"
@@ -529,7 +538,7 @@ RATIO="$(awk -v a="${UP_DSE1%% *}" -v b="${UP_LOCAL%% *}" 'BEGIN { printf "%.3f"
     echo "Extra engines: dse1 and dse2 (tests/engine/engines.sh, Docker $(docker --context dse1 version -f '{{.Server.Version}}' 2>/dev/null || echo '?'), each in its own network namespace),"
     echo "$([ "$STARTED_ENGINES" = 1 ] && echo 'started by this run' || echo 'already up'). CPU busy before measuring: ${BUSY}%."
     echo "Pool of $SLOTS slots, one up on each engine (1 container each); running containers: local $N_LOCAL, dse1 $N_DSE1, dse2 $N_DSE2."
-    echo "hyperfine -N, warm-up $WARMUP, $RUNS runs ($SSH_RUNS runs, warm-up 1, through ssh)."
+    echo "hyperfine -N, warm-up $WARMUP, $RUNS runs ($SLOW_RUNS runs, warm-up 1, through ssh)."
     echo
     echo "| Case | Median | Mean ± σ | Min | Max | n |"
     echo "|---|---:|---:|---:|---:|---:|"
@@ -567,6 +576,13 @@ RATIO="$(awk -v a="${UP_DSE1%% *}" -v b="${UP_LOCAL%% *}" 'BEGIN { printf "%.3f"
     row "up, dse1: gate, then exit" "$(col dse1 7 | stats)"
     echo
     echo "Ratio of medians, up on dse1 / up locally: **$RATIO**."
+    echo
+    echo "What \`up\` runs before compose on another engine, by itself (hyperfine -N, $SLOW_RUNS runs):"
+    echo
+    echo "| Case | Median | Mean ± σ | Min | Max | n |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    hf_row probe-images
+    hf_row probe-run
     for e in local dse1; do
         echo
         echo "Processes one \`up\` on $e starts (strace -f, which slows each): start after \`up\`'s own, and how long each ran:"
