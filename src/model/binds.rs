@@ -32,12 +32,7 @@ pub(crate) struct Made<'a> {
 pub(crate) fn missing_binds(model: &Model, made: Made<'_>, active: &[String]) -> Vec<MissingBind> {
     let mut missing = Vec::new();
     for (name, service) in &model.services {
-        let enabled = service.profiles.is_empty()
-            || service
-                .profiles
-                .iter()
-                .any(|p| active.iter().any(|a| a == p || a == "*"));
-        if !enabled {
+        if !service.starts_with(active) {
             continue;
         }
         for m in &service.volumes {

@@ -24,12 +24,7 @@ pub(crate) struct StackImage {
 pub(crate) fn stack_images(model: &Model, active: &[String]) -> Vec<StackImage> {
     let mut images: BTreeMap<String, StackImage> = BTreeMap::new();
     for (name, service) in &model.services {
-        let enabled = service.profiles.is_empty()
-            || service
-                .profiles
-                .iter()
-                .any(|p| active.iter().any(|a| a == p || a == "*"));
-        if !enabled {
+        if !service.starts_with(active) {
             continue;
         }
         let raw = &model.raw["services"][name];

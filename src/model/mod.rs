@@ -66,6 +66,18 @@ pub(crate) struct Service {
     pub(crate) environment: BTreeMap<String, Option<String>>,
 }
 
+impl Service {
+    /// Whether compose starts it with the `active` profiles (`*`: all of
+    /// them): a service without profiles always starts.
+    pub(crate) fn starts_with(&self, active: &[String]) -> bool {
+        self.profiles.is_empty()
+            || self
+                .profiles
+                .iter()
+                .any(|p| active.iter().any(|a| a == p || a == "*"))
+    }
+}
+
 /// A port in long form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Port {
