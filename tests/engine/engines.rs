@@ -20,6 +20,28 @@ pub struct Engines {
 }
 
 impl Engines {
+    /// Removes what the first `slots` slots of pool `pool` left on engine
+    /// `context`: their containers, volumes and networks, by compose label.
+    pub fn clean_slots(&self, context: &str, pool: &str, slots: u32) {
+        for id in 1..=slots {
+            let label = format!("label=com.docker.compose.project={pool}-slot-{id}");
+            for (list, rm) in [
+                ("ps -aq", "rm -f -v"),
+                ("volume ls -q", "volume rm -f"),
+                ("network ls -q", "network rm"),
+            ] {
+                let mut args: Vec<&str> = list.split(' ').collect();
+                args.extend(["--filter", &label]);
+                let found = self.docker_ok(context, &args);
+                for item in found.lines().filter(|l| !l.is_empty()) {
+                    let mut args: Vec<&str> = rm.split(' ').collect();
+                    args.push(item);
+                    self.docker_ok(context, &args);
+                }
+            }
+        }
+    }
+
     /// Engine `n`'s address, as another host's would be.
     pub fn address(n: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, 231, n, 2)

@@ -65,23 +65,7 @@ fn clean_extra(e: &Engines, n: u32) {
 /// `clean_extra` for the slots of pool `pool`.
 fn clean_pool(e: &Engines, pool: &str) {
     for context in ["dse1", "dse2"] {
-        for id in 1..=6 {
-            let label = format!("label=com.docker.compose.project={pool}-slot-{id}");
-            for (list, rm) in [
-                ("ps -aq", "rm -f -v"),
-                ("volume ls -q", "volume rm -f"),
-                ("network ls -q", "network rm"),
-            ] {
-                let mut args: Vec<&str> = list.split(' ').collect();
-                args.extend(["--filter", &label]);
-                let found = e.docker_ok(context, &args);
-                for item in found.lines().filter(|l| !l.is_empty()) {
-                    let mut args: Vec<&str> = rm.split(' ').collect();
-                    args.push(item);
-                    e.docker_ok(context, &args);
-                }
-            }
-        }
+        e.clean_slots(context, pool, 6);
     }
 }
 

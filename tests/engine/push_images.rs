@@ -98,22 +98,7 @@ impl Drop for Made<'_> {
 /// What an earlier, failed run of test `n` left on `dse1`: its stacks, and
 /// the image of its pool's name (the world cleans the local engine).
 fn clean_dse1(e: &Engines, n: u32, image: &str) {
-    for id in 1..=3 {
-        let label = format!("label=com.docker.compose.project=push{n}-slot-{id}");
-        for (list, rm) in [
-            ("ps -aq", "rm -f -v"),
-            ("volume ls -q", "volume rm -f"),
-            ("network ls -q", "network rm"),
-        ] {
-            let mut args: Vec<&str> = list.split(' ').collect();
-            args.extend(["--filter", &label]);
-            for item in e.docker_ok("dse1", &args).lines().filter(|l| !l.is_empty()) {
-                let mut args: Vec<&str> = rm.split(' ').collect();
-                args.push(item);
-                e.docker_ok("dse1", &args);
-            }
-        }
-    }
+    e.clean_slots("dse1", &format!("push{n}"), 3);
     let _ = e.docker("dse1", &["rmi", image]).output();
 }
 
