@@ -86,7 +86,7 @@ pub(crate) fn exec(ctx: &Ctx, opts: &Options) -> Result<u8> {
         ));
     }
     let files = files(&top, &ctx.env.cwd, &opts.files)?;
-    let adoption = adoption(ctx, top, files, opts.slots)?;
+    let adoption = adoption(ctx, top, files, opts.slots, opts.dry_run)?;
     let written = if write_it {
         fsutil::write_atomic(&path, adoption.text.as_bytes(), 0o644)?;
         Some(path.as_path())
@@ -143,11 +143,17 @@ fn files(top: &Path, cwd: &Path, given: &[PathBuf]) -> Result<Vec<String>> {
 
 /// Reads the model with compose, refuses what cannot be isolated, and makes
 /// the project file.
-fn adoption(ctx: &Ctx, top: PathBuf, files: Vec<String>, slots: u32) -> Result<Adoption> {
+fn adoption(
+    ctx: &Ctx,
+    top: PathBuf,
+    files: Vec<String>,
+    slots: u32,
+    dry_run: bool,
+) -> Result<Adoption> {
     let name = pool::name_from_folder(&worktree::main_top(&top));
     let bare = project_file(&name, &files, slots, None);
     let mut pool = pool::from_toml(&bare, None, &ctx.env)?;
-    let model = read(ctx, &pool, &top)?;
+    let model = read(ctx, &pool, &top, dry_run)?;
     let ports = model::derive_ports(&model, &pool.prefix(), slots)?;
     let external = pool.adopted().map(|a| a.external).unwrap_or_default();
     let analysis = model::analyse(&model, external, Some(&ports));
@@ -172,8 +178,8 @@ fn adoption(ctx: &Ctx, top: PathBuf, files: Vec<String>, slots: u32) -> Result<A
 }
 
 /// compose's model of the files in `top`, cached where the pool keeps its
-/// models.
-fn read(ctx: &Ctx, pool: &Pool, top: &Path) -> Result<Model> {
+/// models; a dry run reads that cache but writes nothing there.
+fn read(ctx: &Ctx, pool: &Pool, top: &Path, dry_run: bool) -> Result<Model> {
     let files = pool::adopt::files_in(pool, top);
     if let Some(missing) = files.iter().find(|f| !f.is_file()) {
         return Err(fail(
@@ -188,7 +194,15 @@ fn read(ctx: &Ctx, pool: &Pool, top: &Path) -> Result<Model> {
         env_files: &[],
         hidden: &[],
     };
-    model::read(ctx.compose()?, &source, &pool::adopt::cache_dir(pool))
+    let cache = pool::adopt::cache_dir(pool);
+    if !dry_run {
+        return model::read(ctx.compose()?, &source, &cache);
+    }
+    if let Some(known) = model::cached(&source, &cache) {
+        return Ok(known);
+    }
+    let scratch = tempfile::tempdir().context("failed to make a temporary folder")?;
+    model::read(ctx.compose()?, &source, scratch.path())
 }
 
 /// The project file that adopts `files`: with the derived `[ports]` once

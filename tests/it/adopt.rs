@@ -411,6 +411,11 @@ fn adopt_writes_the_project_file_that_slots_then_loads() {
     let file = p.repo.join("docker-sandbox.toml");
     let dry = p.run(&["adopt", "--dry-run"]).success();
     assert!(!file.exists(), "a dry run writes nothing");
+    let written: Vec<PathBuf> = walk(&p.ctx.state)
+        .into_iter()
+        .chain(walk(&p.ctx.home.join(".local")))
+        .collect();
+    assert_eq!(written, Vec::<PathBuf>::new(), "a dry run writes no state");
     assert!(
         dry.stdout.contains("│ Slot ┆ redis ┆ web  │"),
         "{}",
@@ -515,4 +520,22 @@ fn an_after_up_step_must_name_a_service_of_the_adopted_files() {
         std::fs::write(&file, format!("{}{text}", step.replace("backend", "web"))).unwrap();
         p.run(&["provision"]).success();
     }
+}
+
+/// Every file under `dir`, none when it does not exist.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
 }
