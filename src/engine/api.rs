@@ -133,21 +133,7 @@ impl Endpoint {
             }
         }
         reader.get_ref().set_read_timeout(None)?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in reader.lines() {
-                match line {
-                    Ok(l) if l.trim().is_empty() => {}
-                    Ok(_) if tx.send(()).is_ok() => {}
-                    _ => break,
-                }
-            }
-        });
-        Ok(Watch {
-            rx,
-            end: End::Stream(writer),
-            alive: std::cell::Cell::new(true),
-        })
+        Ok(Watch::of_lines(reader, End::Stream(writer)))
     }
 }
 
@@ -227,9 +213,15 @@ impl Watch {
             .stdout
             .take()
             .context("`docker events` has no output")?;
+        Ok(Watch::of_lines(BufReader::new(out), End::Child(child)))
+    }
+
+    /// A watch fed by a thread that reads `events`, an event a line, until
+    /// it ends or the watch is dropped.
+    fn of_lines(events: impl BufRead + Send + 'static, end: End) -> Watch {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
+            for line in events.lines() {
                 match line {
                     Ok(l) if l.trim().is_empty() => {}
                     Ok(_) if tx.send(()).is_ok() => {}
@@ -237,11 +229,11 @@ impl Watch {
                 }
             }
         });
-        Ok(Watch {
+        Watch {
             rx,
-            end: End::Child(child),
+            end,
             alive: std::cell::Cell::new(true),
-        })
+        }
     }
 
     /// Waits at most `timeout` for an event; true when one came (every event
