@@ -345,10 +345,28 @@ pub(crate) fn run(
             (pause * 2).min(longest)
         };
     };
+    Report {
+        results: results(target, &steps, labels, passed, seen, end, waits.timeout),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// The report's lines once the rounds ended: what passed, what the check
+/// that ended them saw (with why it ended), and one more look at each of
+/// the others (none after a signal).
+fn results(
+    target: &Target<'_>,
+    steps: &[Step<'_>],
+    labels: Vec<String>,
+    passed: Vec<Option<String>>,
+    seen: Vec<Option<(String, Blame)>>,
+    end: End,
+    timeout: Duration,
+) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        let label = labels[i].clone();
-        if let Some(detail) = passed[i].take() {
+    for (((step, label), passed), last) in steps.iter().zip(labels).zip(passed).zip(seen) {
+        let i = results.len();
+        if let Some(detail) = passed {
             results.push(CheckResult {
                 label,
                 outcome: Outcome::Passed(detail),
@@ -361,24 +379,20 @@ pub(crate) fn run(
             outcome: Outcome::Failed(detail),
             services: blame.services(target),
         };
-        let last = seen[i].take();
         results.push(match (end, last) {
             (End::Stopped(first, sig), Some((d, b))) if first == i => {
                 failed(format!("{d} (stopped by {})", interrupt::name(sig)), b)
             }
             (End::Stopped(..), _) => break,
             (End::GaveUp(first), Some((d, b))) if first == i => failed(
-                format!("{d} (gave up after {:.0}s)", waits.timeout.as_secs_f64()),
+                format!("{d} (gave up after {:.0}s)", timeout.as_secs_f64()),
                 b,
             ),
             (End::Fatal(at), Some((d, b))) if at == i => failed(d, b),
             _ => look_once(*step, target, label),
         });
     }
-    Report {
-        results,
-        elapsed: start.elapsed(),
-    }
+    results
 }
 
 /// How a gate's rounds ended; the index is of the check that ended them.
