@@ -463,13 +463,15 @@ run_up() { # round, engine
         "$(ms "$t0" "$compose_at")" "$(ms "$compose_at" "$gate_at")" "$(ms "$gate_at" "$t1")" >>"$OUT/rounds.tsv"
     printf '  round %-3s up on %-6s %8s ms   (down --volumes %s ms)\n' "$r" "$e" "$(ms "$t0" "$t1")" "$(ms "$d0" "$d1")" >&2
 }
-# What `up` runs before compose on another engine (and not locally, where a
-# bind says whether a port is free): the engine's image list, then a
-# throwaway container in its host's network namespace that reads the
-# host's listeners (src/engine/placement.rs, taken_ports).
-bench "$WORK/repo" "$STATE" probe-images "docker --context dse1-tcp image ls (the probe's image)" "$SLOW_RUNS" 1 \
+# What `up`'s port check on another engine costs (not locally, where a bind
+# says whether a port is free): a throwaway container in its host's network
+# namespace that reads the host's listeners and routes
+# (src/engine/placement.rs, probe_host). `up` runs it over the engine API on
+# a tcp or unix context; the docker CLI's way, timed alone here, is what it
+# does on an ssh context, and the image list what it asks first there.
+bench "$WORK/repo" "$STATE" probe-images "docker --context dse1-tcp image ls (the CLI's image list)" "$SLOW_RUNS" 1 \
     "docker --context dse1-tcp image ls --format {{.Repository}}:{{.Tag}}"
-bench "$WORK/repo" "$STATE" probe-run "docker --context dse1-tcp run --rm --network host (the port probe)" "$SLOW_RUNS" 1 \
+bench "$WORK/repo" "$STATE" probe-run "docker --context dse1-tcp run --rm --network host (the probe, through the CLI)" "$SLOW_RUNS" 1 \
     "docker --context dse1-tcp run --rm --network host --entrypoint cat $IMAGE /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6"
 BUSY2="$(cpu_busy)"
 say "CPU busy before the rounds: ${BUSY2}%"
@@ -577,7 +579,7 @@ RATIO="$(awk -v a="${UP_DSE1%% *}" -v b="${UP_LOCAL%% *}" 'BEGIN { printf "%.3f"
     echo
     echo "Ratio of medians, up on dse1 / up locally: **$RATIO**."
     echo
-    echo "What \`up\` runs before compose on another engine, by itself (hyperfine -N, $SLOW_RUNS runs):"
+    echo "The port probe through the docker CLI, by itself (hyperfine -N, $SLOW_RUNS runs):"
     echo
     echo "| Case | Median | Mean ± σ | Min | Max | n |"
     echo "|---|---:|---:|---:|---:|---:|"

@@ -15,16 +15,42 @@ pub(crate) struct Response {
 
 /// Sends one request on `stream` and reads the whole response.
 pub(crate) fn request<S: Read + Write>(
-    mut stream: S,
+    stream: S,
     method: &str,
     host: &str,
     path: &str,
 ) -> Result<Response> {
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: docker-sandbox\r\nAccept: */*\r\n\r\n"
-    );
+    request_with(stream, method, host, path, None)
+}
+
+/// Sends one request with a JSON body, if any, and reads the whole response.
+pub(crate) fn request_with<S: Read + Write>(
+    mut stream: S,
+    method: &str,
+    host: &str,
+    path: &str,
+    json: Option<&[u8]>,
+) -> Result<Response> {
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: docker-sandbox\r\nAccept: */*\r\n"
+    )
+    .into_bytes();
+    match json {
+        Some(body) => {
+            req.extend_from_slice(
+                format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            req.extend_from_slice(body);
+        }
+        None if method == "POST" => req.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+        None => req.extend_from_slice(b"\r\n"),
+    }
     stream
-        .write_all(req.as_bytes())
+        .write_all(&req)
         .context("failed to send the request")?;
     let mut raw = Vec::new();
     stream

@@ -96,9 +96,26 @@ impl Endpoint {
 
     /// One request; the whole answer.
     pub(crate) fn request(&self, method: &str, path: &str) -> Result<http::Response> {
+        self.send(method, path, None)
+    }
+
+    /// One request with a JSON body, if any; the whole answer.
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        path: &str,
+        json: Option<&Value>,
+    ) -> Result<http::Response> {
         let stream = self.connect()?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        http::request(stream, method, "docker", path)
+        let body = json.map(Value::to_string);
+        http::request_with(
+            stream,
+            method,
+            "docker",
+            path,
+            body.as_deref().map(str::as_bytes),
+        )
     }
 
     /// A stream of the engine's events that match `filters` (the API's JSON

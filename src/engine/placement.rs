@@ -352,45 +352,180 @@ pub(crate) struct HostProbe {
     pub(crate) routes: Vec<Route>,
 }
 
+/// What the probe reads in the host's network namespace: the routes, then
+/// the socket tables.
+const PROBED: [&str; 5] = [
+    "/proc/net/route",
+    "/proc/net/tcp",
+    "/proc/net/tcp6",
+    "/proc/net/udp",
+    "/proc/net/udp6",
+];
+
+/// The label of the probe's throwaway container.
+const PROBE_LABEL: &str = "org.docker-sandbox.probe";
+
 /// The engine's host as one throwaway container in its network namespace
 /// sees it (its TCP and UDP listeners and its routes), and the ports its
 /// containers publish. The image is one the engine has (nothing is pulled).
+/// An engine whose API is reached directly runs it through the API, else
+/// `docker run` does.
 pub(crate) fn probe_host(docker: &Docker, containers: &[Container]) -> Result<HostProbe> {
     let mut ports: BTreeSet<u16> = containers
         .iter()
         .flat_map(|c| c.ports.iter().map(|p| p.public))
         .collect();
-    let image = probe_image(docker)?;
-    let out = docker
-        .command()
-        .args(["run", "--rm", "--network", "host", "--entrypoint", "cat"])
-        .args(["--label", "org.docker-sandbox.probe=1", &image])
-        .args([
-            "/proc/net/route",
-            "/proc/net/tcp",
-            "/proc/net/tcp6",
-            "/proc/net/udp",
-            "/proc/net/udp6",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
-    if !out.status.success() {
-        return Err(fail(
-            format!(
-                "cannot see the listeners and routes of the engine's host: `docker run --network host {image} cat /proc/net/route /proc/net/tcp ...` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            "the engine must be able to run a container with `--network host`",
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = match super::Engine::new(docker) {
+        super::Engine::Api(endpoint) => probe_over_api(&endpoint)?,
+        super::Engine::Cli(_) => probe_with_cli(docker)?,
+    };
     let (routes, sockets) = split_probe(&text);
     ports.extend(listening(sockets));
     Ok(HostProbe {
         ports,
         routes: parse_routes(routes),
     })
+}
+
+/// The refusal of a probe that did not run.
+fn probe_failed(image: &str, why: &str) -> anyhow::Error {
+    fail(
+        format!(
+            "cannot see the listeners and routes of the engine's host: `docker run --network host {image} cat /proc/net/route /proc/net/tcp ...` failed: {why}"
+        ),
+        "the engine must be able to run a container with `--network host`",
+    )
+}
+
+/// The probe's output, by `docker run --rm`.
+fn probe_with_cli(docker: &Docker) -> Result<String> {
+    let out = docker
+        .command()
+        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let image = probe_image(text.lines().map(str::trim))?;
+    let out = docker
+        .command()
+        .args(["run", "--rm", "--network", "host", "--entrypoint", "cat"])
+        .args(["--label", &format!("{PROBE_LABEL}=1"), &image])
+        .args(PROBED)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
+    if !out.status.success() {
+        return Err(probe_failed(
+            &image,
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The probe's output, through the engine API: the container is created,
+/// started, waited for, its output read, and removed (also when a step
+/// fails).
+fn probe_over_api(endpoint: &super::Endpoint) -> Result<String> {
+    let call = |method: &str, path: &str, body: Option<&serde_json::Value>, ok: &[u16]| {
+        let r = endpoint
+            .send(method, path, body)
+            .map_err(|e| super::no_engine(&endpoint.shown(), &e))?;
+        if !ok.contains(&r.status) {
+            anyhow::bail!(
+                "{method} {path} answered {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body).trim()
+            );
+        }
+        Ok(r.body)
+    };
+    let listed: serde_json::Value =
+        serde_json::from_slice(&call("GET", "/images/json", None, &[200])?)
+            .context("unexpected /images/json answer")?;
+    let tags = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["RepoTags"].as_array().into_iter().flatten())
+        .filter_map(serde_json::Value::as_str);
+    let image = probe_image(tags)?;
+    let spec = serde_json::json!({
+        "Image": image,
+        "Entrypoint": ["cat"],
+        "Cmd": PROBED,
+        "Labels": { PROBE_LABEL: "1" },
+        "HostConfig": { "NetworkMode": "host" },
+    });
+    let made: serde_json::Value =
+        serde_json::from_slice(&call("POST", "/containers/create", Some(&spec), &[201])?)
+            .context("unexpected /containers/create answer")?;
+    let id = made["Id"]
+        .as_str()
+        .context("/containers/create gave no Id")?
+        .to_owned();
+    let remove = || {
+        let _ = endpoint.request("DELETE", &format!("/containers/{id}?force=1"));
+    };
+    let ran = (|| -> Result<String> {
+        call(
+            "POST",
+            &format!("/containers/{id}/start"),
+            None,
+            &[204, 304],
+        )?;
+        let waited: serde_json::Value = serde_json::from_slice(&call(
+            "POST",
+            &format!("/containers/{id}/wait"),
+            None,
+            &[200],
+        )?)
+        .context("unexpected /wait answer")?;
+        let logs = call(
+            "GET",
+            &format!("/containers/{id}/logs?stdout=1&stderr=1"),
+            None,
+            &[200],
+        )?;
+        let (stdout, stderr) = demux(&logs);
+        match waited["StatusCode"].as_i64() {
+            Some(0) => Ok(stdout),
+            code => Err(probe_failed(
+                &image,
+                &format!(
+                    "exit {}: {}",
+                    code.map_or("?".to_owned(), |c| c.to_string()),
+                    stderr.trim()
+                ),
+            )),
+        }
+    })();
+    remove();
+    ran.map_err(|e| match crate::error::user(&e) {
+        Some(_) => e,
+        None => probe_failed(&image, &format!("{e:#}")),
+    })
+}
+
+/// A container's logs as the engine API sends them without a TTY: frames
+/// of an 8-byte header (stream 1 or 2, then the length, big-endian) and
+/// the bytes; stdout and stderr apart.
+fn demux(mut raw: &[u8]) -> (String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while raw.len() >= 8 {
+        let len = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
+        let end = (8 + len).min(raw.len());
+        match raw[0] {
+            2 => err.extend_from_slice(&raw[8..end]),
+            _ => out.extend_from_slice(&raw[8..end]),
+        }
+        raw = &raw[end..];
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
 }
 
 /// The probe's output cut in two: `/proc/net/route`, then the socket tables,
@@ -406,20 +541,11 @@ fn split_probe(text: &str) -> (&str, &str) {
     (text, "")
 }
 
-/// An image of the engine's own with a `cat`: a small one by name if it has
-/// one, else the first.
-fn probe_image(docker: &Docker) -> Result<String> {
-    let out = docker
-        .command()
-        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("failed to run `{}`", docker.bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let images: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.contains("<none>"))
+/// An image of the engine's own with a `cat`, among its `name:tag`s: a
+/// small one by name if it has one, else the first.
+fn probe_image<'a>(tags: impl Iterator<Item = &'a str>) -> Result<String> {
+    let images: Vec<&str> = tags
+        .filter(|t| !t.is_empty() && !t.contains("<none>"))
         .collect();
     ["busybox", "alpine", "debian", "ubuntu"]
         .iter()
@@ -613,5 +739,119 @@ lo\t00008B0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
            2: 00000000000000000000000000000000:1F91 00000000000000000000000000000000:0000 0A\n\
            3: 00000000:14E9 00000000:0000 07 00000000:00000000\n";
         assert_eq!(listening(text), BTreeSet::from([8080, 8081, 5353]));
+    }
+
+    /// An engine API on a unix socket that answers the probe's requests in
+    /// turn, as an engine does, and records them (method, path, body).
+    fn probe_engine(
+        dir: &Path,
+        exit: i64,
+    ) -> (super::super::Endpoint, std::sync::mpsc::Receiver<String>) {
+        use std::io::{Read, Write};
+        let path = dir.join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (seen, asked) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let frame = |stream: u8, text: &str| {
+                let mut f = vec![stream, 0, 0, 0];
+                f.extend_from_slice(&(text.len() as u32).to_be_bytes());
+                f.extend_from_slice(text.as_bytes());
+                f
+            };
+            for s in listener.incoming() {
+                let mut s = s.unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .map_or(0, |n| n.trim().parse().unwrap());
+                let mut body = vec![0u8; length];
+                s.read_exact(&mut body).unwrap();
+                let line = head.lines().next().unwrap().to_owned();
+                let request = line.rsplit_once(' ').unwrap().0.to_owned();
+                let (status, answer): (&str, Vec<u8>) = match request.as_str() {
+                    "GET /images/json" => (
+                        "200 OK",
+                        br#"[{"RepoTags":["app:1"]},{"RepoTags":["<none>:<none>"]},{"RepoTags":["busybox:1"]}]"#.to_vec(),
+                    ),
+                    "POST /containers/create" => ("201 Created", br#"{"Id":"p1"}"#.to_vec()),
+                    "POST /containers/p1/start" => ("204 No Content", Vec::new()),
+                    "POST /containers/p1/wait" => {
+                        ("200 OK", format!("{{\"StatusCode\":{exit}}}").into_bytes())
+                    }
+                    "GET /containers/p1/logs?stdout=1&stderr=1" => {
+                        let mut f = frame(1, "Iface\tDestination\n");
+                        f.extend(frame(2, "cat: oops\n"));
+                        f.extend(frame(1, "  sl  local_address\n"));
+                        ("200 OK", f)
+                    }
+                    _ => ("204 No Content", Vec::new()),
+                };
+                seen.send(format!("{request} {}", String::from_utf8_lossy(&body)))
+                    .unwrap();
+                let _ = s.write_all(format!("HTTP/1.0 {status}\r\n\r\n").as_bytes());
+                let _ = s.write_all(&answer);
+            }
+        });
+        (super::super::Endpoint::Unix(path), asked)
+    }
+
+    #[test]
+    fn the_probe_runs_through_the_engine_api_and_its_container_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (endpoint, asked) = probe_engine(dir.path(), 0);
+        let out = probe_over_api(&endpoint).unwrap();
+        assert_eq!(out, "Iface\tDestination\n  sl  local_address\n");
+        let asked: Vec<String> = asked.try_iter().collect();
+        assert_eq!(asked.len(), 6, "{asked:#?}");
+        assert_eq!(asked[0], "GET /images/json ");
+        let create = asked[1].strip_prefix("POST /containers/create ").unwrap();
+        let create: serde_json::Value = serde_json::from_str(create).unwrap();
+        assert_eq!(create["Image"], "busybox:1", "a small image first");
+        assert_eq!(create["Entrypoint"], serde_json::json!(["cat"]));
+        assert_eq!(create["Cmd"][0], "/proc/net/route");
+        assert_eq!(create["HostConfig"]["NetworkMode"], "host");
+        assert_eq!(create["Labels"][PROBE_LABEL], "1");
+        assert_eq!(
+            &asked[2..],
+            [
+                "POST /containers/p1/start ",
+                "POST /containers/p1/wait ",
+                "GET /containers/p1/logs?stdout=1&stderr=1 ",
+                "DELETE /containers/p1?force=1 ",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_probe_that_fails_says_why_and_is_removed_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (endpoint, asked) = probe_engine(dir.path(), 1);
+        let err = probe_over_api(&endpoint).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("`docker run --network host busybox:1 cat /proc/net/route")
+                && text.contains("exit 1: cat: oops"),
+            "{text}"
+        );
+        let last = asked.try_iter().last().unwrap();
+        assert_eq!(last, "DELETE /containers/p1?force=1 ");
+    }
+
+    #[test]
+    fn logs_are_split_by_stream() {
+        let mut raw = vec![1, 0, 0, 0, 0, 0, 0, 3];
+        raw.extend_from_slice(b"out");
+        raw.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 3]);
+        raw.extend_from_slice(b"err");
+        // A frame cut short keeps what came.
+        raw.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 9]);
+        raw.extend_from_slice(b"more");
+        assert_eq!(demux(&raw), ("outmore".to_owned(), "err".to_owned()));
     }
 }
