@@ -229,6 +229,8 @@ pool_file() { # engines table (may be empty)
     echo '[pool]'
     echo "name = \"$POOL\""
     echo "templates = \"$TEMPLATES\""
+    # Its own range, apart from the other benchmarks' and the engine suite's.
+    echo 'subnets = "10.218.0.0/16"'
     echo 'gate_timeout = 60'
     echo
     echo '[slots]'

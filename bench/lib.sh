@@ -8,7 +8,9 @@
 # every container, volume and network of the pool's compose projects.
 #
 # The caller sets ME (its name, for messages) and ROOT (the crate) before
-# sourcing, and POOL, PORT_BASE, SLOTS before calling make_fixture.
+# sourcing, and POOL, PORT_BASE, SLOTS (and SUBNETS, the pool's own range of
+# subnets, so that benchmarks run side by side never overlap) before calling
+# make_fixture.
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf '%s: %s\n' "${ME:-bench}" "$*" >&2; exit 1; }
@@ -96,6 +98,7 @@ make_fixture() {
         echo '[pool]'
         echo "name = \"$POOL\""
         echo "templates = \"$templates\""
+        echo "subnets = \"${SUBNETS:-10.212.0.0/16}\""
         echo 'gate_timeout = 120'
         echo
         echo '[slots]'

@@ -68,6 +68,8 @@ OUT="$(mktemp -d "$TMP/docker-sandbox-bench-slots.XXXXXX")"
 install_cleanup
 
 preflight
+# The pool's own range, apart from the other benchmarks' and the engine suite's.
+SUBNETS=10.217.0.0/16
 make_fixture
 cp "$WORK/repo/docker-sandbox.toml" "$OUT/"
 in_fix "$BIN" provision >"$OUT/provision.log" 2>&1 || { cat "$OUT/provision.log" >&2; die "provision failed"; }

@@ -86,6 +86,8 @@ OUT="$(mktemp -d "$TMP/docker-sandbox-bench-up.XXXXXX")"
 install_cleanup  # on exit, failure and Ctrl-C: take the pool down, check the engine
 
 preflight
+# The pool's own range, apart from the other benchmarks' and the engine suite's.
+SUBNETS=10.216.0.0/16
 make_fixture
 cp "$WORK/repo/docker-sandbox.toml" "$OUT/"
 in_fix "$BIN" provision >"$OUT/provision.log" 2>&1 || { cat "$OUT/provision.log" >&2; die "provision failed"; }
