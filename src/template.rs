@@ -452,7 +452,7 @@ fn with_secrets(pool: &Pool, ctx: &SlotContext<'_>, mut env: String) -> Result<S
 
 /// The slot's networks file: each network the slot makes itself (`keys` for
 /// an adopted pool, else those of the rendered `compose` file) gets a subnet
-/// of the slot's block.
+/// of the slot's block, the one the file gave it so far where it had one.
 fn networks_file(
     pool: &Pool,
     slot: u32,
@@ -476,7 +476,10 @@ fn networks_file(
     if keys.is_empty() {
         return Ok(None);
     }
-    let subnets = crate::pool::subnets::assign(block, slot, &keys).map_err(|e| {
+    let earlier = std::fs::read_to_string(pool.slot_dir(slot).join(crate::slot::NETWORKS_FILE))
+        .map(|text| crate::pool::subnets::given_in(&text))
+        .unwrap_or_default();
+    let subnets = crate::pool::subnets::assign(block, slot, &keys, &earlier).map_err(|e| {
         fail(
             format!("pool {}: {e}", pool.name),
             format!(

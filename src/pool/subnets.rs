@@ -8,6 +8,7 @@
 //! many slots, each with a network or two, runs out long before. Subnets of
 //! the pool's own, given to compose in an extra file, do not.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -162,8 +163,16 @@ impl fmt::Display for Subnets {
     }
 }
 
-/// Gives each network of slot `slot` (by key, sorted) a subnet of its block.
-pub(crate) fn assign(block: Net, slot: u32, keys: &[String]) -> Result<Vec<(String, Net)>, String> {
+/// Gives each network of slot `slot` a subnet of its block. A network that
+/// `earlier` (the slot's networks file as it is) gave a subnet of this block
+/// keeps it, so that a network added or removed moves no other; the rest
+/// take the first free ones, by key.
+pub(crate) fn assign(
+    block: Net,
+    slot: u32,
+    keys: &[String],
+    earlier: &BTreeMap<String, Net>,
+) -> Result<Vec<(String, Net)>, String> {
     let mut keys = keys.to_vec();
     keys.sort();
     keys.dedup();
@@ -174,11 +183,45 @@ pub(crate) fn assign(block: Net, slot: u32, keys: &[String]) -> Result<Vec<(Stri
             keys.join(", ")
         ));
     }
-    Ok(keys
+    let subnets: Vec<Net> = (0..NETWORKS_PER_SLOT as u32)
+        .filter_map(|i| block.nth(NETWORK_PREFIX, i))
+        .collect();
+    let mut given: BTreeMap<String, Net> = BTreeMap::new();
+    for key in &keys {
+        if let Some(net) = earlier.get(key)
+            && subnets.contains(net)
+            && !given.values().any(|g| g == net)
+        {
+            given.insert(key.clone(), *net);
+        }
+    }
+    for key in &keys {
+        if given.contains_key(key) {
+            continue;
+        }
+        let free = subnets.iter().find(|n| !given.values().any(|g| g == *n));
+        if let Some(net) = free {
+            given.insert(key.clone(), *net);
+        }
+    }
+    Ok(given.into_iter().collect())
+}
+
+/// The subnet each network has in a networks file as `networks_file` writes
+/// it; nothing for what it cannot read.
+pub(crate) fn given_in(text: &str) -> BTreeMap<String, Net> {
+    let Ok(value) = crate::model::yaml_to_json(text) else {
+        return BTreeMap::new();
+    };
+    value["networks"]
+        .as_object()
         .into_iter()
-        .enumerate()
-        .filter_map(|(i, key)| Some((key, block.nth(NETWORK_PREFIX, i as u32)?)))
-        .collect())
+        .flatten()
+        .filter_map(|(key, def)| {
+            let subnet = def["ipam"]["config"][0]["subnet"].as_str()?;
+            Some((key.clone(), Net::parse(subnet).ok()?))
+        })
+        .collect()
 }
 
 /// The slot's networks file, merged after the slot's file: each network's
@@ -361,7 +404,7 @@ mod tests {
         assert_eq!(s.block(0), None);
         assert_eq!(Subnets::Engine.block(1), None);
         let keys = ["front".to_owned(), "back".to_owned(), "default".to_owned()];
-        let got: Vec<String> = assign(s.block(2).unwrap(), 2, &keys)
+        let got: Vec<String> = assign(s.block(2).unwrap(), 2, &keys, &BTreeMap::new())
             .unwrap()
             .into_iter()
             .map(|(k, n)| format!("{k} {n}"))
@@ -375,7 +418,7 @@ mod tests {
             ]
         );
         let nine: Vec<String> = (0..9).map(|i| format!("n{i}")).collect();
-        let e = assign(s.block(3).unwrap(), 3, &nine).unwrap_err();
+        let e = assign(s.block(3).unwrap(), 3, &nine, &BTreeMap::new()).unwrap_err();
         assert!(
             e.contains("slot 3 has 9 networks (n0, n1, n2, n3, n4, n5, n6, n7, n8), but its block `10.213.4.0/23` of `[pool] subnets` holds 8 (a /26 each)"),
             "{e}"
@@ -397,6 +440,64 @@ mod tests {
             .unwrap_err();
         assert!(e.ends_with("use a /16 or larger"), "{e}");
         assert_eq!(Subnets::Engine.check_slots(99), Ok(()));
+    }
+
+    #[test]
+    fn a_network_added_or_removed_moves_no_other() {
+        let block = net("10.213.2.0/23");
+        let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let shown = |a: &[(String, Net)]| {
+            a.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+        };
+        let first = assign(block, 2, &keys(&["back", "front"]), &BTreeMap::new()).unwrap();
+        assert_eq!(
+            shown(&first),
+            ["back 10.213.2.0/26", "front 10.213.2.64/26"]
+        );
+        // The networks file as written, read back.
+        let text = networks_file("# header\n", &first, &serde_json::Map::new());
+        let earlier = given_in(&text);
+        assert_eq!(earlier.len(), 2, "{text}");
+        // `api` sorts first: it takes a free subnet, the others stay.
+        let added = assign(block, 2, &keys(&["api", "back", "front"]), &earlier).unwrap();
+        assert_eq!(
+            shown(&added),
+            [
+                "api 10.213.2.128/26",
+                "back 10.213.2.0/26",
+                "front 10.213.2.64/26"
+            ]
+        );
+        // `back` goes: `front` stays, and a new one takes the freed subnet.
+        let earlier: BTreeMap<String, Net> = added.into_iter().collect();
+        let next = assign(block, 2, &keys(&["api", "cache", "front"]), &earlier).unwrap();
+        assert_eq!(
+            shown(&next),
+            [
+                "api 10.213.2.128/26",
+                "cache 10.213.2.0/26",
+                "front 10.213.2.64/26"
+            ]
+        );
+        // A subnet outside the block (the range changed), or given twice, is
+        // given again.
+        let odd = BTreeMap::from([
+            ("back".to_owned(), net("10.99.0.0/26")),
+            ("front".to_owned(), net("10.213.2.64/26")),
+            ("mid".to_owned(), net("10.213.2.64/26")),
+        ]);
+        let again = assign(block, 2, &keys(&["back", "front", "mid"]), &odd).unwrap();
+        assert_eq!(
+            shown(&again),
+            [
+                "back 10.213.2.0/26",
+                "front 10.213.2.64/26",
+                "mid 10.213.2.128/26"
+            ]
+        );
+        assert!(given_in("not: [valid").is_empty());
     }
 
     #[test]
@@ -471,7 +572,13 @@ wg0\t0000D50A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
 
     #[test]
     fn the_networks_file_keeps_each_definition_and_gives_it_its_subnet() {
-        let s = assign(net("10.213.2.0/23"), 2, &["back".into(), "front".into()]).unwrap();
+        let s = assign(
+            net("10.213.2.0/23"),
+            2,
+            &["back".into(), "front".into()],
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let defs = serde_json::json!({
             "back": {"labels": {"a": "1"}, "ipam": {"config": [{"subnet": "172.30.0.0/16"}]}},
             "front": null,

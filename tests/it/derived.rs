@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::fake_docker::*;
 use crate::support::*;
 
-/// Blocks of 200 ports from 6000 to 7600: apart from the lifecycle tests'
+/// Blocks of 200 ports from 6000 to 7800: apart from the lifecycle tests'
 /// blocks (10000 up) and the real-engine suite's (20500 up).
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
@@ -44,7 +44,7 @@ struct Pool {
 impl Pool {
     fn new(top: &str, extra: &str) -> Pool {
         let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
-        assert!(n < 8, "out of port blocks");
+        assert!(n < 9, "out of port blocks");
         let ctx = TestContext::new();
         ctx.git_init();
         let base = 6000 + 200 * n;
@@ -524,7 +524,7 @@ fn a_password_only_the_compose_file_holds_is_kept_and_private() {
     .unwrap();
     std::fs::write(dir.join("env.sandbox.hbs"), "SLOT_ID={{slot}}\n").unwrap();
     let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
-    assert!(n < 8, "out of port blocks");
+    assert!(n < 9, "out of port blocks");
     let base = 6000 + 200 * n;
     ctx.write_project_file(&format!(
         "gate = []\n[pool]\ntemplates = \"{}\"\n[slots]\n1 = \"light\"\n[profiles]\nlight = {{}}\n[ports]\nweb = [{base}, 1]\n",
@@ -547,4 +547,61 @@ fn a_password_only_the_compose_file_holds_is_kept_and_private() {
         );
     }
     assert_eq!(mode(&compose), 0o600);
+}
+
+/// A network the templates add takes a subnet of its own when the slot's
+/// files are rendered again; the networks the slot had keep theirs, though
+/// the new one sorts first (their order would otherwise give each the next
+/// one along, and every stack a changed network).
+#[test]
+fn a_network_a_template_adds_moves_no_other_networks_subnet() {
+    let ctx = TestContext::new();
+    ctx.git_init();
+    let dir = ctx.root.join("tpl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stack = |networks: &[&str]| {
+        let list: String = networks.iter().map(|n| format!("      - {n}\n")).collect();
+        let defs: String = networks.iter().map(|n| format!("  {n}: {{}}\n")).collect();
+        format!("services:\n  web:\n    image: x\n    networks:\n{list}networks:\n{defs}")
+    };
+    std::fs::write(
+        dir.join("docker-compose.yml.hbs"),
+        stack(&["front", "back"]),
+    )
+    .unwrap();
+    std::fs::write(dir.join("env.sandbox.hbs"), "SLOT_ID={{slot}}\n").unwrap();
+    let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+    assert!(n < 9, "out of port blocks");
+    let base = 6000 + 200 * n;
+    ctx.write_project_file(&format!(
+        "gate = []\n[pool]\ntemplates = \"{}\"\nsubnets = \"10.66.0.0/16\"\n[slots]\n1 = \"light\"\n[profiles]\nlight = {{}}\n[ports]\nweb = [{base}, 1]\n",
+        dir.display()
+    ));
+    let fake = FakeDocker::install(&ctx);
+    let p = Pool { ctx, fake, base };
+    p.run(&["provision"]).success();
+    let subnets = || {
+        let text = std::fs::read_to_string(p.slot_dir(1).join("networks.yml")).unwrap();
+        networks_file_json(&text)["networks"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, d)| format!("{k} {}", d["ipam"]["config"][0]["subnet"].as_str().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(subnets(), ["back 10.66.0.0/26", "front 10.66.0.64/26"]);
+    std::fs::write(
+        dir.join("docker-compose.yml.hbs"),
+        stack(&["front", "back", "api"]),
+    )
+    .unwrap();
+    p.run(&["provision"]).success();
+    assert_eq!(
+        subnets(),
+        [
+            "api 10.66.0.128/26",
+            "back 10.66.0.0/26",
+            "front 10.66.0.64/26"
+        ]
+    );
 }

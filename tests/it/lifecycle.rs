@@ -2631,7 +2631,7 @@ fn each_slots_networks_get_a_subnet_of_the_pools_own_range() {
         "it carries the slot's fingerprint: {text}"
     );
     let body: String = text.lines().skip(1).collect::<Vec<_>>().join("\n");
-    let v = to_json_yaml(&body);
+    let v = networks_file_json(&body);
     assert_eq!(
         v["networks"]["default"]["ipam"]["config"][0]["subnet"],
         "10.213.0.0/26"
@@ -2670,17 +2670,6 @@ fn each_slots_networks_get_a_subnet_of_the_pools_own_range() {
             && up.ends_with(&["--remove-orphans".to_owned()]),
         "{up:?}"
     );
-}
-
-fn to_json_yaml(text: &str) -> serde_json::Value {
-    // The file is JSON inside YAML: one mapping per network, written as JSON.
-    let mut networks = serde_json::Map::new();
-    for line in text.lines().filter(|l| l.starts_with("  ")) {
-        let (key, def) = line.trim().split_once(": ").unwrap();
-        let key: String = serde_json::from_str(key).unwrap();
-        networks.insert(key, serde_json::from_str(def).unwrap());
-    }
-    serde_json::json!({ "networks": networks })
 }
 
 #[test]

@@ -281,3 +281,15 @@ pub fn real_compose_v2() -> PathBuf {
 /// whose exact command lines it would join; tests/it/lifecycle.rs tests the
 /// steps themselves. Goes at the top of a project file.
 pub const NO_STEPS: &str = "after_up = []\n";
+
+/// A slot's networks file as JSON: it is JSON inside YAML, one mapping per
+/// network, each written as JSON (lines of other indentation are skipped).
+pub fn networks_file_json(text: &str) -> serde_json::Value {
+    let mut networks = serde_json::Map::new();
+    for line in text.lines().filter(|l| l.starts_with("  ")) {
+        let (key, def) = line.trim().split_once(": ").unwrap();
+        let key: String = serde_json::from_str(key).unwrap();
+        networks.insert(key, serde_json::from_str(def).unwrap());
+    }
+    serde_json::json!({ "networks": networks })
+}
