@@ -450,14 +450,14 @@ fn with_secrets(pool: &Pool, ctx: &SlotContext<'_>, mut env: String) -> Result<S
     Ok(env)
 }
 
-/// The slot's networks file: each network the slot makes itself (`keys` for
-/// an adopted pool, else those of the rendered `compose` file) gets a subnet
+/// The slot's networks file: each network the slot makes itself (`adopted`'s
+/// for an adopted pool, else those of the rendered `compose` file) gets a subnet
 /// of the slot's block, the one the file gave it so far where it had one.
 fn networks_file(
     pool: &Pool,
     slot: u32,
     compose: &str,
-    keys: Option<Vec<String>>,
+    adopted: Option<serde_json::Map<String, serde_json::Value>>,
     header: &str,
 ) -> Result<Option<String>> {
     let Some(block) = pool.subnets.block(slot) else {
@@ -472,7 +472,10 @@ fn networks_file(
     } else {
         crate::model::yaml_to_json(compose).unwrap_or_default()
     };
-    let keys = keys.unwrap_or_else(|| crate::model::own_networks_of(&parsed));
+    let keys = match &adopted {
+        Some(networks) => networks.keys().cloned().collect(),
+        None => crate::model::own_networks_of(&parsed),
+    };
     if keys.is_empty() {
         return Ok(None);
     }
@@ -493,10 +496,13 @@ fn networks_file(
         "(generated:",
         "(generated: each network's subnet of `[pool] subnets`;",
     );
+    // A whole file's own definitions; for an override, what the adopted
+    // project's model says of each network's ipam.
     let definitions = parsed
         .get("networks")
         .and_then(|n| n.as_object())
         .cloned()
+        .or(adopted)
         .unwrap_or_default();
     Ok(Some(crate::pool::subnets::networks_file(
         &header,

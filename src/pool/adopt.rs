@@ -152,13 +152,15 @@ pub(crate) fn ticked(names: &[&str]) -> String {
 }
 
 /// The compose file of a slot of an adopted pool, without its fingerprint
-/// line, and the networks the slot makes itself: made from the model of the worktree that holds the slot (when that
-/// one has been read), else from the model of the worktree the command runs in.
+/// line, and the networks the slot makes itself, each with its `ipam` (what
+/// the slot's networks file keeps of it besides the subnet it replaces):
+/// made from the model of the worktree that holds the slot (when that one
+/// has been read), else from the model of the worktree the command runs in.
 pub(crate) fn slot_file(
     pool: &Pool,
     adopted: &super::Adopted,
     ctx: &crate::template::SlotContext<'_>,
-) -> Result<(String, Vec<String>)> {
+) -> Result<(String, serde_json::Map<String, serde_json::Value>)> {
     // Another worktree's slot runs that worktree's files, when they were read.
     let elsewhere = ctx
         .worktree
@@ -215,7 +217,19 @@ pub(crate) fn slot_file(
         "# compose model {}\n{body}",
         crate::template::fnv1a(&[raw.as_bytes()])
     );
-    Ok((text, model.own_networks(adopted.external)))
+    let networks = model
+        .own_networks(adopted.external)
+        .into_iter()
+        .map(|key| {
+            let ipam = &model.raw["networks"][&key]["ipam"];
+            let kept = match ipam {
+                serde_json::Value::Object(_) => serde_json::json!({ "ipam": ipam }),
+                _ => serde_json::json!({}),
+            };
+            (key, kept)
+        })
+        .collect();
+    Ok((text, networks))
 }
 
 /// The same error once more: its message, hint and exit code.

@@ -233,7 +233,7 @@ pub(crate) fn networks_file(
     subnets: &[(String, Net)],
     definitions: &serde_json::Map<String, serde_json::Value>,
 ) -> String {
-    use serde_json::{Value, json};
+    use serde_json::Value;
     let mut text = header.to_owned();
     text.push_str("networks:\n");
     for (key, net) in subnets {
@@ -241,10 +241,7 @@ pub(crate) fn networks_file(
             Some(Value::Object(map)) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        def.insert(
-            "ipam".to_owned(),
-            json!({"config": [{"subnet": net.to_string()}]}),
-        );
+        def.insert("ipam".to_owned(), with_subnet(def.get("ipam"), *net));
         text.push_str(&format!(
             "  {}: {}\n",
             Value::from(key.as_str()),
@@ -252,6 +249,28 @@ pub(crate) fn networks_file(
         ));
     }
     text
+}
+
+/// A network's `ipam` with `net` as its IPv4 subnet: its driver, options
+/// and IPv6 subnets stay (a network with `enable_ipv6` keeps its own), its
+/// IPv4 ones are replaced.
+fn with_subnet(ipam: Option<&serde_json::Value>, net: Net) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut ipam = match ipam {
+        Some(Value::Object(map)) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let mut config = vec![json!({"subnet": net.to_string()})];
+    config.extend(
+        ipam.get("config")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c["subnet"].as_str().is_some_and(|s| s.contains(':')))
+            .cloned(),
+    );
+    ipam.insert("config".to_owned(), Value::Array(config));
+    Value::Object(ipam)
 }
 
 /// A network the engine has.
@@ -440,6 +459,40 @@ mod tests {
             .unwrap_err();
         assert!(e.ends_with("use a /16 or larger"), "{e}");
         assert_eq!(Subnets::Engine.check_slots(99), Ok(()));
+    }
+
+    #[test]
+    fn a_networks_ipam_keeps_its_driver_and_ipv6_subnets() {
+        let definitions = serde_json::json!({
+            "v6": {
+                "enable_ipv6": true,
+                "ipam": {
+                    "driver": "default",
+                    "config": [
+                        {"subnet": "172.30.0.0/24", "gateway": "172.30.0.1"},
+                        {"subnet": "fd00:1::/64"}
+                    ]
+                }
+            }
+        });
+        let text = networks_file(
+            "# h\n",
+            &[("v6".to_owned(), net("10.213.0.0/26"))],
+            definitions.as_object().unwrap(),
+        );
+        let line = text.lines().find(|l| l.starts_with("  ")).unwrap();
+        let def: serde_json::Value =
+            serde_json::from_str(line.trim().split_once(": ").unwrap().1).unwrap();
+        assert_eq!(
+            def,
+            serde_json::json!({
+                "enable_ipv6": true,
+                "ipam": {
+                    "driver": "default",
+                    "config": [{"subnet": "10.213.0.0/26"}, {"subnet": "fd00:1::/64"}]
+                }
+            })
+        );
     }
 
     #[test]
