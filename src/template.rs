@@ -377,7 +377,7 @@ impl Renderer {
             None => (header.clone() + &render(COMPOSE_TEMPLATE)?, None),
         };
         let networks = if with_networks {
-            networks_file(pool, ctx.slot, &compose, keys, &header)?
+            networks_file(pool, ctx, &compose, keys, &header)?
         } else {
             None
         };
@@ -455,11 +455,12 @@ fn with_secrets(pool: &Pool, ctx: &SlotContext<'_>, mut env: String) -> Result<S
 /// of the slot's block, the one the file gave it so far where it had one.
 fn networks_file(
     pool: &Pool,
-    slot: u32,
+    ctx: &SlotContext<'_>,
     compose: &str,
     adopted: Option<serde_json::Map<String, serde_json::Value>>,
     header: &str,
 ) -> Result<Option<String>> {
+    let slot = ctx.slot;
     let Some(block) = pool.subnets.block(slot) else {
         return Ok(None);
     };
@@ -508,6 +509,7 @@ fn networks_file(
         &header,
         &subnets,
         &definitions,
+        ctx.registry_id,
     )))
 }
 

@@ -381,10 +381,6 @@ impl Reading {
 
     fn subnet(self, subnet: &str) -> String {
         match self {
-            // The slot's networks file replaces IPv4 subnets only.
-            Reading::Adopted(_) if subnet.contains(':') => format!(
-                "its fixed IPv6 subnet {subnet} is kept: the slots share it, so one slot's stack at a time can be up"
-            ),
             Reading::Adopted(_) => format!(
                 "its fixed subnet {subnet} is replaced: two slots cannot hold one subnet; each slot gets its own"
             ),
@@ -485,26 +481,6 @@ mod tests {
         );
         assert!(msgs.iter().any(|m| m.contains("container `other`")));
         assert!(msgs.iter().any(|m| m.contains("range 8000-8010")));
-    }
-
-    #[test]
-    fn a_fixed_ipv6_subnet_is_said_to_be_kept_and_shared() {
-        let m = model(json!({
-            "services": {"web": {"image": "x", "networks": {"n": {}}}},
-            "networks": {"n": {"enable_ipv6": true, "ipam": {"config": [
-                {"subnet": "172.30.0.0/24"}, {"subnet": "fd00:1::/64"}
-            ]}}}
-        }));
-        let ports = derive_ports(&m, "P", 4).unwrap();
-        let a = analyse(&m, External::PerSlot, Some(&ports));
-        let said: Vec<&str> = a.warnings.iter().map(|f| f.message.as_str()).collect();
-        assert_eq!(
-            said,
-            [
-                "network `n`: its fixed subnet 172.30.0.0/24 is replaced: two slots cannot hold one subnet; each slot gets its own",
-                "network `n`: its fixed IPv6 subnet fd00:1::/64 is kept: the slots share it, so one slot's stack at a time can be up",
-            ]
-        );
     }
 
     #[test]

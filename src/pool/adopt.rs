@@ -152,8 +152,9 @@ pub(crate) fn ticked(names: &[&str]) -> String {
 }
 
 /// The compose file of a slot of an adopted pool, without its fingerprint
-/// line, and the networks the slot makes itself, each with its `ipam` (what
-/// the slot's networks file keeps of it besides the subnet it replaces):
+/// line, and the networks the slot makes itself, each with its `ipam` and
+/// `enable_ipv6` (what the slot's networks file keeps of it, besides the
+/// subnets it gives):
 /// made from the model of the worktree that holds the slot (when that one
 /// has been read), else from the model of the worktree the command runs in.
 pub(crate) fn slot_file(
@@ -221,12 +222,15 @@ pub(crate) fn slot_file(
         .own_networks(adopted.external)
         .into_iter()
         .map(|key| {
-            let ipam = &model.raw["networks"][&key]["ipam"];
-            let kept = match ipam {
-                serde_json::Value::Object(_) => serde_json::json!({ "ipam": ipam }),
-                _ => serde_json::json!({}),
-            };
-            (key, kept)
+            let def = &model.raw["networks"][&key];
+            let mut kept = serde_json::Map::new();
+            if def["ipam"].is_object() {
+                kept.insert("ipam".to_owned(), def["ipam"].clone());
+            }
+            if def["enable_ipv6"] == serde_json::Value::Bool(true) {
+                kept.insert("enable_ipv6".to_owned(), true.into());
+            }
+            (key, serde_json::Value::Object(kept))
         })
         .collect();
     Ok((text, networks))

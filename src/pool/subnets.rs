@@ -232,6 +232,7 @@ pub(crate) fn networks_file(
     header: &str,
     subnets: &[(String, Net)],
     definitions: &serde_json::Map<String, serde_json::Value>,
+    registry_id: &str,
 ) -> String {
     use serde_json::Value;
     let mut text = header.to_owned();
@@ -241,7 +242,9 @@ pub(crate) fn networks_file(
             Some(Value::Object(map)) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        def.insert("ipam".to_owned(), with_subnet(def.get("ipam"), *net));
+        let v6 =
+            (def.get("enable_ipv6") == Some(&Value::Bool(true))).then(|| ula(registry_id, *net));
+        def.insert("ipam".to_owned(), with_subnet(def.get("ipam"), *net, v6));
         text.push_str(&format!(
             "  {}: {}\n",
             Value::from(key.as_str()),
@@ -251,26 +254,52 @@ pub(crate) fn networks_file(
     text
 }
 
-/// A network's `ipam` with `net` as its IPv4 subnet: its driver, options
-/// and IPv6 subnets stay (a network with `enable_ipv6` keeps its own), its
-/// IPv4 ones are replaced.
-fn with_subnet(ipam: Option<&serde_json::Value>, net: Net) -> serde_json::Value {
+/// A network's `ipam` with `net` as its IPv4 subnet, and `v6` (given to a
+/// network with `enable_ipv6`) in place of its IPv6 subnets, or as its IPv6
+/// subnet where it names none (a fixed one would be every slot's, and the
+/// engine may have no pool to choose from): its driver and options stay.
+/// Where a network has IPv6 subnets but no `v6`, its own stay.
+fn with_subnet(
+    ipam: Option<&serde_json::Value>,
+    net: Net,
+    v6: Option<String>,
+) -> serde_json::Value {
     use serde_json::{Value, json};
     let mut ipam = match ipam {
         Some(Value::Object(map)) => map.clone(),
         _ => serde_json::Map::new(),
     };
+    let own_v6: Vec<Value> = ipam
+        .get("config")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c["subnet"].as_str().is_some_and(|s| s.contains(':')))
+        .cloned()
+        .collect();
     let mut config = vec![json!({"subnet": net.to_string()})];
-    config.extend(
-        ipam.get("config")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|c| c["subnet"].as_str().is_some_and(|s| s.contains(':')))
-            .cloned(),
-    );
+    match v6 {
+        Some(v6) => config.push(json!({"subnet": v6})),
+        None => config.extend(own_v6),
+    }
     ipam.insert("config".to_owned(), Value::Array(config));
     Value::Object(ipam)
+}
+
+/// The IPv6 subnet of the network whose IPv4 subnet is `net`: a unique
+/// local /64 (RFC 4193) whose global ID comes from the registry's id and
+/// whose subnet ID is `net`'s place in the pool's range, so that each slot
+/// and network of a registry has its own, like its IPv4 one.
+fn ula(registry_id: &str, net: Net) -> String {
+    use sha2::Digest;
+    let id = sha2::Sha256::digest(registry_id.as_bytes());
+    // The network bits of a /26, the lowest 16 of them: distinct for every
+    // /26 of a range up to a /10.
+    let place = (net.addr >> (32 - NETWORK_PREFIX)) & 0xffff;
+    format!(
+        "fd{:02x}:{:02x}{:02x}:{:02x}{:02x}:{place:04x}::/64",
+        id[0], id[1], id[2], id[3], id[4]
+    )
 }
 
 /// A network the engine has.
@@ -462,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn a_networks_ipam_keeps_its_driver_and_ipv6_subnets() {
+    fn a_networks_ipam_keeps_its_driver_and_gets_an_ipv6_subnet_of_its_own() {
         let definitions = serde_json::json!({
             "v6": {
                 "enable_ipv6": true,
@@ -473,26 +502,67 @@ mod tests {
                         {"subnet": "fd00:1::/64"}
                     ]
                 }
-            }
+            },
+            "v4": {"ipam": {"config": [{"subnet": "172.31.0.0/24"}]}}
         });
-        let text = networks_file(
-            "# h\n",
-            &[("v6".to_owned(), net("10.213.0.0/26"))],
-            definitions.as_object().unwrap(),
-        );
-        let line = text.lines().find(|l| l.starts_with("  ")).unwrap();
-        let def: serde_json::Value =
-            serde_json::from_str(line.trim().split_once(": ").unwrap().1).unwrap();
+        let file = |registry: &str, v6: &str, v4: &str| {
+            let text = networks_file(
+                "# h\n",
+                &[("v4".to_owned(), net(v4)), ("v6".to_owned(), net(v6))],
+                definitions.as_object().unwrap(),
+                registry,
+            );
+            networks_json(&text)
+        };
+        let one = file("r1", "10.213.2.0/26", "10.213.2.64/26");
+        let v6 = one["v6"]["ipam"]["config"][1]["subnet"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(
-            def,
+            one["v6"],
             serde_json::json!({
                 "enable_ipv6": true,
                 "ipam": {
                     "driver": "default",
-                    "config": [{"subnet": "10.213.0.0/26"}, {"subnet": "fd00:1::/64"}]
+                    "config": [{"subnet": "10.213.2.0/26"}, {"subnet": v6}]
                 }
             })
         );
+        // A unique local /64, its subnet ID the network's place in the range.
+        assert!(v6.starts_with("fd") && v6.ends_with(":5408::/64"), "{v6}");
+        assert_eq!(
+            one["v4"]["ipam"]["config"],
+            serde_json::json!([{"subnet": "10.213.2.64/26"}]),
+            "no IPv6 where the network had none"
+        );
+        // `enable_ipv6` with no IPv6 subnet of its own gets one too.
+        let bare = serde_json::json!({"b": {"enable_ipv6": true}});
+        let text = networks_file(
+            "# h\n",
+            &[("b".to_owned(), net("10.213.2.0/26"))],
+            bare.as_object().unwrap(),
+            "r1",
+        );
+        assert_eq!(
+            networks_json(&text)["b"]["ipam"]["config"][1]["subnet"].as_str(),
+            Some(v6.as_str())
+        );
+        // Another slot's network, another registry's: other subnets.
+        let other_slot = file("r1", "10.213.4.0/26", "10.213.4.64/26");
+        let other_registry = file("r2", "10.213.2.0/26", "10.213.2.64/26");
+        let v6_of = |v: &serde_json::Value| v["v6"]["ipam"]["config"][1]["subnet"].clone();
+        assert_ne!(v6_of(&other_slot), v6_of(&one));
+        assert_ne!(v6_of(&other_registry), v6_of(&one));
+        assert_eq!(
+            v6_of(&file("r1", "10.213.2.0/26", "10.213.2.64/26")),
+            v6_of(&one)
+        );
+    }
+
+    /// The networks of a networks file as `networks_file` writes it.
+    fn networks_json(text: &str) -> serde_json::Value {
+        crate::model::yaml_to_json(text).unwrap()["networks"].clone()
     }
 
     #[test]
@@ -510,7 +580,7 @@ mod tests {
             ["back 10.213.2.0/26", "front 10.213.2.64/26"]
         );
         // The networks file as written, read back.
-        let text = networks_file("# header\n", &first, &serde_json::Map::new());
+        let text = networks_file("# header\n", &first, &serde_json::Map::new(), "r1");
         let earlier = given_in(&text);
         assert_eq!(earlier.len(), 2, "{text}");
         // `api` sorts first: it takes a free subnet, the others stay.
@@ -637,7 +707,7 @@ wg0\t0000D50A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
             "front": null,
         });
         assert_eq!(
-            networks_file("# h\n", &s, defs.as_object().unwrap()),
+            networks_file("# h\n", &s, defs.as_object().unwrap(), "r1"),
             "# h\nnetworks:\n  \"back\": {\"ipam\":{\"config\":[{\"subnet\":\"10.213.2.0/26\"}]},\"labels\":{\"a\":\"1\"}}\n  \"front\": {\"ipam\":{\"config\":[{\"subnet\":\"10.213.2.64/26\"}]}}\n"
         );
     }

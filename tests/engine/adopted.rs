@@ -171,3 +171,70 @@ fn a_repository_with_only_a_compose_file_runs_a_slot_per_worktree_v2() {
 fn a_repository_with_only_a_compose_file_runs_a_slot_per_worktree_v1() {
     zero_configuration(81, Compose::V1);
 }
+
+/// A project whose network has fixed IPv4 and IPv6 subnets: two worktrees'
+/// slots are up at once (one fixed IPv6 subnet would be refused the second
+/// time), each network with its slot's IPv4 subnet and an IPv6 /64 of its
+/// own; `release` leaves nothing.
+#[test]
+fn fixed_ipv6_subnets_become_each_slots_own_v2() {
+    fixed_ipv6(24, Compose::V2);
+}
+
+#[test]
+fn fixed_ipv6_subnets_become_each_slots_own_v1() {
+    fixed_ipv6(25, Compose::V1);
+}
+
+fn fixed_ipv6(n: u32, compose: Compose) {
+    let w = World::bare(n, compose);
+    let b = w.base;
+    let file = format!(
+        r#"services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports:
+      - "{b}:8080"
+    networks: [dual]
+networks:
+  dual:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: 172.29.{n}.0/24
+        - subnet: fd00:{n}::/64
+"#
+    );
+    commit(&w, &w.repo, &file, "the project");
+    let other = w.worktree("other");
+    let mut seen = Vec::new();
+    for (dir, slot) in [(&w.repo, 1), (&other, 2)] {
+        w.run(dir, &["up"])
+            .success()
+            .assert_stdout_contains("is up and ready");
+        let subnets = docker_ok(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+            &format!("{}-slot-{slot}_dual", w.pool),
+        ]);
+        let subnets: Vec<String> = subnets.split_whitespace().map(str::to_owned).collect();
+        assert_eq!(subnets.len(), 2, "{subnets:?}");
+        assert!(
+            subnets[0].starts_with(&format!("10.{}.", 100 + n)),
+            "{subnets:?}"
+        );
+        assert!(
+            subnets[1].starts_with("fd") && subnets[1].ends_with("::/64"),
+            "{subnets:?}"
+        );
+        assert!(!subnets.contains(&format!("fd00:{n}::/64")));
+        seen.push(subnets);
+    }
+    assert_ne!(seen[0], seen[1], "each slot has its own");
+    w.run(&other, &["release"]).success();
+    w.run(&w.repo, &["release"]).success();
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}

@@ -14,7 +14,7 @@
 //! env_file: 6; failed_start: 7-9, 23; ports: 10; lifecycle: 11-13, 15, 16, 19,
 //! 20; no_engine: 14; workflow: 21, 22; signals: 40-43; gate: 45-49; data_safety:
 //! 53-57; identity: 60-63 (pools `e2eid<N>`); derived: 66-70; messages: 75, 76;
-//! adopted: 80, 81 (bare worlds: no project file, the repository's own compose file);
+//! adopted: 24, 25, 80, 81 (bare worlds: no project file, the repository's own compose file);
 //! corpus: 82, 83 (bare worlds adopting real projects' compose files); ktrdr:
 //! 84, 85 (the embedded default pool in a KTRDR-shaped checkout); after_up:
 //! 86, 87 (pools `afterup<N>`); engines: 88 (the extra engines of
