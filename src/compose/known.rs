@@ -46,8 +46,8 @@ fn file() -> Option<PathBuf> {
 }
 
 /// The programs the answer depends on, as one text; `None` when one of them
-/// cannot be identified.
-fn key(docker: &Docker) -> Option<String> {
+/// cannot be identified (then nothing is kept or recalled).
+pub(super) fn key(docker: &Docker) -> Option<String> {
     let mut parts = vec![format!(
         "DOCKER_SANDBOX_COMPOSE={}",
         std::env::var("DOCKER_SANDBOX_COMPOSE").unwrap_or_default()
@@ -101,11 +101,12 @@ fn plugin_dirs(docker: &Docker) -> Vec<PathBuf> {
     dirs
 }
 
-/// What was found before with the same programs, if anything.
-pub(super) fn recall(docker: &Docker) -> Option<Compose> {
+/// What was found before with the same programs (`key`), if anything.
+pub(super) fn recall(docker: &Docker, key: Option<&str>) -> Option<Compose> {
+    let key = key?;
     let text = std::fs::read_to_string(file()?).ok()?;
     let kept: Kept = serde_json::from_str(&text).ok()?;
-    if kept.key != key(docker)? {
+    if kept.key != key {
         return None;
     }
     Some(Compose {
@@ -115,13 +116,14 @@ pub(super) fn recall(docker: &Docker) -> Option<Compose> {
     })
 }
 
-/// Keeps what was found; a cache that cannot be written is only slower.
-pub(super) fn keep(found: &Compose) {
-    let (Some(file), Some(key)) = (file(), key(&found.docker)) else {
+/// Keeps what was found with the programs of `key`; a cache that cannot be
+/// written is only slower.
+pub(super) fn keep(found: &Compose, key: Option<&str>) {
+    let (Some(file), Some(key)) = (file(), key) else {
         return;
     };
     let kept = Kept {
-        key,
+        key: key.to_owned(),
         standalone: match &found.program {
             Program::Plugin => None,
             Program::Standalone(bin) => Some(bin.clone()),

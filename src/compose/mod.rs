@@ -57,11 +57,12 @@ impl Compose {
     /// version --short`, else `docker-compose`; what was found before is
     /// reused while the programs that answered are the same (`known`).
     pub(crate) fn discover(docker: &Docker) -> Result<Compose> {
-        if let Some(known) = known::recall(docker) {
+        let key = known::key(docker);
+        if let Some(known) = known::recall(docker, key.as_deref()) {
             return Ok(known);
         }
         let found = Self::ask(docker)?;
-        known::keep(&found);
+        known::keep(&found, key.as_deref());
         Ok(found)
     }
 
