@@ -146,24 +146,11 @@ fn script(args: &[&str]) {
 pub fn engines() -> &'static Engines {
     static ENGINES: OnceLock<Engines> = OnceLock::new();
     ENGINES.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/engines.sh");
         let run = std::env::var_os("DOCKER_SANDBOX_TEST_ENGINES").map_or_else(
             || PathBuf::from("/tmp/docker-sandbox-engines"),
             PathBuf::from,
         );
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "`bash tests/engine/engines.sh up` failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        script(&["up"]);
         Engines {
             config: run.join("docker"),
             bin: run.join("bin"),
